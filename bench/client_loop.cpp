@@ -1,0 +1,529 @@
+// The bench's epoll loop: connect → [TLS] → upgrade → frames, level-triggered, one shared
+// read buffer, in-place parsing of server frames, one write per connection per round.
+#include "client_loop.hpp"
+
+#include <fmt/format.h>
+#include <openssl/err.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <stdexcept>
+#include <system_error>
+
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+namespace mles::bench {
+
+namespace {
+
+constexpr std::size_t initial_read_buffer = 1u << 20;
+constexpr std::size_t min_read_space = 64u << 10;
+constexpr std::size_t max_upgrade_response = 16u << 10;
+constexpr int max_reads_per_event = 4;  // fairness between connections
+constexpr clock_ns max_wait = ms_ns(20);
+
+std::string tls_error_string() {
+  const unsigned long e = ERR_get_error();
+  if (e == 0) return errno != 0 ? std::string(std::strerror(errno)) : std::string("unknown");
+  std::array<char, 256> buf{};
+  ERR_error_string_n(e, buf.data(), buf.size());
+  return buf.data();
+}
+
+}  // namespace
+
+client_loop::client_loop(const endpoint& ep, SSL_CTX* tls, std::string host_header)
+    : endpoint_(ep), tls_(tls), host_header_(std::move(host_header)) {
+  epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (epoll_fd_ < 0 || wake_fd_ < 0)
+    throw std::system_error(errno, std::generic_category(), "epoll/eventfd");
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.ptr = nullptr;
+  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev) != 0)
+    throw std::system_error(errno, std::generic_category(), "epoll_ctl");
+  rbuf_.resize(initial_read_buffer);
+}
+
+client_loop::~client_loop() {
+  for (auto& c : connections_) close(c, close_kind::abortive);
+  ::close(wake_fd_);
+  ::close(epoll_fd_);
+}
+
+connection& client_loop::create(std::uint32_t id) {
+  connection& c = connections_.emplace_back();
+  c.id_ = id;
+  c.mask_rng_ = (id + 1) * 2654435761u | 1u;
+  return c;
+}
+
+void client_loop::start_connect(connection& c) {
+  c.t_connect_ = now_ns();
+  const int fd = ::socket(endpoint_.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    handler_->on_failure(c, fmt::format("socket(): {}", std::strerror(errno)));
+    c.state_ = conn_state::closed;
+    return;
+  }
+  const int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  c.fd_ = fd;
+  c.state_ = conn_state::connecting;
+  ++handshaking_;
+  epoll_event ev{};
+  ev.events = EPOLLOUT;
+  ev.data.ptr = &c;
+  c.events_ = EPOLLOUT;
+  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    fail(c, fmt::format("epoll_ctl: {}", std::strerror(errno)));
+    return;
+  }
+  const int r = ::connect(fd, reinterpret_cast<const sockaddr*>(&endpoint_.addr), endpoint_.addr_len);
+  if (r == 0) {
+    finish_connect(c);
+  } else if (errno != EINPROGRESS) {
+    fail(c, fmt::format("connect to {}: {}", endpoint_.text, std::strerror(errno)));
+  }
+}
+
+void client_loop::finish_connect(connection& c) {
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (::getsockopt(c.fd_, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+  if (err != 0) {
+    fail(c, fmt::format("connect to {}: {}", endpoint_.text, std::strerror(err)));
+    return;
+  }
+  c.t_tcp_ = now_ns();
+  handler_->on_tcp_connected(c, c.t_tcp_);
+  if (c.state_ == conn_state::closed) return;
+  if (tls_ != nullptr) {
+    c.ssl_ = SSL_new(tls_);
+    if (c.ssl_ == nullptr) {
+      fail(c, "SSL_new failed");
+      return;
+    }
+    SSL_set_fd(c.ssl_, c.fd_);
+    SSL_set_tlsext_host_name(c.ssl_, "localhost");
+    SSL_set_connect_state(c.ssl_);
+    c.state_ = conn_state::tls_handshake;
+    continue_tls_handshake(c);
+  } else {
+    send_upgrade_request(c);
+  }
+}
+
+void client_loop::continue_tls_handshake(connection& c) {
+  ERR_clear_error();
+  errno = 0;
+  const int r = SSL_do_handshake(c.ssl_);
+  if (r == 1) {
+    c.read_wants_write_ = false;
+    send_upgrade_request(c);
+    return;
+  }
+  const int e = SSL_get_error(c.ssl_, r);
+  if (e == SSL_ERROR_WANT_READ) {
+    c.read_wants_write_ = false;
+  } else if (e == SSL_ERROR_WANT_WRITE) {
+    c.read_wants_write_ = true;
+  } else {
+    fail(c, fmt::format("TLS handshake with {} failed: {}", endpoint_.text,
+                        e == SSL_ERROR_SYSCALL || e == SSL_ERROR_ZERO_RETURN
+                            ? std::string("connection closed by the server")
+                            : tls_error_string()));
+    return;
+  }
+  update_interest(c);
+}
+
+void client_loop::send_upgrade_request(connection& c) {
+  c.ws_key_ = make_websocket_key();
+  c.state_ = conn_state::upgrading;
+  c.out_ += fmt::format(
+      "GET / HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+      "Sec-WebSocket-Key: {}\r\nSec-WebSocket-Version: 13\r\n"
+      "Sec-WebSocket-Protocol: {}\r\n\r\n",
+      host_header_, c.ws_key_, mles_subprotocol);
+  flush(c);
+}
+
+void client_loop::send_frame(connection& c, ws_opcode op, const char* payload, std::size_t n) {
+  const std::size_t h = server_header_size(n) + 4;
+  const std::size_t old = c.out_.size();
+  c.out_.resize(old + h + n);
+  char* p = c.out_.data() + old;
+  const std::size_t hl = write_header(p, op, n, true, true);
+  // xorshift32: a fresh masking key per frame (RFC 6455 §5.3) at negligible cost.
+  std::uint32_t x = c.mask_rng_;
+  x ^= x << 13;
+  x ^= x >> 17;
+  x ^= x << 5;
+  c.mask_rng_ = x;
+  std::memcpy(p + hl, &x, 4);
+  copy_masked(p + hl + 4, payload, n, x);
+  mark_dirty(c);
+}
+
+void client_loop::mark_dirty(connection& c) {
+  if (!c.dirty_) {
+    c.dirty_ = true;
+    dirty_.push_back(&c);
+  }
+}
+
+void client_loop::close(connection& c, close_kind kind) {
+  if (c.state_ == conn_state::closed || c.state_ == conn_state::idle) {
+    c.state_ = conn_state::closed;
+    return;
+  }
+  if (c.state_ != conn_state::open) --handshaking_;
+  if (kind == close_kind::abortive) {
+    const linger lg{1, 0};
+    ::setsockopt(c.fd_, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  }
+  if (c.ssl_ != nullptr) {
+    SSL_free(c.ssl_);
+    c.ssl_ = nullptr;
+  }
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c.fd_, nullptr);
+  ::close(c.fd_);
+  c.fd_ = -1;
+  c.state_ = conn_state::closed;
+  std::string().swap(c.out_);
+  std::string().swap(c.in_);
+  std::string().swap(c.frag_);
+  c.out_off_ = 0;
+}
+
+void client_loop::fail(connection& c, std::string_view why) {
+  if (c.state_ == conn_state::closed) return;
+  handler_->on_failure(c, why);
+  close(c);
+}
+
+void client_loop::update_interest(connection& c) {
+  if (c.state_ == conn_state::closed) return;
+  std::uint32_t want = 0;
+  switch (c.state_) {
+    case conn_state::connecting:
+      want = EPOLLOUT;
+      break;
+    case conn_state::tls_handshake:
+      want = c.read_wants_write_ ? EPOLLOUT : EPOLLIN;
+      break;
+    default:
+      want = EPOLLIN | ((c.queued() > 0 || c.read_wants_write_) ? EPOLLOUT : 0u);
+      break;
+  }
+  if (want == c.events_) return;
+  epoll_event ev{};
+  ev.events = want;
+  ev.data.ptr = &c;
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, c.fd_, &ev);
+  c.events_ = want;
+}
+
+void client_loop::flush(connection& c) {
+  while (c.out_off_ < c.out_.size()) {
+    const char* data = c.out_.data() + c.out_off_;
+    const std::size_t left = c.out_.size() - c.out_off_;
+    if (c.ssl_ != nullptr) {
+      ERR_clear_error();
+      errno = 0;
+      const int r = SSL_write(c.ssl_, data, static_cast<int>(std::min<std::size_t>(left, INT_MAX)));
+      if (r > 0) {
+        c.out_off_ += static_cast<std::size_t>(r);
+        continue;
+      }
+      const int e = SSL_get_error(c.ssl_, r);
+      if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) break;
+      fail(c, fmt::format("TLS write failed: {}", tls_error_string()));
+      return;
+    }
+    const ssize_t r = ::send(c.fd_, data, left, MSG_NOSIGNAL);
+    if (r > 0) {
+      c.out_off_ += static_cast<std::size_t>(r);
+      continue;
+    }
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    fail(c, fmt::format("write failed: {}", std::strerror(errno)));
+    return;
+  }
+  if (c.out_off_ == c.out_.size()) {
+    c.out_.clear();
+    c.out_off_ = 0;
+  } else if (c.out_off_ > (1u << 20) && c.out_off_ * 2 > c.out_.size()) {
+    c.out_.erase(0, c.out_off_);
+    c.out_off_ = 0;
+  }
+  update_interest(c);
+}
+
+void client_loop::flush_dirty() {
+  // Index loop: a flush failure may make the handler queue frames on other connections.
+  for (std::size_t i = 0; i < dirty_.size(); ++i) {
+    connection& c = *dirty_[i];
+    c.dirty_ = false;
+    if (c.state_ == conn_state::upgrading || c.state_ == conn_state::open) flush(c);
+  }
+  dirty_.clear();
+}
+
+void client_loop::on_event(connection& c, std::uint32_t ev) {
+  switch (c.state_) {
+    case conn_state::idle:
+    case conn_state::closed:
+      return;
+    case conn_state::connecting:
+      finish_connect(c);
+      return;
+    case conn_state::tls_handshake:
+      continue_tls_handshake(c);
+      return;
+    case conn_state::upgrading:
+    case conn_state::open:
+      break;
+  }
+  if ((ev & EPOLLOUT) != 0) {
+    if (c.read_wants_write_) {
+      c.read_wants_write_ = false;
+      do_read(c);
+      if (c.state_ == conn_state::closed) return;
+    }
+    flush(c);
+    if (c.state_ == conn_state::closed) return;
+  }
+  if ((ev & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) != 0) {
+    do_read(c);
+    if (c.ssl_ != nullptr && c.state_ != conn_state::closed && c.queued() > 0) mark_dirty(c);
+  }
+}
+
+void client_loop::do_read(connection& c) {
+  for (int iter = 0; iter < max_reads_per_event && c.state_ != conn_state::closed; ++iter) {
+    const std::size_t have = c.in_.size();
+    if (rbuf_.size() < have + min_read_space)
+      rbuf_.resize(std::max(rbuf_.size() * 2, have + min_read_space));
+    if (have > 0) std::memcpy(rbuf_.data(), c.in_.data(), have);
+    c.in_.clear();
+    char* base = rbuf_.data() + have;
+    const std::size_t space = rbuf_.size() - have;
+    std::size_t got = 0;
+    bool drained = false;
+    std::string error;
+    bool eof = false;
+    if (c.ssl_ != nullptr) {
+      // SSL_read yields at most one record (16 KiB): fill the buffer before parsing.
+      while (got < space) {
+        ERR_clear_error();
+        errno = 0;
+        const int r = SSL_read(c.ssl_, base + got, static_cast<int>(std::min<std::size_t>(space - got, INT_MAX)));
+        if (r > 0) {
+          got += static_cast<std::size_t>(r);
+          continue;
+        }
+        const int e = SSL_get_error(c.ssl_, r);
+        if (e == SSL_ERROR_WANT_READ) {
+          drained = true;
+        } else if (e == SSL_ERROR_WANT_WRITE) {
+          c.read_wants_write_ = true;
+          drained = true;
+          update_interest(c);
+        } else if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && errno == 0)) {
+          eof = true;
+        } else {
+          error = fmt::format("TLS read failed: {}", tls_error_string());
+        }
+        break;
+      }
+    } else {
+      ssize_t r;
+      do {
+        r = ::read(c.fd_, base, space);
+      } while (r < 0 && errno == EINTR);
+      if (r > 0) {
+        got = static_cast<std::size_t>(r);
+        drained = got < space;
+      } else if (r == 0) {
+        eof = true;
+      } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        drained = true;
+      } else {
+        error = fmt::format("read failed: {}", std::strerror(errno));
+      }
+    }
+    ++read_calls_;
+    bytes_read_ += got;
+    if (got > 0) {
+      if (!consume(c, have + got, now_ns())) return;
+    } else if (have > 0) {
+      c.in_.assign(rbuf_.data(), have);
+    }
+    if (eof) {
+      fail(c, c.state_ == conn_state::upgrading
+                  ? "server closed the connection during the upgrade (no 101)"
+                  : "server closed the connection");
+      return;
+    }
+    if (!error.empty()) {
+      fail(c, error);
+      return;
+    }
+    if (drained) return;
+  }
+}
+
+bool client_loop::consume_upgrade_response(connection& c, std::size_t n, std::size_t& used) {
+  const std::string_view all(rbuf_.data(), n);
+  const std::size_t end = all.find("\r\n\r\n");
+  if (end == std::string_view::npos) {
+    if (n > max_upgrade_response) {
+      fail(c, "upgrade response headers too large");
+      return false;
+    }
+    used = 0;  // keep everything for the next read
+    return true;
+  }
+  const std::string_view head = all.substr(0, end + 2);
+  const std::size_t sp = head.find(' ');
+  if (head.substr(0, 5) != "HTTP/" || sp == std::string_view::npos || head.substr(sp + 1, 3) != "101") {
+    const std::size_t eol = head.find("\r\n");
+    fail(c, fmt::format("upgrade refused: \"{}\"", head.substr(0, eol)));
+    return false;
+  }
+  const std::string expected = websocket_accept_key(c.ws_key_);
+  if (header_value(head, "Sec-WebSocket-Accept") != expected) {
+    fail(c, "upgrade response has a wrong or missing Sec-WebSocket-Accept");
+    return false;
+  }
+  if (header_value(head, "Sec-WebSocket-Protocol") != mles_subprotocol) {
+    fail(c, "upgrade response does not select Sec-WebSocket-Protocol: mles-websocket");
+    return false;
+  }
+  used = end + 4;
+  c.state_ = conn_state::open;
+  --handshaking_;
+  c.t_open_ = now_ns();
+  handler_->on_open(c, c.t_open_);
+  return c.state_ != conn_state::closed;
+}
+
+bool client_loop::consume(connection& c, std::size_t n, clock_ns read_time) {
+  char* p = rbuf_.data();
+  std::size_t pos = 0;
+  if (c.state_ == conn_state::upgrading) {
+    std::size_t used = 0;
+    if (!consume_upgrade_response(c, n, used)) return false;
+    if (c.state_ == conn_state::upgrading) {
+      c.in_.assign(p, n);
+      return true;
+    }
+    pos = used;
+  }
+  while (pos < n) {
+    frame_view f;
+    const parse_result r = parse_frame(p + pos, n - pos, f);
+    if (r == parse_result::need_more) break;
+    if (r == parse_result::error) {
+      fail(c, "protocol error: malformed frame from the server");
+      return false;
+    }
+    if (f.masked) {
+      fail(c, "protocol error: the server sent a masked frame");
+      return false;
+    }
+    pos += f.frame_len;
+    switch (f.opcode) {
+      case ws_opcode::text:
+      case ws_opcode::binary:
+        if (c.frag_opcode_ != ws_opcode::continuation) {
+          fail(c, "protocol error: data frame inside a fragmented message");
+          return false;
+        }
+        if (f.fin) {
+          handler_->on_message(c, f.opcode, f.payload, f.payload_len, read_time);
+        } else {
+          c.frag_opcode_ = f.opcode;
+          c.frag_.assign(f.payload, f.payload_len);
+        }
+        break;
+      case ws_opcode::continuation:
+        if (c.frag_opcode_ == ws_opcode::continuation) {
+          fail(c, "protocol error: continuation frame without a message");
+          return false;
+        }
+        c.frag_.append(f.payload, f.payload_len);
+        if (f.fin) {
+          const ws_opcode op = c.frag_opcode_;
+          c.frag_opcode_ = ws_opcode::continuation;
+          std::string msg;
+          msg.swap(c.frag_);
+          handler_->on_message(c, op, msg.data(), msg.size(), read_time);
+        }
+        break;
+      case ws_opcode::ping:
+        send_frame(c, ws_opcode::pong, f.payload, f.payload_len);
+        break;
+      case ws_opcode::pong:
+        break;
+      case ws_opcode::close: {
+        unsigned code = 1005;
+        std::string_view reason;
+        if (f.payload_len >= 2) {
+          code = (static_cast<unsigned>(static_cast<std::uint8_t>(f.payload[0])) << 8) |
+                 static_cast<std::uint8_t>(f.payload[1]);
+          reason = std::string_view(f.payload + 2, f.payload_len - 2);
+        }
+        fail(c, fmt::format("server closed the session: close {} \"{}\"", code, reason));
+        return false;
+      }
+    }
+    if (c.state_ == conn_state::closed) return false;
+  }
+  if (pos < n) c.in_.assign(p + pos, n - pos);
+  return true;
+}
+
+void client_loop::run(const std::atomic<bool>& stop) {
+  std::vector<epoll_event> events(1024);
+  while (!stop.load(std::memory_order_acquire)) {
+    const clock_ns now = now_ns();
+    sleeping_.store(true, std::memory_order_seq_cst);
+    const clock_ns wait = std::clamp<clock_ns>(handler_->next_wakeup(now) - now, 0, max_wait);
+    const timespec ts{static_cast<time_t>(wait / 1'000'000'000), static_cast<long>(wait % 1'000'000'000)};
+    const int n = ::epoll_pwait2(epoll_fd_, events.data(), static_cast<int>(events.size()), &ts, nullptr);
+    sleeping_.store(false, std::memory_order_relaxed);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw std::system_error(errno, std::generic_category(), "epoll_pwait2");
+    }
+    for (int i = 0; i < n; ++i) {
+      void* ptr = events[static_cast<std::size_t>(i)].data.ptr;
+      if (ptr == nullptr) {
+        std::uint64_t v;
+        [[maybe_unused]] const ssize_t r = ::read(wake_fd_, &v, sizeof v);
+        continue;
+      }
+      on_event(*static_cast<connection*>(ptr), events[static_cast<std::size_t>(i)].events);
+    }
+    handler_->on_round(now_ns());
+    flush_dirty();
+  }
+}
+
+void client_loop::wake() noexcept {
+  const std::uint64_t one = 1;
+  [[maybe_unused]] const ssize_t r = ::write(wake_fd_, &one, sizeof one);
+}
+
+}  // namespace mles::bench

@@ -1,0 +1,137 @@
+// One bench event loop: a level-triggered epoll loop driving many WebSocket client
+// connections (plain or TLS) over loopback. Reads in big chunks, parses server frames in
+// place, queues masked client frames per connection and flushes each once per round.
+// Thread-safety: everything runs on the loop's thread except wake() and wake_if_sleeping().
+#pragma once
+
+#include "bench_common.hpp"
+#include "ws_wire.hpp"
+
+#include <openssl/ssl.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <string_view>
+#include <vector>
+
+struct epoll_event;
+
+namespace mles::bench {
+
+enum class conn_state : std::uint8_t { idle, connecting, tls_handshake, upgrading, open, closed };
+
+// One client connection. Owned by its client_loop (stable address); modes keep pointers.
+struct connection {
+  std::uint32_t id_ = 0;  // the mode's member index
+  int fd_ = -1;
+  SSL* ssl_ = nullptr;
+  conn_state state_ = conn_state::idle;
+  bool dirty_ = false;             // on the loop's flush list
+  bool read_wants_write_ = false;  // TLS: SSL_read asked for the socket to become writable
+  std::uint32_t events_ = 0;       // epoll interest currently registered
+  std::uint32_t mask_rng_ = 0;     // xorshift32 state for the masking keys
+  std::string out_;                // bytes not yet written (frames already masked)
+  std::size_t out_off_ = 0;
+  std::string in_;                 // unparsed tail of the last read (partial frame/response)
+  std::string frag_;               // fragmented message being reassembled
+  ws_opcode frag_opcode_ = ws_opcode::continuation;
+  std::string ws_key_;             // our Sec-WebSocket-Key
+  clock_ns t_connect_ = 0;         // connect() called
+  clock_ns t_tcp_ = 0;             // TCP established
+  clock_ns t_open_ = 0;            // 101 received
+
+  std::size_t queued() const noexcept { return out_.size() - out_off_; }
+};
+
+// What a mode does with connections. Called on the loop's thread.
+class client_handler {
+ public:
+  virtual void on_tcp_connected(connection&, clock_ns /*now*/) {}
+  // The upgrade completed (101 checked); typically: send the join frame.
+  virtual void on_open(connection& c, clock_ns now) = 0;
+  // A whole data message (text/binary). data stays valid during the call only.
+  // read_time: when the bytes were read (one clock read per read batch).
+  virtual void on_message(connection& c, ws_opcode op, const char* data, std::size_t n,
+                          clock_ns read_time) = 0;
+  // The connection failed or the server closed it; the loop closes it after the call.
+  virtual void on_failure(connection& c, std::string_view why) = 0;
+  // After each batch of events, before queued frames are flushed.
+  virtual void on_round(clock_ns now) = 0;
+  // Absolute time of the next on_round the mode needs even without I/O (the loop caps the
+  // wait at 20 ms). Called with the loop marked sleeping: see client_loop::wake_if_sleeping.
+  virtual clock_ns next_wakeup(clock_ns now) = 0;
+
+ protected:
+  ~client_handler() = default;
+};
+
+class client_loop {
+ public:
+  client_loop(const endpoint& ep, SSL_CTX* tls, std::string host_header);
+  ~client_loop();
+  client_loop(const client_loop&) = delete;
+  client_loop& operator=(const client_loop&) = delete;
+
+  void set_handler(client_handler* h) noexcept { handler_ = h; }
+
+  // A new, unconnected connection with a stable address.
+  connection& create(std::uint32_t id);
+  // Starts a non-blocking connect (then TLS, then the upgrade request). On an immediate
+  // failure the handler's on_failure is called.
+  void start_connect(connection& c);
+  // Connections between start_connect and 101 (or failure).
+  std::size_t handshakes_in_progress() const noexcept { return handshaking_; }
+
+  // Queues one masked frame; flushed at the end of the round.
+  void send_frame(connection& c, ws_opcode op, const char* payload, std::size_t n);
+  // Closes the socket now (no close frame: the server sees EOF), abortively (RST) if asked.
+  enum class close_kind { graceful, abortive };
+  void close(connection& c, close_kind kind = close_kind::graceful);
+
+  // Runs rounds until stop is set (checked every round; wake() makes it prompt).
+  void run(const std::atomic<bool>& stop);
+  // From any thread: interrupt the current wait.
+  void wake() noexcept;
+  // From another loop's thread, after publishing progress this loop may wait for: wakes it
+  // only if it is (about to be) waiting. The caller issues a seq_cst fence first.
+  void wake_if_sleeping() noexcept {
+    if (sleeping_.load(std::memory_order_relaxed)) wake();
+  }
+
+  std::uint64_t bytes_read() const noexcept { return bytes_read_; }
+  std::uint64_t read_calls() const noexcept { return read_calls_; }
+
+ private:
+  void on_event(connection& c, std::uint32_t ev);
+  void finish_connect(connection& c);
+  void continue_tls_handshake(connection& c);
+  void send_upgrade_request(connection& c);
+  void do_read(connection& c);
+  // Parses rbuf_[0, n); returns false if the connection failed.
+  bool consume(connection& c, std::size_t n, clock_ns read_time);
+  bool consume_upgrade_response(connection& c, std::size_t n, std::size_t& used);
+  void flush(connection& c);
+  void flush_dirty();
+  void update_interest(connection& c);
+  void fail(connection& c, std::string_view why);
+  void mark_dirty(connection& c);
+
+  const endpoint& endpoint_;
+  SSL_CTX* tls_;
+  std::string host_header_;
+  client_handler* handler_ = nullptr;
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;
+  std::atomic<bool> sleeping_{false};
+  std::deque<connection> connections_;
+  std::vector<connection*> dirty_;
+  std::string rbuf_;  // shared read buffer
+  std::size_t handshaking_ = 0;
+  std::uint64_t bytes_read_ = 0;
+  std::uint64_t read_calls_ = 0;
+};
+
+}  // namespace mles::bench

@@ -1,0 +1,58 @@
+// The three mles-bench modes (fanout, idle, history): their options and entry points.
+// Each returns a process exit code (bench_common.hpp) and throws bench_failure on deadlines.
+#pragma once
+
+#include "bench_common.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace mles::bench {
+
+// Bench payload layout (little-endian), shared by fanout and history:
+//   [0,4)  publisher id; bit 31 set marks a barrier probe (never counted)
+//   [4,8)  sequence number per publisher (data and probes counted separately)
+//   [8,16) send time, steady_clock ns
+//   [16,size) filler
+inline constexpr std::size_t payload_header_size = 16;
+inline constexpr std::uint32_t probe_flag = 0x8000'0000u;
+
+struct fanout_options {
+  unsigned channels = 1;
+  unsigned subscribers = 100;  // per channel
+  unsigned publishers = 1;     // per channel; publishers also receive the others' messages
+  std::size_t size = 64;       // payload bytes, >= 16
+  double rate = 0;             // messages/s per publisher; 0 = max (closed loop, window)
+  unsigned window = 256;       // messages per publisher not yet received by every member
+  double duration_s = 5;
+  double warmup_s = 1;
+  double barrier_timeout_s = 30;
+  double drain_timeout_s = 10;
+};
+
+struct idle_options {
+  unsigned connections = 10'000;
+  unsigned per_channel = 100;  // members per channel; 1 = a channel per connection
+  int server_pid = 0;          // read VmRSS from /proc/PID/status when set
+  double settle_timeout_s = 15;
+  double hold_s = 0;           // extra idle time before closing
+};
+
+struct history_options {
+  unsigned history = 200;      // publisher messages the joiner must receive
+  std::size_t size = 1024;     // payload bytes, >= 16
+  unsigned joins = 200;        // measured joins
+  unsigned warmup_joins = 5;   // joins before measuring
+  double join_timeout_s = 10;
+};
+
+int run_fanout(const common_options& common, const fanout_options& opt);
+int run_idle(const common_options& common, const idle_options& opt);
+int run_history(const common_options& common, const history_options& opt);
+
+// Prints the human-readable lines and, with --json, the one-line JSON record on stdout.
+void print_result(const common_options& common, const std::string& title,
+                  const result_record& rec);
+
+}  // namespace mles::bench

@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""Writes the seed corpus for the libFuzzer targets (fuzz/corpus/<target>/seed_*).
+
+frame_parser inputs: byte 0 = max_message index (bits 0-2) | chunking style << 3,
+byte 1 = chunk seed, then client bytes. join_frame inputs: the text of a first message.
+Run from anywhere: python3 fuzz/make_corpus.py (existing seed_* files are replaced; files
+added by libFuzzer -merge keep their hash names)."""
+import os
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MAX_1M, MAX_125, MAX_126, MAX_1000, MAX_64K = 7, 2, 3, 4, 6
+
+
+def frame(b0, payload=b"", key=b"\x37\xfa\x21\x3d", form=None, masked=True):
+    n = len(payload)
+    mask_bit = 0x80 if masked else 0
+    if form == 64 or (form is None and n > 0xFFFF):
+        head = bytes([b0, mask_bit | 127]) + struct.pack(">Q", n)
+    elif form == 16 or (form is None and n >= 126):
+        head = bytes([b0, mask_bit | 126]) + struct.pack(">H", n)
+    else:
+        head = bytes([b0, mask_bit | n])
+    if not masked:
+        return head + payload
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+def close(code, reason=b""):
+    return frame(0x88, struct.pack(">H", code) + reason)
+
+
+FRAME_SEEDS = {
+    "rfc_hello": (MAX_1M, 0, bytes([0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58])),
+    "rfc_fragmented": (MAX_1M | 1 << 3, 7, frame(0x01, b"Hel") + frame(0x80, b"lo")),
+    "ping_pong": (MAX_1M | 2 << 3, 1, frame(0x89, b"Hello") + frame(0x8A, b"Hello")),
+    "ping_125": (MAX_1M | 3 << 3, 2, frame(0x89, bytes(range(125)))),
+    "ping_126_bad": (MAX_1M, 3, frame(0x89, bytes(126))),
+    "close_empty": (MAX_1M, 0, frame(0x88) + frame(0x81, b"after")),
+    "close_reason": (MAX_1M | 1 << 3, 5, close(1000, b"bye \xe2\x82\xac")),
+    "close_4999": (MAX_1M, 0, close(4999, b"app")),
+    "close_one_byte": (MAX_1M, 0, frame(0x88, b"\x03")),
+    "close_1005_bad": (MAX_1M, 0, close(1005)),
+    "close_bad_utf8": (MAX_1M, 0, close(1000, b"\xc0\xaf")),
+    "binary_126": (MAX_1M | 1 << 3, 9, frame(0x82, bytes(range(126)))),
+    "binary_256": (MAX_1M | 3 << 3, 11, frame(0x82, bytes(i & 0xFF for i in range(256)))),
+    "binary_64k_header_only": (MAX_64K, 0, frame(0x82, b"", form=64)[:2] + struct.pack(">Q", 65536) + b"\1\2\3\4"),
+    "binary_64k_header_max_1m": (MAX_1M | 1 << 3, 4, bytes([0x82, 0xFF]) + struct.pack(">Q", 65536) + b"\1\2\3\4abcd"),
+    "len16_nonminimal": (MAX_1M, 0, frame(0x82, b"abc", form=16)),
+    "len64_nonminimal": (MAX_1M, 0, frame(0x82, bytes(200), form=64)),
+    "len64_msb": (MAX_1M, 0, bytes([0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4])),
+    "unmasked": (MAX_1M, 0, frame(0x81, b"Hello", masked=False)),
+    "rsv1": (MAX_1M, 0, frame(0xC1, b"x")),
+    "rsv3": (MAX_1M, 0, frame(0x91, b"x")),
+    "opcode_3": (MAX_1M, 0, frame(0x83, b"x")),
+    "opcode_b": (MAX_1M, 0, frame(0x8B)),
+    "fragmented_ping": (MAX_1M, 0, frame(0x09, b"p")),
+    "cont_without_start": (MAX_1M, 0, frame(0x80, b"x")),
+    "text_inside_fragments": (MAX_1M, 0, frame(0x02, b"a") + frame(0x81, b"b")),
+    "empty_frames": (MAX_1M | 1 << 3, 13, frame(0x81) + frame(0x02) + frame(0x00) + frame(0x80) + frame(0x82)),
+    "utf8_split_fragments": (MAX_1M | 0 << 3, 0,
+                             frame(0x01, b"a\xe2") + frame(0x00, b"\x82") + frame(0x80, b"\xac\xf0\x9f\x98\x80")),
+    "utf8_invalid_mid": (MAX_1M | 2 << 3, 17, frame(0x01, b"abc") + frame(0x00, b"de\xf8gh") + frame(0x80, b"x")),
+    "utf8_truncated_end": (MAX_1M, 0, frame(0x81, b"ok\xe2\x82")),
+    "utf8_surrogate": (MAX_1M, 0, frame(0x81, b"\xed\xa0\x80")),
+    "interleaved_control": (MAX_1M | 1 << 3, 23,
+                            frame(0x01, b"Hel") + frame(0x89, b"p1") + frame(0x00, b"l") + frame(0x8A)
+                            + frame(0x80, b"o") + close(1001)),
+    "too_big_single": (MAX_125, 0, frame(0x82, bytes(126))),
+    "too_big_fragments": (MAX_126, 0, frame(0x02, bytes(100)) + frame(0x80, bytes(27))),
+    "exactly_max": (MAX_126 | 1 << 3, 31, frame(0x02, bytes(100)) + frame(0x80, bytes(26))),
+    "control_not_counted": (MAX_1000 | 2 << 3, 37, frame(0x02, b"ab") + frame(0x89, bytes(100)) + frame(0x80, b"c")),
+    "mixed_stream": (MAX_1M | 3 << 3, 41,
+                     frame(0x81, b"Hello", b"\1\2\3\4") + frame(0x01, b"gr\xc3\xbc", b"\x09\x08\x07\x06")
+                     + frame(0x89, b"are you there", b"\xaa\xbb\xcc\xdd")
+                     + frame(0x00, b"\xc3\x9fe \xe2\x82", b"\5\6\7\x08") + frame(0x80, b"\xac!", b"\x11\x22\x33\x44")
+                     + frame(0x82, bytes(i * 7 & 0xFF for i in range(300)), b"\xde\xad\xbe\xef")
+                     + frame(0x8A, b"", b"\0\0\0\0") + close(4000, b"ok")),
+    "partial_header": (MAX_1M | 0 << 3, 0, frame(0x81, b"Hello")[:4]),
+    "partial_payload": (MAX_1M | 1 << 3, 3, frame(0x82, bytes(300))[:150]),
+    "join_frame_text": (MAX_1M | 2 << 3, 5, frame(0x81, b'{"uid":"alice","channel":"example"}')),
+}
+
+JOIN_SEEDS = {
+    "basic": b'{"uid":"alice","channel":"example"}',
+    "spec_example": b'{ "uid":"alice", "channel":"example" }\n',
+    "with_auth": b'{"uid":"user1","channel":"chan1","auth":"a129ca6149be45e5"}',
+    "auth_upper_plus": b'{"uid":"u","channel":"c","auth":"+00DEADBEEF"}',
+    "auth_null": b'{"uid":"u","channel":"c","auth":null}',
+    "auth_number": b'{"uid":"u","channel":"c","auth":12}',
+    "auth_empty": b'{"uid":"u","channel":"c","auth":""}',
+    "auth_overflow": b'{"uid":"u","channel":"c","auth":"10000000000000000"}',
+    "unknown_members": b'{"v":2,"uid":"u","x":{"a":[1,2,{"b":null}]},"channel":"c","n":1.5e3,"t":true}',
+    "escapes": b'{"uid":"a\\"b\\\\c\\/d\\u0041","channel":"\\t"}',
+    "base64_like": b'{"uid":"q83vEjRWeJA+/w==","channel":"AAECAwQFBgcICQ=="}',
+    "missing_uid": b'{"channel":"c"}',
+    "empty_uid": b'{"uid":"","channel":"c"}',
+    "uid_number": b'{"uid":1,"channel":"c"}',
+    "missing_channel": b'{"uid":"u"}',
+    "channel_array": b'{"uid":"u","channel":["c"]}',
+    "non_ascii_raw": '{"uid":"bé","channel":"c"}'.encode(),
+    "non_ascii_escaped": b'{"uid":"\\u00e9","channel":"c"}',
+    "surrogate_pair": b'{"uid":"u","channel":"\\ud83d\\ude00"}',
+    "lone_surrogate": b'{"uid":"u","channel":"\\ud83d"}',
+    "invalid_utf8": b'{"uid":"\xff","channel":"c"}',
+    "raw_nul": b'{"uid":"a\x00b","channel":"c"}',
+    "duplicate_uid": b'{"uid":"first","channel":"c","uid":"second"}',
+    "array": b'["uid","channel"]',
+    "null": b"null",
+    "number": b"42",
+    "string": b'"uid"',
+    "empty": b"",
+    "truncated": b'{"uid":"u","channel":"c"',
+    "trailing": b'{"uid":"u","channel":"c"}x',
+    "trailing_comma": b'{"uid":"u","channel":"c",}',
+    "comment": b'{"uid":"u","channel":"c"} // hi',
+    "deep_31": b'{"uid":"u","channel":"c","x":' + b"[" * 31 + b"]" * 31 + b"}",
+    "deep_40": b'{"uid":"u","channel":"c","x":' + b"[" * 40 + b"]" * 40 + b"}",
+    "numbers": b'{"uid":"u","channel":"c","a":-0.0e-0,"b":1E400,"c":123456789012345678901234567890}',
+}
+
+
+def write(target, seeds, encode):
+    directory = os.path.join(HERE, "corpus", target)
+    os.makedirs(directory, exist_ok=True)
+    for name in os.listdir(directory):
+        if name.startswith("seed_"):
+            os.remove(os.path.join(directory, name))
+    for name, value in seeds.items():
+        with open(os.path.join(directory, "seed_" + name), "wb") as f:
+            f.write(encode(value))
+
+
+write("frame_parser", FRAME_SEEDS, lambda v: bytes([v[0], v[1]]) + v[2])
+write("join_frame", JOIN_SEEDS, lambda v: v)

@@ -1,0 +1,169 @@
+// server: wiring of config → TLS contexts, hub, event loops and listener; graceful stop.
+#include "app/server.hpp"
+
+#include "hub/hub.hpp"
+#include "net/event_loop.hpp"
+#include "net/listener.hpp"
+#include "net/session_context.hpp"
+#include "net/tls_context.hpp"
+#include "proto/auth.hpp"
+
+#include <boost/asio/ip/address.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstdio>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+
+namespace mles::app {
+
+namespace {
+
+net::session_settings settings_of(const config& c) {
+  net::session_settings s;
+  s.max_message = c.max_message;
+  s.max_queue = c.max_queue;
+  s.ping_interval = c.ping_interval;
+  s.handshake_timeout = c.handshake_timeout;
+  s.join_timeout = c.join_timeout;
+  s.close_timeout = c.close_timeout;
+  return s;
+}
+
+std::unique_ptr<net::tls_registry> make_tls(const config& c) {
+  switch (c.tls) {
+    case tls_mode::none: return nullptr;
+    case tls_mode::files:
+      return std::make_unique<net::tls_registry>(net::make_server_context_from_files(c.tls_cert, c.tls_key));
+    case tls_mode::self_signed:
+      return std::make_unique<net::tls_registry>(net::make_self_signed_context(c.domains));
+    case tls_mode::acme: break;
+  }
+  throw std::runtime_error(
+      "no certificate source: use --tls-cert FILE --tls-key FILE, --self-signed, or --no-tls "
+      "(automatic ACME certificates are not available in this build yet)");
+}
+
+}  // namespace
+
+struct server::impl {
+  explicit impl(config c)
+      : cfg(std::move(c)), auth(cfg.mles_key),
+        hub({cfg.history_limit, cfg.history_bytes}),
+        ctx{hub, auth, settings_of(cfg), counters}, tls(make_tls(cfg)) {}
+
+  config cfg;
+  proto::authenticator auth;
+  hub::hub hub;
+  net::server_counters counters;
+  net::session_context ctx;
+  std::unique_ptr<net::tls_registry> tls;
+  std::vector<std::unique_ptr<net::event_loop>> loops;
+  std::unique_ptr<net::listener> listener;
+  std::uint16_t port = 0;
+
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool started = false;
+  bool stopping = false;
+  bool stopped = false;
+};
+
+server::server(config cfg) : impl_(std::make_unique<impl>(std::move(cfg))) {}
+
+server::~server() { stop(); }
+
+void server::start() {
+  auto& m = *impl_;
+  const config& c = m.cfg;
+  boost::system::error_code ec;
+  const auto address = boost::asio::ip::make_address(c.bind, ec);
+  if (ec) throw std::runtime_error("bad --bind address '" + c.bind + "': " + ec.message());
+
+  unsigned threads = c.threads ? c.threads : std::max(1u, std::thread::hardware_concurrency());
+  // The sweep drives deadlines and pings: fine enough for the shortest timing, at most 1 s.
+  auto shortest = std::min({c.ping_interval, c.handshake_timeout, c.join_timeout, c.close_timeout});
+  auto sweep = std::clamp<std::chrono::steady_clock::duration>(shortest / 4, std::chrono::milliseconds(10),
+                                                               std::chrono::seconds(1));
+  for (unsigned i = 0; i < threads; ++i) m.loops.push_back(std::make_unique<net::event_loop>(m.ctx, i, sweep));
+  std::vector<net::event_loop*> raw;
+  for (auto& l : m.loops) raw.push_back(l.get());
+  m.listener = std::make_unique<net::listener>(*m.loops[0], raw, boost::asio::ip::tcp::endpoint(address, c.port),
+                                               m.tls.get(), c.rate_limit);
+  m.port = m.listener->local_endpoint().port();
+
+  // Channel expiry (SPEC §1.7) runs on loop 0, at most once a minute.
+  auto next_expiry = std::make_shared<std::chrono::steady_clock::time_point>();
+  const auto ttl = std::chrono::duration_cast<std::chrono::steady_clock::duration>(c.channel_ttl);
+  m.loops[0]->start([&m, next_expiry, ttl](std::chrono::steady_clock::time_point now) {
+    if (now < *next_expiry) return;
+    *next_expiry = now + std::min<std::chrono::steady_clock::duration>(ttl / 10 + std::chrono::seconds(1),
+                                                                       std::chrono::minutes(1));
+    if (const auto n = m.hub.expire(now, ttl)) spdlog::info("forgot {} idle channel(s)", n);
+  });
+  for (std::size_t i = 1; i < m.loops.size(); ++i) m.loops[i]->start();
+  m.listener->start();
+  {
+    std::lock_guard lock(m.mutex);
+    m.started = true;
+  }
+  const auto ep = m.listener->local_endpoint();
+  const auto a = ep.address();
+  const std::string where = a.is_v6() ? "[" + a.to_string() + "]" : a.to_string();
+  // Always printed (whatever the log level): scripts and tests read the port from it.
+  std::fprintf(stderr, "mles %s listening on %s:%u (%s, %u thread%s)\n", MLES_VERSION, where.c_str(),
+               static_cast<unsigned>(ep.port()), m.tls ? "wss/https" : "ws/http, no TLS", threads,
+               threads == 1 ? "" : "s");
+  std::fflush(stderr);
+}
+
+std::uint16_t server::port() const { return impl_->port; }
+
+void server::stop() {
+  auto& m = *impl_;
+  {
+    std::lock_guard lock(m.mutex);
+    if (!m.started || m.stopping) return;
+    m.stopping = true;
+  }
+  m.listener->stop();
+  for (auto& l : m.loops) l->close_all();
+  // Wait for the close handshakes, bounded by the shutdown deadline.
+  const auto deadline = std::chrono::steady_clock::now() + m.cfg.shutdown_timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::size_t open = 0;
+    for (auto& l : m.loops) open += l->session_count();
+    if (open == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  for (auto& l : m.loops) l->stop();
+  for (auto& l : m.loops) l->join();
+  for (auto& l : m.loops) l->abort_all();
+  m.listener.reset();
+  m.loops.clear();
+  {
+    std::lock_guard lock(m.mutex);
+    m.stopped = true;
+  }
+  m.cv.notify_all();
+}
+
+void server::wait() {
+  auto& m = *impl_;
+  std::unique_lock lock(m.mutex);
+  m.cv.wait(lock, [&] { return m.stopped || !m.started; });
+}
+
+server::stats server::current_stats() const {
+  stats s;
+  s.sessions = impl_->counters.sessions.load();
+  s.channels = impl_->hub.channel_count();
+  s.slow_consumer_closes = impl_->counters.slow_consumer_closes.load();
+  return s;
+}
+
+}  // namespace mles::app

@@ -1,0 +1,46 @@
+// The whole server: event loops, listener, TLS, hub. Built from one config; used by main and
+// by the integration tests (which run it in-process on 127.0.0.1:0).
+// Thread-safety: start/stop/wait from one controlling thread; port() after start() from any.
+#pragma once
+
+#include "app/config.hpp"
+
+#include <cstdint>
+#include <memory>
+
+namespace mles::app {
+
+class server {
+ public:
+  // Validates the config and prepares TLS; throws std::runtime_error with a one-line
+  // message on start-up failure (unreadable key, bad certificate, ...).
+  explicit server(config cfg);
+  ~server();  // stops if still running
+  server(const server&) = delete;
+  server& operator=(const server&) = delete;
+
+  // Binds and starts the event loops; returns once the server accepts connections.
+  // Throws std::runtime_error("cannot listen on [::]:443: Permission denied") and the like.
+  void start();
+  // The bound TLS/WebSocket port (the real one when config.port was 0).
+  std::uint16_t port() const;
+  // Graceful stop: stop accepting, close 1001 to every session, wait up to
+  // shutdown_timeout, stop the loops. Idempotent; safe from a signal-handling thread.
+  void stop();
+  // Blocks until stop() finished (from any thread) .
+  void wait();
+
+  // Figures for tests and logs.
+  struct stats {
+    std::size_t sessions = 0;        // open WebSocket sessions (joined or not)
+    std::size_t channels = 0;        // channels known to the hub
+    std::uint64_t slow_consumer_closes = 0;
+  };
+  stats current_stats() const;
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace mles::app

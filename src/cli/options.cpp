@@ -1,0 +1,170 @@
+// options: CLI11 definition of every flag, validation, and the resulting config.
+#include "cli/options.hpp"
+
+#include "app/logging.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <sstream>
+
+namespace mles::cli {
+
+namespace {
+
+bool valid_proxy(const std::string& spec, app::proxy_rule& out, std::string& why) {
+  const auto eq = spec.find('=');
+  if (eq == std::string::npos) {
+    why = "expected prefix=http://host:port";
+    return false;
+  }
+  std::string prefix = spec.substr(0, eq);
+  while (!prefix.empty() && prefix.front() == '/') prefix.erase(0, 1);
+  while (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
+  const std::string upstream = spec.substr(eq + 1);
+  if (prefix.empty()) {
+    why = "empty prefix";
+    return false;
+  }
+  if (upstream.rfind("http://", 0) != 0 || upstream.size() <= 7) {
+    why = "upstream must be http://host:port";
+    return false;
+  }
+  out = {prefix, upstream};
+  return true;
+}
+
+}  // namespace
+
+parse_outcome parse_command_line(int argc, const char* const* argv, const getenv_fn& getenv) {
+  app::config cfg;
+  parse_outcome result;
+
+  CLI::App cli{"mles: a Mles v2 server (publish/subscribe over TLS WebSocket)", "mles"};
+  cli.get_formatter()->column_width(34);
+  cli.set_version_flag("--version", "mles " MLES_VERSION);
+
+  std::vector<std::string> proxies;
+  std::string log_level;
+  std::uint32_t rate_limit = 0;
+  bool self_signed = false, no_tls = false;
+  std::string tls_cert, tls_key;
+  std::string cache, wwwroot;
+
+  cli.add_option("-d,--domains", cfg.domains, "Domain served; repeat for several")->required()->take_all();
+  cli.add_option("-e,--email", cfg.emails, "Contact for the certificate authority account; repeatable (ACME: not active yet)");
+  cli.add_option("-c,--cache", cache, "Directory for ACME account keys and certificates (not active yet)");
+  cli.add_option("-l,--limit", cfg.history_limit, "History limit per channel")
+      ->check(CLI::Range(1, 999999))->default_val(200);
+  cli.add_option("-f,--filelimit", cfg.file_limit, "Most files open at once for static serving (not active yet)")
+      ->check(CLI::Range(1, 1000000))->default_val(256);
+  cli.add_option("-w,--wwwroot", wwwroot, "Static root: domain example.io is served from <DIR>/example.io/")->required();
+  auto* staging = cli.add_flag("-s,--staging", cfg.staging, "Use the Let's Encrypt staging directory (not active yet)");
+  cli.add_option("-p,--port", cfg.port, "TLS port for WebSocket and HTTPS; 0 picks a free port")
+      ->check(CLI::Range(0, 65535))->default_val(443);
+  auto* redirect = cli.add_flag("-r,--redirect", cfg.redirect, "Also listen on port 80 and redirect HTTP to HTTPS (not active yet)");
+  auto* ccache = cli.add_option("-C,--compression-cache", cfg.compression_cache_mb,
+                                "Memory in MB for compressed static files, 0 disables (not active yet)")
+                     ->check(CLI::Range(0, 1 << 20))->default_val(24);
+  cli.add_option("--rate-limit", rate_limit, "Per-IP accepted connections per minute; over it the connection is dropped before TLS")
+      ->check(CLI::Range(1, 100000000));
+  cli.add_option("-P,--proxy", proxies, "Reverse-proxy /<prefix>/... to http://host:port; repeatable (not active yet)");
+
+  auto* cert_opt = cli.add_option("--tls-cert", tls_cert, "PEM certificate chain (with --tls-key)");
+  auto* key_opt = cli.add_option("--tls-key", tls_key, "PEM private key (with --tls-cert)");
+  auto* self_opt = cli.add_flag("--self-signed", self_signed, "Serve a fresh self-signed certificate for the domains and localhost");
+  auto* notls_opt = cli.add_flag("--no-tls", no_tls, "Plain ws:// and http:// (local development, or behind a TLS proxy)");
+  cert_opt->needs(key_opt);
+  key_opt->needs(cert_opt);
+  self_opt->excludes(cert_opt)->excludes(notls_opt);
+  notls_opt->excludes(cert_opt);
+  cli.add_option("--bind", cfg.bind, "Listen address; :: is dual stack")->default_val("::");
+  cli.add_option("--threads", cfg.threads, "Event loops (threads); 0 = one per core")
+      ->check(CLI::Range(0, 1024))->default_val(0);
+  cli.add_option("--max-message", cfg.max_message, "Largest message in bytes (suffixes KiB, MiB); over it: close 1009")
+      ->transform(CLI::AsSizeValue(false))->check(CLI::Range(std::size_t{1}, std::size_t{1} << 30))
+      ->default_str("16MiB");
+  cli.add_option("--max-queue", cfg.max_queue, "Bytes queued per session before it is disconnected as a slow consumer (close 1008)")
+      ->transform(CLI::AsSizeValue(false))->check(CLI::Range(std::size_t{1024}, std::size_t{1} << 34))
+      ->default_str("4MiB");
+  cli.add_option("--history-bytes", cfg.history_bytes, "Bytes of history kept per channel (besides --limit)")
+      ->transform(CLI::AsSizeValue(false))->check(CLI::Range(std::size_t{1}, std::size_t{1} << 40))
+      ->default_str("32MiB");
+  cli.add_option("--log-level", log_level, "trace|debug|info|warn|error|off (else MLES_LOG, else RUST_LOG; default warn)");
+
+  try {
+    cli.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    result.output = cli.help();
+    return result;
+  } catch (const CLI::CallForVersion&) {
+    result.output = "mles " MLES_VERSION "\n";
+    return result;
+  } catch (const CLI::ParseError& e) {
+    std::string what = e.what();
+    if (!what.empty() && what.back() == '\n') what.pop_back();
+    result.exit_code = 2;
+    result.output = "mles: " + what + " (see mles --help)\n";
+    return result;
+  }
+  auto usage_error = [&](const std::string& what) {
+    result.exit_code = 2;
+    result.output = "mles: " + what + " (see mles --help)\n";
+    return result;
+  };
+
+  for (auto& d : cfg.domains) {
+    if (d.empty()) return usage_error("--domains: empty domain");
+    for (auto& ch : d) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    if (d.back() == '.') d.pop_back();
+  }
+  cfg.wwwroot = wwwroot;
+  if (!cache.empty()) cfg.cache = cache;
+  if (rate_limit) cfg.rate_limit = rate_limit;
+  for (const auto& p : proxies) {
+    app::proxy_rule rule;
+    std::string why;
+    if (!valid_proxy(p, rule, why)) return usage_error("--proxy " + p + ": " + why);
+    cfg.proxies.push_back(rule);
+  }
+  if (self_signed) cfg.tls = app::tls_mode::self_signed;
+  else if (no_tls) cfg.tls = app::tls_mode::none;
+  else if (!tls_cert.empty()) {
+    cfg.tls = app::tls_mode::files;
+    cfg.tls_cert = tls_cert;
+    cfg.tls_key = tls_key;
+  } else {
+    return usage_error(
+        "no certificate source: add --self-signed (local), --tls-cert FILE --tls-key FILE, or --no-tls; "
+        "automatic ACME certificates are not available in this build yet");
+  }
+
+  // Log level: flag, then MLES_LOG, then the reference's RUST_LOG.
+  if (!log_level.empty()) {
+    if (!app::parse_log_level(log_level)) return usage_error("--log-level: unknown level '" + log_level + "'");
+    cfg.log_level = log_level;
+  } else if (const char* v = getenv("MLES_LOG"); v && *v) {
+    if (app::parse_log_level(v)) cfg.log_level = v;
+    else result.notices.push_back(std::string("MLES_LOG='") + v + "' names no level; using warn");
+  } else if (const char* r = getenv("RUST_LOG"); r && *r) {
+    if (app::parse_log_level(r)) cfg.log_level = r;
+  }
+  if (const char* key = getenv("MLES_KEY")) cfg.mles_key = std::string(key);
+
+  // Flags of features that arrive later: accepted and checked now, and said so.
+  auto inactive = [&](bool given, const char* flag) {
+    if (given) result.notices.push_back(std::string(flag) + " is accepted but not active yet in this build");
+  };
+  inactive(!cfg.emails.empty(), "--email");
+  inactive(cfg.cache.has_value(), "--cache");
+  inactive(staging->count() > 0, "--staging");
+  inactive(redirect->count() > 0, "--redirect");
+  inactive(ccache->count() > 0, "--compression-cache");
+  inactive(!cfg.proxies.empty(), "--proxy");
+  inactive(cli.get_option("--filelimit")->count() > 0, "--filelimit");
+  result.notices.push_back("static files from --wwwroot are not served yet in this build; "
+                           "plain HTTP requests get 404");
+  result.config = std::move(cfg);
+  return result;
+}
+
+}  // namespace mles::cli

@@ -1,0 +1,45 @@
+// mles: the server binary. Parses the command line, starts the server, waits for SIGINT or
+// SIGTERM, stops gracefully. Usage errors exit 2, start-up failures exit 1.
+#include "app/logging.hpp"
+#include "app/server.hpp"
+#include "cli/options.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <pthread.h>
+
+int main(int argc, char** argv) {
+  auto outcome = mles::cli::parse_command_line(argc, argv, [](const char* n) { return std::getenv(n); });
+  if (!outcome.config) {
+    std::fputs(outcome.output.c_str(), outcome.exit_code == 0 ? stdout : stderr);
+    return outcome.exit_code;
+  }
+  auto& cfg = *outcome.config;
+  mles::app::setup_logging(mles::app::parse_log_level(cfg.log_level).value_or(spdlog::level::warn));
+  for (const auto& n : outcome.notices) spdlog::warn("{}", n);
+
+  // Signals are taken synchronously by this thread only; loops never see them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  try {
+    mles::app::server server(std::move(cfg));
+    server.start();
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    spdlog::info("{} received: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    server.stop();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "mles: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

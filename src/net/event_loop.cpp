@@ -1,0 +1,84 @@
+// event_loop: one thread, one io_context, one sweep timer for all of its sessions.
+#include "net/event_loop.hpp"
+
+#include "net/session.hpp"
+
+#include <boost/asio/post.hpp>
+#include <spdlog/spdlog.h>
+
+namespace mles::net {
+
+event_loop::event_loop(const session_context& ctx, unsigned index, clock::duration sweep_period)
+    : ctx_(ctx), index_(index), sweep_period_(sweep_period), io_(1), sweep_timer_(io_),
+      read_buffer_(64 * 1024), write_buffer_(64 * 1024) {}
+
+event_loop::~event_loop() {
+  stop();
+  join();
+}
+
+void event_loop::start(std::function<void(clock::time_point)> extra_sweep) {
+  extra_sweep_ = std::move(extra_sweep);
+  arm_sweep();
+  thread_ = std::thread([this] {
+    for (;;) {
+      try {
+        io_.run();
+        return;
+      } catch (const std::exception& e) {
+        // A handler must never throw; if one does, log it and keep the loop serving.
+        spdlog::error("event loop {}: unexpected exception: {}", index_, e.what());
+      }
+    }
+  });
+}
+
+void event_loop::stop() noexcept { io_.stop(); }
+
+void event_loop::join() noexcept {
+  if (thread_.joinable()) thread_.join();
+}
+
+void event_loop::add(session& s) noexcept {
+  sessions_.push_back(s);
+  count_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void event_loop::close_all() {
+  boost::asio::post(io_, [this] {
+    for (auto it = sessions_.begin(); it != sessions_.end();) {
+      session& s = *it++;  // go_away may unlink s
+      s.go_away();
+    }
+  });
+}
+
+void event_loop::abort_all() {
+  while (!sessions_.empty()) {
+    session& s = sessions_.front();
+    auto keep = s.shared_from_this();
+    s.abort("server stopped");
+  }
+}
+
+void event_loop::arm_sweep() {
+  sweep_timer_.expires_after(sweep_period_);
+  sweep_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    on_sweep();
+    arm_sweep();
+  });
+}
+
+void event_loop::on_sweep() {
+  now_ = clock::now();
+  for (auto it = sessions_.begin(); it != sessions_.end();) {
+    session& s = *it++;  // on_sweep may finish and unlink s
+    // Keep s alive through the call even if finishing drops the last reference.
+    auto keep = s.shared_from_this();
+    s.on_sweep(now_);
+  }
+  if (extra_sweep_) extra_sweep_(now_);
+}
+
+}  // namespace mles::net

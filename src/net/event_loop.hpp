@@ -1,0 +1,83 @@
+// One event loop per core: an io_context run by one thread, the sessions living on it, a
+// coarse clock and one sweep timer that drives every session's deadlines and pings (one timer
+// per loop instead of one per session keeps idle sessions small).
+// Thread-safety: post()/io() from any thread; everything else on the loop's own thread.
+#pragma once
+
+#include "net/session_context.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/intrusive/list.hpp>
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <thread>
+#include <vector>
+
+namespace mles::net {
+
+class session;
+
+using session_hook =
+    boost::intrusive::list_base_hook<boost::intrusive::link_mode<boost::intrusive::auto_unlink>>;
+
+class event_loop {
+ public:
+  using clock = std::chrono::steady_clock;
+
+  event_loop(const session_context& ctx, unsigned index, clock::duration sweep_period);
+  ~event_loop();
+  event_loop(const event_loop&) = delete;
+  event_loop& operator=(const event_loop&) = delete;
+
+  boost::asio::io_context& io() noexcept { return io_; }
+  const session_context& context() const noexcept { return ctx_; }
+  unsigned index() const noexcept { return index_; }
+
+  // Starts the loop's thread. extra_sweep, if set, runs on every sweep (e.g. hub expiry).
+  void start(std::function<void(clock::time_point)> extra_sweep = {});
+  void stop() noexcept;  // io_context::stop
+  void join() noexcept;  // waits for the thread
+
+  // On the loop thread:
+  void add(session& s) noexcept;
+  // Sends close 1001 to every session (graceful stop). Posts itself to the loop.
+  void close_all();
+  // After the thread has stopped: ends every remaining session on the calling thread.
+  void abort_all();
+  std::span<std::uint8_t> read_buffer() noexcept { return read_buffer_; }
+  std::span<std::uint8_t> write_buffer() noexcept { return write_buffer_; }
+  // Coarse time, refreshed by the sweep and on every read event.
+  clock::time_point now() const noexcept { return now_; }
+  void refresh_now() noexcept { now_ = clock::now(); }
+
+  // Any thread.
+  std::size_t session_count() const noexcept { return count_.load(std::memory_order_relaxed); }
+  void on_session_closed() noexcept { count_.fetch_sub(1, std::memory_order_relaxed); }
+
+ private:
+  void arm_sweep();
+  void on_sweep();
+
+  const session_context& ctx_;
+  unsigned index_;
+  clock::duration sweep_period_;
+  boost::asio::io_context io_;
+  boost::asio::steady_timer sweep_timer_;
+  std::thread thread_;
+  std::function<void(clock::time_point)> extra_sweep_;
+  boost::intrusive::list<session, boost::intrusive::base_hook<session_hook>,
+                         boost::intrusive::constant_time_size<false>>
+      sessions_;
+  std::atomic<std::size_t> count_{0};
+  clock::time_point now_ = clock::now();
+  std::vector<std::uint8_t> read_buffer_;
+  std::vector<std::uint8_t> write_buffer_;
+};
+
+}  // namespace mles::net

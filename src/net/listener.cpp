@@ -1,0 +1,108 @@
+// listener: accept loop, rate limit, distribution of connections over the event loops.
+#include "net/listener.hpp"
+
+#include "net/session.hpp"
+
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/post.hpp>
+#include <spdlog/spdlog.h>
+
+#include <stdexcept>
+
+namespace mles::net {
+
+namespace {
+std::string endpoint_text(const boost::asio::ip::tcp::endpoint& ep) {
+  const auto a = ep.address();
+  return (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" + std::to_string(ep.port());
+}
+}  // namespace
+
+listener::listener(event_loop& home, std::vector<event_loop*> loops,
+                   const boost::asio::ip::tcp::endpoint& at, tls_registry* tls,
+                   std::optional<std::uint32_t> rate_limit)
+    : home_(home), loops_(std::move(loops)), acceptor_(home.io()), retry_timer_(home.io()), tls_(tls) {
+  if (rate_limit) limiter_.emplace(*rate_limit);
+  boost::system::error_code ec;
+  auto fail = [&](const char* what) {
+    throw std::runtime_error("cannot listen on " + endpoint_text(at) + ": " + what +
+                             (ec ? ": " + ec.message() : std::string{}));
+  };
+  acceptor_.open(at.protocol(), ec);
+  if (ec) fail("socket");
+  acceptor_.set_option(boost::asio::socket_base::reuse_address(true), ec);
+  if (at.address().is_v6()) {
+    // Dual stack on [::] (SPEC §3): IPv4 clients arrive as IPv4-mapped addresses.
+    acceptor_.set_option(boost::asio::ip::v6_only(false), ec);
+  }
+  acceptor_.bind(at, ec);
+  if (ec) {
+    const auto msg = ec.message();
+    throw std::runtime_error("cannot listen on " + endpoint_text(at) + ": " + msg);
+  }
+  acceptor_.listen(4096, ec);
+  if (ec) fail("listen");
+  local_ = acceptor_.local_endpoint(ec);
+}
+
+void listener::start() {
+  boost::asio::post(home_.io(), [this] { do_accept(); });
+}
+
+void listener::stop() {
+  boost::asio::post(home_.io(), [this] {
+    stopped_ = true;
+    boost::system::error_code ec;
+    acceptor_.close(ec);
+    retry_timer_.cancel();
+  });
+}
+
+void listener::do_accept() {
+  if (stopped_) return;
+  event_loop& target = *loops_[next_loop_];
+  next_loop_ = (next_loop_ + 1) % loops_.size();
+  acceptor_.async_accept(target.io(), [this, &target](const boost::system::error_code& ec,
+                                                      boost::asio::ip::tcp::socket socket) {
+    on_accept(ec, std::move(socket), target);
+  });
+}
+
+void listener::on_accept(const boost::system::error_code& ec, boost::asio::ip::tcp::socket socket,
+                         event_loop& target) {
+  if (stopped_ || ec == boost::asio::error::operation_aborted) return;
+  if (ec) {
+    // Out of descriptors or memory: pause instead of spinning, then go on.
+    spdlog::warn("accept failed: {}; retrying in 100 ms", ec.message());
+    retry_timer_.expires_after(std::chrono::milliseconds(100));
+    retry_timer_.async_wait([this](const boost::system::error_code& e) {
+      if (!e) do_accept();
+    });
+    return;
+  }
+  boost::system::error_code ignore;
+  const auto peer = socket.remote_endpoint(ignore);
+  if (limiter_ && !limiter_->allow(peer.address(), event_loop::clock::now())) {
+    spdlog::info("{}: over the rate limit, connection dropped", peer.address().to_string());
+    socket.close(ignore);
+    return do_accept();
+  }
+  socket.set_option(boost::asio::ip::tcp::no_delay(true), ignore);
+  socket.set_option(boost::asio::socket_base::keep_alive(true), ignore);
+  std::unique_ptr<SSL, decltype(&SSL_free)> ssl(nullptr, &SSL_free);
+  if (tls_) {
+    ssl.reset(tls_->new_ssl());
+    if (!ssl) {
+      spdlog::error("cannot create a TLS session; connection dropped");
+      socket.close(ignore);
+      return do_accept();
+    }
+  }
+  // The socket already belongs to the target loop's io_context: start the session there.
+  boost::asio::post(target.io(), [&target, ssl = std::move(ssl), s = std::move(socket)]() mutable {
+    std::make_shared<session>(target, std::move(s), ssl.release())->start();
+  });
+  do_accept();
+}
+
+}  // namespace mles::net

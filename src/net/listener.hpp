@@ -1,0 +1,46 @@
+// The TCP listener: accepts on one loop, applies the per-IP rate limit before any TLS work,
+// and hands each connection to the next event loop (round robin) as a new session.
+// Thread-safety: start/stop post to the listener's loop; local_endpoint() after start.
+#pragma once
+
+#include "net/event_loop.hpp"
+#include "net/rate_limiter.hpp"
+#include "net/tls_context.hpp"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <memory>
+#include <optional>
+#include <vector>
+
+namespace mles::net {
+
+class listener {
+ public:
+  // Binds and listens at once; throws std::runtime_error("cannot listen on [::]:443:
+  // Permission denied") on failure. tls may be null (plain). Loops must outlive the listener.
+  listener(event_loop& home, std::vector<event_loop*> loops, const boost::asio::ip::tcp::endpoint& at,
+           tls_registry* tls, std::optional<std::uint32_t> rate_limit);
+
+  void start();
+  void stop();  // closes the acceptor (asynchronously, on its loop)
+  boost::asio::ip::tcp::endpoint local_endpoint() const { return local_; }
+
+ private:
+  void do_accept();
+  void on_accept(const boost::system::error_code& ec, boost::asio::ip::tcp::socket socket,
+                 event_loop& target);
+
+  event_loop& home_;
+  std::vector<event_loop*> loops_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  boost::asio::steady_timer retry_timer_;
+  boost::asio::ip::tcp::endpoint local_;
+  tls_registry* tls_;
+  std::optional<rate_limiter> limiter_;
+  std::size_t next_loop_ = 0;
+  bool stopped_ = false;
+};
+
+}  // namespace mles::net

@@ -1,0 +1,611 @@
+// session: the life of one client connection (see session.hpp for the data path).
+#include "net/session.hpp"
+
+#include "proto/auth.hpp"
+#include "proto/join_frame.hpp"
+#include "ws/handshake.hpp"
+
+#include <boost/asio/post.hpp>
+#include <boost/beast/core/buffers_to_string.hpp>
+#include <boost/beast/http.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstring>
+#include <sstream>
+#include <sys/uio.h>
+
+namespace mles::net {
+
+namespace http = boost::beast::http;
+
+// Beast's request parser and the bytes it has not consumed yet.
+struct http_upgrade_state {
+  http::request_parser<http::empty_body> parser;
+  std::string buffer;
+};
+
+namespace {
+
+constexpr std::size_t max_request_bytes = 16 * 1024;  // request line + headers
+constexpr std::size_t max_reads_per_event = 16;       // fairness between sessions
+constexpr std::size_t max_iov = 64;
+constexpr std::size_t tls_chunk = 64 * 1024;
+
+hub::shared_frame encode_frame(ws::opcode op, std::span<const std::uint8_t> payload) {
+  const std::size_t header = ws::server_header_size(payload.size());
+  auto f = hub::shared_frame::allocate(header + payload.size());
+  auto out = f.writable();
+  ws::write_server_header(out.data(), op, payload.size());
+  if (!payload.empty()) std::memcpy(out.data() + header, payload.data(), payload.size());
+  return f;
+}
+
+hub::shared_frame bytes_frame(std::string_view s) {
+  return hub::shared_frame::copy_of({reinterpret_cast<const std::uint8_t*>(s.data()), s.size()});
+}
+
+std::string_view as_text(std::span<const std::uint8_t> p) {
+  return {reinterpret_cast<const char*>(p.data()), p.size()};
+}
+
+}  // namespace
+
+session::session(event_loop& loop, boost::asio::ip::tcp::socket socket, SSL* ssl)
+    : loop_(loop), ctx_(loop.context()), transport_(std::move(socket), ssl),
+      phase_(ssl ? phase::tls_handshake : phase::http), parser_(ctx_.settings.max_message) {
+  boost::system::error_code ec;
+  peer_ = transport_.socket().remote_endpoint(ec);
+}
+
+session::~session() = default;
+
+std::string session::describe() const {
+  std::string s = peer_.address().to_string() + ":" + std::to_string(peer_.port());
+  if (!uid_.empty()) s += " uid=" + uid_ + " channel=" + channel_;
+  return s;
+}
+
+void session::start() {
+  loop_.add(*this);
+  ctx_.counters.sessions.fetch_add(1, std::memory_order_relaxed);
+  http_ = std::make_unique<http_upgrade_state>();
+  http_->parser.header_limit(static_cast<std::uint32_t>(max_request_bytes));
+  http_->parser.body_limit(0);
+  last_rx_ = last_ping_ = loop_.now();
+  deadline_ = loop_.now() + ctx_.settings.handshake_timeout;
+  spdlog::debug("connection from {} ({})", describe(), transport_.is_tls() ? "tls" : "plain");
+  do_read();
+}
+
+// ---------------------------------------------------------------- reading
+
+void session::wait_readable() {
+  if (read_waiting_ || phase_ == phase::closed) return;
+  read_waiting_ = true;
+  transport_.socket().async_wait(
+      boost::asio::ip::tcp::socket::wait_read,
+      [self = shared_from_this()](const boost::system::error_code& ec) { self->on_readable(ec); });
+}
+
+void session::wait_writable() {
+  if (write_waiting_ || phase_ == phase::closed) return;
+  write_waiting_ = true;
+  transport_.socket().async_wait(
+      boost::asio::ip::tcp::socket::wait_write,
+      [self = shared_from_this()](const boost::system::error_code& ec) { self->on_writable(ec); });
+}
+
+void session::on_readable(const boost::system::error_code& ec) {
+  read_waiting_ = false;
+  if (phase_ == phase::closed) return;
+  if (ec) return finish("socket error: " + ec.message());
+  loop_.refresh_now();
+  if (write_wants_read_) {
+    write_wants_read_ = false;
+    write_some();
+    if (phase_ == phase::closed) return;
+  }
+  do_read();
+}
+
+void session::on_writable(const boost::system::error_code& ec) {
+  write_waiting_ = false;
+  if (phase_ == phase::closed) return;
+  if (ec) return finish("socket error: " + ec.message());
+  if (read_wants_write_ || phase_ == phase::tls_handshake) {
+    read_wants_write_ = false;
+    do_read();
+    if (phase_ == phase::closed) return;
+  }
+  write_some();
+}
+
+// Drains the socket until it would block (the reactor is edge-triggered), a bounded number of
+// reads per event so one busy client cannot starve the loop.
+void session::do_read() {
+  for (std::size_t i = 0; i < max_reads_per_event; ++i) {
+    if (phase_ == phase::closed) return;
+    if (phase_ == phase::tls_handshake) {
+      const io_result r = transport_.handshake();
+      if (r.status == io_status::ok) {
+        phase_ = phase::http;
+        spdlog::debug("TLS {} ALPN '{}' with {}", transport_.tls_version(), transport_.alpn(), describe());
+        continue;
+      }
+      if (r.status == io_status::want_read) return wait_readable();
+      if (r.status == io_status::want_write) return wait_writable();
+      return finish(r.status == io_status::eof ? std::string("closed during TLS handshake")
+                                               : transport_.last_error());
+    }
+    auto buf = loop_.read_buffer();
+    const io_result r = transport_.read(buf);
+    switch (r.status) {
+      case io_status::ok:
+        last_rx_ = loop_.now();
+        handle_bytes(buf.first(r.n));
+        break;
+      case io_status::want_read: return wait_readable();
+      case io_status::want_write:
+        read_wants_write_ = true;
+        return wait_writable();
+      case io_status::eof:
+        return finish(phase_ == phase::closing && !end_reason_.empty() ? end_reason_
+                      : "connection closed by peer");
+      case io_status::error: return finish(transport_.last_error());
+    }
+  }
+  // More may be waiting: come back after the other sessions had their turn.
+  boost::asio::post(loop_.io(), [self = shared_from_this()] { self->do_read(); });
+}
+
+void session::handle_bytes(std::span<std::uint8_t> bytes) {
+  switch (phase_) {
+    case phase::http: return handle_http(bytes);
+    case phase::await_join:
+    case phase::joined: return feed_frames(bytes);
+    case phase::closing:
+      // Waiting for the peer's close frame or EOF: look for a close, drop the rest.
+      if (!close_after_http_ && !parser_done_) return feed_frames(bytes);
+      return;
+    default: return;
+  }
+}
+
+void session::feed_frames(std::span<std::uint8_t> bytes) {
+  const ws::consume_result r = parser_.consume(bytes, *this);
+  if (r.error != ws::close_code::none || r.closed) parser_done_ = true;
+  if (r.error != ws::close_code::none && phase_ != phase::closed && phase_ != phase::closing) {
+    const char* why = r.error == ws::close_code::protocol_error    ? "protocol error"
+                      : r.error == ws::close_code::invalid_payload ? "invalid UTF-8"
+                      : r.error == ws::close_code::message_too_big ? "message too big"
+                                                                    : "bad frame";
+    start_close(r.error, why, why);
+  }
+  if (phase_ == phase::joined || phase_ == phase::await_join) parser_.shrink();
+}
+
+// ---------------------------------------------------------------- HTTP upgrade
+
+void session::handle_http(std::span<const std::uint8_t> bytes) {
+  if (!http_) return;
+  http_->buffer.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  boost::beast::error_code ec;
+  const std::size_t used =
+      http_->parser.put(boost::asio::buffer(http_->buffer.data(), http_->buffer.size()), ec);
+  http_->buffer.erase(0, used);
+  if (ec == http::error::need_more) {
+    if (http_->buffer.size() > max_request_bytes) respond_http(431, "request header fields too large\n");
+    return;
+  }
+  if (ec == http::error::header_limit) return respond_http(431, "request header fields too large\n");
+  if (ec == http::error::body_limit) return respond_http(413, "request body not allowed\n");
+  if (ec) return respond_http(400, "malformed request: " + ec.message() + "\n");
+  if (!http_->parser.is_header_done()) return;
+
+  const auto& req = http_->parser.get();
+  const bool upgrade = ws::header_has_token(req[http::field::upgrade], "websocket",
+                                            ws::token_case::insensitive);
+  if (!upgrade) {
+    // Static files arrive with the web side; a plain request gets a clear 404 meanwhile.
+    return respond_http(req.method() == http::verb::get || req.method() == http::verb::head ? 404 : 405,
+                        "not found\n");
+  }
+  if (req.method() != http::verb::get) return respond_http(405, "WebSocket upgrade needs GET\n");
+  if (req.version() != 11) return respond_http(400, "WebSocket upgrade needs HTTP/1.1\n");
+  if (!ws::header_has_token(req[http::field::connection], "upgrade", ws::token_case::insensitive))
+    return respond_http(400, "missing Connection: Upgrade\n");
+  if (req[http::field::sec_websocket_version] != "13")
+    return respond_http(426, "unsupported WebSocket version\n", "Sec-WebSocket-Version: 13\r\n");
+  const auto key = req[http::field::sec_websocket_key];
+  if (!ws::is_valid_client_key(key)) return respond_http(400, "bad Sec-WebSocket-Key\n");
+  if (!ws::header_has_token(req[http::field::sec_websocket_protocol], ws::mles_subprotocol,
+                            ws::token_case::sensitive))
+    return respond_http(400, "Sec-WebSocket-Protocol must offer mles-websocket\n");
+
+  http::response<http::empty_body> res{http::status::switching_protocols, 11};
+  res.set(http::field::server, "mles/" MLES_VERSION);
+  res.set(http::field::upgrade, "websocket");
+  res.set(http::field::connection, "Upgrade");
+  res.set(http::field::sec_websocket_accept, ws::accept_key(key));
+  res.set(http::field::sec_websocket_protocol, ws::mles_subprotocol);
+  std::ostringstream os;
+  os << res.base();
+  enqueue(bytes_frame(os.str()), hub::delivery_kind::history);
+
+  // Bytes after the request are the client's first frames.
+  std::string rest = std::move(http_->buffer);
+  http_.reset();
+  phase_ = phase::await_join;
+  deadline_ = loop_.now() + ctx_.settings.join_timeout;
+  if (!rest.empty())
+    feed_frames({reinterpret_cast<std::uint8_t*>(rest.data()), rest.size()});
+}
+
+void session::respond_http(unsigned status, std::string_view body, std::string_view extra_headers) {
+  http_.reset();
+  const auto reason = http::obsolete_reason(static_cast<http::status>(status));
+  std::string res = "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason) +
+                    "\r\nServer: mles/" MLES_VERSION "\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                    "Content-Length: " + std::to_string(body.size()) +
+                    "\r\nConnection: close\r\n" + std::string(extra_headers) + "\r\n" +
+                    std::string(body);
+  spdlog::info("{}: HTTP {} {}", describe(), status, body.substr(0, body.find('\n')));
+  phase_ = phase::closing;
+  close_after_http_ = true;
+  close_sent_ = true;
+  end_reason_ = "HTTP " + std::to_string(status);
+  deadline_ = loop_.now() + ctx_.settings.close_timeout;
+  enqueue(bytes_frame(res), hub::delivery_kind::history);
+}
+
+// ---------------------------------------------------------------- frames from the client
+
+bool session::on_message(ws::opcode op, std::span<const std::uint8_t> payload) {
+  if (phase_ == phase::joined) {
+    ctx_.hub.publish(membership_, encode_frame(op, payload), loop_.now());
+    return true;
+  }
+  if (phase_ == phase::await_join) return handle_join(op, payload);
+  return true;  // closing: dropped, but keep parsing to find the peer's close frame
+}
+
+bool session::handle_join(ws::opcode op, std::span<const std::uint8_t> payload) {
+  boost::system::error_code ec;
+  proto::join_frame join;
+  if (op != ws::opcode::text) ec = proto::errc::join_not_text;
+  else ec = proto::parse_join_frame(as_text(payload), join);
+  if (!ec) ec = ctx_.auth.verify(join);
+  if (!ec) {
+    uid_ = join.uid;
+    channel_ = join.channel;
+    auto self = shared_from_this();
+    membership_ = ctx_.hub.join(join.channel, join.uid, encode_frame(op, payload), self, ec, loop_.now());
+  }
+  if (ec) {
+    if (ec == proto::errc::auth_mismatch || ec == proto::errc::auth_required)
+      spdlog::warn("{}: join refused: {}", describe(), ec.message());
+    start_close(ws::close_code::policy_violation, ec.message(), "join refused: " + ec.message());
+    return false;
+  }
+  phase_ = phase::joined;
+  deadline_ = {};
+  last_ping_ = loop_.now();
+  spdlog::info("{}: joined", describe());
+  return true;
+}
+
+bool session::on_ping(std::span<const std::uint8_t> payload) {
+  if (phase_ == phase::closing) return true;
+  // Pongs count against the send ceiling: a client pinging without reading is a slow consumer.
+  return enqueue(encode_frame(ws::opcode::pong, payload), hub::delivery_kind::live);
+}
+
+bool session::on_pong(std::span<const std::uint8_t>) { return true; }
+
+void session::on_close(std::uint16_t code, std::string_view) {
+  if (phase_ == phase::closing) {
+    // The answer to our close: the handshake is complete.
+    if (close_flushed_) finish(end_reason_.empty() ? "closed" : end_reason_);
+    return;
+  }
+  // RFC 6455 §5.5.1: answer with a close frame echoing the status code.
+  std::vector<std::uint8_t> body;
+  if (code != static_cast<std::uint16_t>(ws::close_code::no_status)) {
+    body = {static_cast<std::uint8_t>(code >> 8), static_cast<std::uint8_t>(code & 0xff)};
+  }
+  if (membership_) ctx_.hub.leave(membership_);
+  {
+    std::lock_guard lock(queue_mutex_);
+    queue_closed_ = true;
+  }
+  phase_ = phase::closing;
+  end_reason_ = "client closed (" + std::to_string(code) + ")";
+  deadline_ = loop_.now() + ctx_.settings.close_timeout;
+  close_sent_ = true;
+  {
+    std::lock_guard lock(queue_mutex_);
+    auto f = encode_frame(ws::opcode::close, body);
+    queued_bytes_ += f.size();
+    pending_.push_back(std::move(f));
+  }
+  schedule_flush();
+}
+
+// ---------------------------------------------------------------- send queue
+
+void session::deliver(const hub::shared_frame& frame, hub::delivery_kind kind) {
+  bool post = false;
+  {
+    std::lock_guard lock(queue_mutex_);
+    if (queue_closed_) return;
+    if (kind == hub::delivery_kind::live &&
+        queued_bytes_ + frame.size() > ctx_.settings.max_queue + replay_allowance_) {
+      // DESIGN §2.3: never wait for a member; over its ceiling it is disconnected.
+      overflowed_ = true;
+      queue_closed_ = true;
+    } else {
+      if (kind == hub::delivery_kind::history) replay_allowance_ += frame.size();
+      queued_bytes_ += frame.size();
+      pending_.push_back(frame);
+    }
+    if (!flush_posted_) post = flush_posted_ = true;
+  }
+  if (post) boost::asio::post(loop_.io(), [self = shared_from_this()] { self->flush(); });
+}
+
+bool session::enqueue(hub::shared_frame frame, hub::delivery_kind kind) {
+  deliver(frame, kind);
+  std::lock_guard lock(queue_mutex_);
+  return !overflowed_;
+}
+
+void session::schedule_flush() {
+  {
+    std::lock_guard lock(queue_mutex_);
+    if (flush_posted_) return;
+    flush_posted_ = true;
+  }
+  boost::asio::post(loop_.io(), [self = shared_from_this()] { self->flush(); });
+}
+
+void session::flush() {
+  bool overflow = false;
+  {
+    std::lock_guard lock(queue_mutex_);
+    flush_posted_ = false;
+    overflow = overflowed_;
+    if (!overflow) {
+      if (writing_.size() == write_index_) {
+        writing_.clear();
+        write_index_ = 0;
+        writing_.swap(pending_);
+      } else {
+        writing_.insert(writing_.end(), std::make_move_iterator(pending_.begin()),
+                        std::make_move_iterator(pending_.end()));
+        pending_.clear();
+      }
+    }
+  }
+  if (phase_ == phase::closed) return;
+  if (overflow && phase_ != phase::closing) {
+    ctx_.counters.slow_consumer_closes.fetch_add(1, std::memory_order_relaxed);
+    spdlog::warn("{}: slow consumer: more than {} bytes queued, disconnecting", describe(),
+                 ctx_.settings.max_queue);
+    // Keep only a frame already half written, then say why.
+    std::size_t keep = write_index_ + (write_offset_ > 0 ? 1 : 0);
+    {
+      std::lock_guard lock(queue_mutex_);
+      for (std::size_t i = keep; i < writing_.size(); ++i) queued_bytes_ -= writing_[i].size();
+      for (auto& f : pending_) queued_bytes_ -= f.size();
+      pending_.clear();
+      overflowed_ = false;  // the close frame below must pass
+    }
+    writing_.resize(keep);
+    start_close(ws::close_code::policy_violation, "send queue full", "slow consumer");
+    return;
+  }
+  if (!write_waiting_) write_some();
+}
+
+void session::write_some() {
+  while (write_index_ < writing_.size()) {
+    io_result r{io_status::ok};
+    std::size_t attempted = 0;
+    if (!transport_.is_tls()) {
+      std::array<iovec, max_iov> iov;
+      int count = 0;
+      std::size_t offset = write_offset_;
+      for (std::size_t i = write_index_; i < writing_.size() && count < static_cast<int>(max_iov); ++i) {
+        const auto& f = writing_[i];
+        iov[static_cast<std::size_t>(count)].iov_base = const_cast<std::uint8_t*>(f.data() + offset);
+        iov[static_cast<std::size_t>(count)].iov_len = f.size() - offset;
+        attempted += f.size() - offset;
+        offset = 0;
+        ++count;
+      }
+      r = count == 1 ? transport_.write({static_cast<const std::uint8_t*>(iov[0].iov_base), iov[0].iov_len})
+                     : transport_.writev(iov.data(), count);
+    } else {
+      // TLS: coalesce small frames into one SSL_write (one record burst, one syscall); a
+      // large frame goes out from its own bytes. A retry after want_write must present the
+      // same bytes again: they are rebuilt from the same immutable frames and offsets.
+      const auto& first = writing_[write_index_];
+      const std::size_t first_left = first.size() - write_offset_;
+      std::span<const std::uint8_t> chunk;
+      if (first_left >= tls_chunk / 4 && (tls_retry_len_ == 0 || tls_retry_len_ <= first_left)) {
+        const std::size_t len = tls_retry_len_ ? tls_retry_len_ : std::min(first_left, 4 * tls_chunk);
+        chunk = {first.data() + write_offset_, len};
+      } else {
+        auto out = loop_.write_buffer();
+        const std::size_t limit = tls_retry_len_ ? tls_retry_len_ : std::min(out.size(), tls_chunk);
+        std::size_t len = 0;
+        std::size_t offset = write_offset_;
+        for (std::size_t i = write_index_; i < writing_.size() && len < limit; ++i) {
+          const auto& f = writing_[i];
+          const std::size_t take = std::min(f.size() - offset, limit - len);
+          std::memcpy(out.data() + len, f.data() + offset, take);
+          len += take;
+          offset = 0;
+        }
+        chunk = {out.data(), len};
+      }
+      attempted = chunk.size();
+      r = transport_.write(chunk);
+    }
+    switch (r.status) {
+      case io_status::ok:
+        tls_retry_len_ = 0;
+        advance(r.n);
+        if (r.n < attempted) {
+          if (!transport_.is_tls()) return wait_writable();  // kernel buffer full
+        }
+        break;
+      case io_status::want_write:
+        if (transport_.is_tls()) tls_retry_len_ = attempted;
+        return wait_writable();
+      case io_status::want_read:
+        if (transport_.is_tls()) tls_retry_len_ = attempted;
+        write_wants_read_ = true;
+        return;  // the pending read wait resumes us
+      case io_status::eof:
+      case io_status::error:
+        return finish(r.status == io_status::eof ? std::string("connection closed while writing")
+                                                 : transport_.last_error());
+    }
+  }
+  on_all_written();
+}
+
+void session::advance(std::size_t n) {
+  const std::size_t written = n;
+  while (n > 0 && write_index_ < writing_.size()) {
+    auto& f = writing_[write_index_];
+    const std::size_t left = f.size() - write_offset_;
+    if (n >= left) {
+      n -= left;
+      f = hub::shared_frame{};
+      ++write_index_;
+      write_offset_ = 0;
+    } else {
+      write_offset_ += n;
+      n = 0;
+    }
+  }
+  std::lock_guard lock(queue_mutex_);
+  queued_bytes_ -= written;
+  replay_allowance_ -= std::min(replay_allowance_, written);
+}
+
+void session::on_all_written() {
+  writing_.clear();
+  write_index_ = write_offset_ = 0;
+  if (writing_.capacity() > 256) writing_.shrink_to_fit();
+  bool more = false;
+  {
+    std::lock_guard lock(queue_mutex_);
+    more = !pending_.empty() && !flush_posted_;
+    if (more) flush_posted_ = true;
+  }
+  if (more) {
+    boost::asio::post(loop_.io(), [self = shared_from_this()] { self->flush(); });
+    return;
+  }
+  if (phase_ == phase::closing && close_sent_ && !close_flushed_) {
+    bool empty = false;
+    {
+      std::lock_guard lock(queue_mutex_);
+      empty = pending_.empty();
+    }
+    if (!empty) return;
+    close_flushed_ = true;
+    transport_.shutdown_send();
+    if (close_after_http_) {
+      // Keep reading until the client closes (or the close deadline) so our response is not
+      // destroyed by a reset from unread request bytes.
+      wait_readable();
+      return;
+    }
+    wait_readable();
+  }
+}
+
+// ---------------------------------------------------------------- closing
+
+void session::start_close(ws::close_code code, std::string_view reason, std::string_view why) {
+  if (phase_ == phase::closing || phase_ == phase::closed) return;
+  if (phase_ == phase::tls_handshake || phase_ == phase::http) return finish(why);
+  if (membership_) ctx_.hub.leave(membership_);
+  phase_ = phase::closing;
+  end_reason_ = std::string(why);
+  deadline_ = loop_.now() + ctx_.settings.close_timeout;
+  close_sent_ = true;
+  {
+    std::lock_guard lock(queue_mutex_);
+    queue_closed_ = true;
+    auto f = hub::shared_frame::copy_of(ws::encode_close_frame(code, reason));
+    queued_bytes_ += f.size();
+    pending_.push_back(std::move(f));
+  }
+  schedule_flush();
+}
+
+void session::finish(std::string_view why) {
+  if (phase_ == phase::closed) return;
+  const bool was_joined = membership_ || !uid_.empty();
+  if (membership_) ctx_.hub.leave(membership_);
+  phase_ = phase::closed;
+  {
+    std::lock_guard lock(queue_mutex_);
+    queue_closed_ = true;
+    pending_.clear();
+    queued_bytes_ = 0;
+  }
+  writing_.clear();
+  http_.reset();
+  transport_.close();
+  unlink();
+  loop_.on_session_closed();
+  ctx_.counters.sessions.fetch_sub(1, std::memory_order_relaxed);
+  if (was_joined) spdlog::info("{}: session ended: {}", describe(), why);
+  else spdlog::debug("{}: connection ended: {}", describe(), why);
+}
+
+void session::go_away() {
+  if (phase_ == phase::tls_handshake || phase_ == phase::http) return finish("server stopping");
+  start_close(ws::close_code::going_away, "server stopping", "server stopping");
+}
+
+void session::on_sweep(event_loop::clock::time_point now) {
+  switch (phase_) {
+    case phase::tls_handshake:
+    case phase::http:
+      if (now >= deadline_) finish("handshake timeout");
+      return;
+    case phase::await_join:
+      if (now >= deadline_) {
+        start_close(ws::close_code::policy_violation, proto::make_error_code(proto::errc::join_timeout).message(),
+                    "join timeout");
+      }
+      return;
+    case phase::joined: {
+      const auto interval = ctx_.settings.ping_interval;
+      if (now - last_rx_ >= 3 * interval) {
+        start_close(ws::close_code::going_away, "ping timeout", "ping timeout: nothing received");
+        return;
+      }
+      if (now - last_ping_ >= interval) {
+        last_ping_ = now;
+        static const hub::shared_frame ping = encode_frame(ws::opcode::ping, {});
+        enqueue(ping, hub::delivery_kind::live);
+      }
+      return;
+    }
+    case phase::closing:
+      if (now >= deadline_) finish(end_reason_.empty() ? "close timeout" : end_reason_);
+      return;
+    case phase::closed: return;
+  }
+}
+
+}  // namespace mles::net

@@ -1,0 +1,121 @@
+// One client connection from accept to close: TLS handshake, the HTTP upgrade (parsed by
+// Beast), the join frame, then frames to and from the hub.
+// data path: transport.read ─► (HTTP request | ws::frame_parser) ─► hub.join / hub.publish
+//            member.deliver ─► send queue ─► corked write (one writev / one SSL_write burst)
+// Thread-safety: deliver() from any thread (it takes the queue lock and posts a flush);
+// everything else runs on the session's event loop. Owned by shared_ptr: pending operations,
+// posted flushes and the hub's membership list hold references.
+#pragma once
+
+#include "hub/hub.hpp"
+#include "hub/member.hpp"
+#include "net/event_loop.hpp"
+#include "net/transport.hpp"
+#include "ws/frame_parser.hpp"
+
+#include <boost/asio/ip/tcp.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace mles::net {
+
+struct http_upgrade_state;  // Beast parser + buffer, alive only during the HTTP phase
+
+class session final : public hub::member,
+                      public std::enable_shared_from_this<session>,
+                      public session_hook,
+                      private ws::frame_handler {
+ public:
+  session(event_loop& loop, boost::asio::ip::tcp::socket socket, SSL* ssl);
+  ~session();
+
+  void start();
+  // hub::member
+  void deliver(const hub::shared_frame& frame, hub::delivery_kind kind) override;
+  // From the loop's sweep: deadlines, pings.
+  void on_sweep(event_loop::clock::time_point now);
+  // Graceful server stop: close 1001.
+  void go_away();
+  // Immediate end (the loop is no longer running): release the socket and the membership.
+  void abort(std::string_view why) { finish(why); }
+
+ private:
+  enum class phase : std::uint8_t { tls_handshake, http, await_join, joined, closing, closed };
+
+  // reading
+  void wait_readable();
+  void wait_writable();
+  void on_readable(const boost::system::error_code& ec);
+  void on_writable(const boost::system::error_code& ec);
+  void do_read();
+  void handle_bytes(std::span<std::uint8_t> bytes);
+  void handle_http(std::span<const std::uint8_t> bytes);
+  void respond_http(unsigned status, std::string_view body, std::string_view extra_headers = {});
+  // ws::frame_handler
+  bool on_message(ws::opcode op, std::span<const std::uint8_t> payload) override;
+  bool on_ping(std::span<const std::uint8_t> payload) override;
+  bool on_pong(std::span<const std::uint8_t> payload) override;
+  void on_close(std::uint16_t code, std::string_view reason) override;
+  bool handle_join(ws::opcode op, std::span<const std::uint8_t> payload);
+  void feed_frames(std::span<std::uint8_t> bytes);
+
+  // writing
+  bool enqueue(hub::shared_frame frame, hub::delivery_kind kind);
+  void schedule_flush();
+  void flush();
+  void write_some();
+  void advance(std::size_t n);
+  void on_all_written();
+
+  // closing
+  void start_close(ws::close_code code, std::string_view reason, std::string_view why);
+  void finish(std::string_view why);
+
+  std::string describe() const;
+
+  event_loop& loop_;
+  const session_context& ctx_;
+  transport transport_;
+  boost::asio::ip::tcp::endpoint peer_;
+  phase phase_;
+  bool read_waiting_ = false;
+  bool write_waiting_ = false;
+  bool read_wants_write_ = false;   // TLS read needs the socket writable
+  bool write_wants_read_ = false;   // TLS write needs the socket readable
+  bool close_sent_ = false;         // our close frame is queued
+  bool close_flushed_ = false;      // ... and written: TCP FIN sent
+  bool close_after_http_ = false;   // HTTP error response: close once written
+  bool parser_done_ = false;        // the parser saw a close frame or an error: feed no more
+  event_loop::clock::time_point deadline_{};
+  event_loop::clock::time_point last_rx_{};
+  event_loop::clock::time_point last_ping_{};
+
+  std::unique_ptr<http_upgrade_state> http_;
+  ws::frame_parser parser_;
+  hub::membership membership_;
+  std::string uid_;
+  std::string channel_;
+  std::string end_reason_;
+
+  // Send queue. pending_ is filled from any thread under queue_mutex_; writing_ belongs to the
+  // loop and holds the frames of the burst being written.
+  std::mutex queue_mutex_;
+  std::vector<hub::shared_frame> pending_;
+  std::size_t queued_bytes_ = 0;       // pending_ + unwritten part of writing_
+  std::size_t replay_allowance_ = 0;   // history bytes exempt from the ceiling until written
+  bool flush_posted_ = false;
+  bool queue_closed_ = false;          // no more deliveries accepted
+  bool overflowed_ = false;            // a live delivery hit the ceiling
+  std::vector<hub::shared_frame> writing_;
+  std::size_t write_index_ = 0;
+  std::size_t write_offset_ = 0;
+  std::size_t tls_retry_len_ = 0;      // SSL_write must be retried with the same bytes
+};
+
+}  // namespace mles::net

@@ -1,0 +1,36 @@
+// What every session shares: the hub, the authenticator, limits and timings, and counters.
+// Owned by app::server; immutable after start except the atomic counters.
+#pragma once
+
+#include "hub/hub.hpp"
+#include "proto/auth.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+
+namespace mles::net {
+
+struct session_settings {
+  std::size_t max_message = 16u << 20;
+  std::size_t max_queue = 4u << 20;
+  std::chrono::milliseconds ping_interval{24'000};
+  std::chrono::milliseconds handshake_timeout{10'000};
+  std::chrono::milliseconds join_timeout{10'000};
+  std::chrono::milliseconds close_timeout{5'000};
+};
+
+struct server_counters {
+  std::atomic<std::size_t> sessions{0};
+  std::atomic<std::uint64_t> slow_consumer_closes{0};
+};
+
+struct session_context {
+  hub::hub& hub;
+  const proto::authenticator& auth;
+  session_settings settings;
+  server_counters& counters;
+};
+
+}  // namespace mles::net

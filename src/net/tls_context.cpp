@@ -1,0 +1,190 @@
+// tls_context: server TLS policy, certificate loading, self-signed certificates, SNI registry.
+#include "net/tls_context.hpp"
+
+#include <openssl/bn.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/x509v3.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+#include <stdexcept>
+
+namespace mles::net {
+namespace {
+
+std::string openssl_error() {
+  const unsigned long code = ERR_get_error();
+  ERR_clear_error();
+  if (code == 0) return "unknown OpenSSL error";
+  char buf[256];
+  ERR_error_string_n(code, buf, sizeof buf);
+  return buf;
+}
+
+// ALPN (RFC 7301): we speak HTTP/1.1 only. A client offering other protocols but not
+// http/1.1 continues without ALPN rather than failing the handshake.
+int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
+                unsigned inlen, void*) {
+  static const unsigned char ours[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+  unsigned char* selected = nullptr;
+  if (SSL_select_next_proto(&selected, outlen, ours, sizeof ours, in, inlen) ==
+      OPENSSL_NPN_NEGOTIATED) {
+    *out = selected;
+    return SSL_TLSEXT_ERR_OK;
+  }
+  return SSL_TLSEXT_ERR_NOACK;
+}
+
+ssl_ctx_ptr make_policy_context() {
+  SSL_CTX* raw = SSL_CTX_new(TLS_server_method());
+  if (!raw) throw std::runtime_error("cannot create TLS context: " + openssl_error());
+  ssl_ctx_ptr ctx(raw, ssl_ctx_deleter{});
+  SSL_CTX_set_min_proto_version(raw, TLS1_2_VERSION);
+  SSL_CTX_set_max_proto_version(raw, TLS1_3_VERSION);
+  // TLS 1.2: forward-secret AEAD suites only. TLS 1.3 suites are all modern (OpenSSL default).
+  SSL_CTX_set_cipher_list(raw,
+                          "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+                          "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+                          "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305");
+  SSL_CTX_set_options(raw, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+                               SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_IGNORE_UNEXPECTED_EOF);
+  // Release idle read/write buffers (idle sessions stay small); partial writes let one
+  // SSL_write carry many frames; the write buffer may move between retries.
+  SSL_CTX_set_mode(raw, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
+                            SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  SSL_CTX_set_alpn_select_cb(raw, select_alpn, nullptr);
+  SSL_CTX_set_session_cache_mode(raw, SSL_SESS_CACHE_SERVER);
+  return ctx;
+}
+
+void require_readable(const std::filesystem::path& p, const char* what) {
+  std::ifstream f(p, std::ios::binary);
+  if (!f) throw std::runtime_error(std::string("cannot read ") + what + " " + p.string() + ": " +
+                                   std::strerror(errno));
+}
+
+using evp_pkey_ptr = std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)>;
+using x509_ptr = std::unique_ptr<X509, decltype(&X509_free)>;
+
+bool looks_like_ip(const std::string& s) {
+  return s.find(':') != std::string::npos ||
+         s.find_first_not_of("0123456789.") == std::string::npos;
+}
+
+}  // namespace
+
+ssl_ctx_ptr make_server_context_from_files(const std::filesystem::path& cert_chain,
+                                           const std::filesystem::path& key) {
+  require_readable(cert_chain, "TLS certificate");
+  require_readable(key, "TLS key");
+  auto ctx = make_policy_context();
+  if (SSL_CTX_use_certificate_chain_file(ctx.get(), cert_chain.c_str()) != 1)
+    throw std::runtime_error("bad TLS certificate " + cert_chain.string() + ": " + openssl_error());
+  if (SSL_CTX_use_PrivateKey_file(ctx.get(), key.c_str(), SSL_FILETYPE_PEM) != 1)
+    throw std::runtime_error("bad TLS key " + key.string() + ": " + openssl_error());
+  if (SSL_CTX_check_private_key(ctx.get()) != 1)
+    throw std::runtime_error("TLS key " + key.string() + " does not match the certificate " +
+                             cert_chain.string());
+  return ctx;
+}
+
+ssl_ctx_ptr make_self_signed_context(const std::vector<std::string>& names) {
+  evp_pkey_ptr pkey(EVP_EC_gen("P-256"), &EVP_PKEY_free);
+  if (!pkey) throw std::runtime_error("cannot generate a key: " + openssl_error());
+  x509_ptr cert(X509_new(), &X509_free);
+  X509_set_version(cert.get(), 2);
+  unsigned char serial[16];
+  RAND_bytes(serial, sizeof serial);
+  serial[0] &= 0x7f;
+  BIGNUM* bn = BN_bin2bn(serial, sizeof serial, nullptr);
+  BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(cert.get()));
+  BN_free(bn);
+  X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600);
+  X509_gmtime_adj(X509_getm_notAfter(cert.get()), 365L * 24 * 3600);
+  X509_set_pubkey(cert.get(), pkey.get());
+  X509_NAME* subject = X509_get_subject_name(cert.get());
+  const std::string cn = names.empty() ? "localhost" : names.front();
+  X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
+  X509_NAME_add_entry_by_txt(subject, "O", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>("mles self-signed"), -1, -1, 0);
+  X509_set_issuer_name(cert.get(), subject);
+
+  std::string san;
+  std::vector<std::string> all = names;
+  for (const char* extra : {"localhost", "127.0.0.1", "::1"}) {
+    if (std::find(all.begin(), all.end(), extra) == all.end()) all.emplace_back(extra);
+  }
+  for (const auto& n : all) {
+    if (!san.empty()) san += ',';
+    san += (looks_like_ip(n) ? "IP:" : "DNS:") + n;
+  }
+  X509V3_CTX v3;
+  X509V3_set_ctx_nodb(&v3);
+  X509V3_set_ctx(&v3, cert.get(), cert.get(), nullptr, nullptr, 0);
+  for (auto [nid, value] : {std::pair<int, std::string>{NID_subject_alt_name, san},
+                            {NID_basic_constraints, "critical,CA:FALSE"},
+                            {NID_key_usage, "critical,digitalSignature"},
+                            {NID_ext_key_usage, "serverAuth"}}) {
+    X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &v3, nid, value.c_str());
+    if (!ext) throw std::runtime_error("cannot build certificate extension: " + openssl_error());
+    X509_add_ext(cert.get(), ext, -1);
+    X509_EXTENSION_free(ext);
+  }
+  if (X509_sign(cert.get(), pkey.get(), EVP_sha256()) == 0)
+    throw std::runtime_error("cannot sign certificate: " + openssl_error());
+
+  auto ctx = make_policy_context();
+  if (SSL_CTX_use_certificate(ctx.get(), cert.get()) != 1 ||
+      SSL_CTX_use_PrivateKey(ctx.get(), pkey.get()) != 1)
+    throw std::runtime_error("cannot install self-signed certificate: " + openssl_error());
+  return ctx;
+}
+
+tls_registry::tls_registry(ssl_ctx_ptr fallback) : fallback_(std::move(fallback)) {
+  // SNI is resolved by the callback of the context a connection starts with: the fallback.
+  SSL_CTX_set_tlsext_servername_callback(fallback_.get(), &tls_registry::on_servername);
+  SSL_CTX_set_tlsext_servername_arg(fallback_.get(), this);
+}
+
+void tls_registry::set(const std::string& name, ssl_ctx_ptr ctx) {
+  std::unique_lock lock(mutex_);
+  by_name_[name] = std::move(ctx);
+}
+
+ssl_ctx_ptr tls_registry::lookup(const std::string& name) const {
+  std::shared_lock lock(mutex_);
+  auto it = by_name_.find(name);
+  return it != by_name_.end() ? it->second : fallback_;
+}
+
+SSL* tls_registry::new_ssl() const {
+  ssl_ctx_ptr ctx;
+  {
+    std::shared_lock lock(mutex_);
+    ctx = fallback_;
+  }
+  return SSL_new(ctx.get());
+}
+
+int tls_registry::on_servername(SSL* ssl, int*, void* arg) {
+  const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+  if (!name) return SSL_TLSEXT_ERR_NOACK;
+  std::string key(name);
+  for (auto& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (!key.empty() && key.back() == '.') key.pop_back();
+  auto* self = static_cast<tls_registry*>(arg);
+  ssl_ctx_ptr ctx = self->lookup(key);
+  // SSL_set_SSL_CTX takes its own reference: the session keeps this context even if the
+  // registry swaps it later.
+  if (ctx && ctx.get() != SSL_get_SSL_CTX(ssl)) SSL_set_SSL_CTX(ssl, ctx.get());
+  return SSL_TLSEXT_ERR_OK;
+}
+
+}  // namespace mles::net

@@ -1,0 +1,59 @@
+// RFC 6455 framing vocabulary and the server-side frame encoder.
+// Pure: no I/O. Server-to-client frames are never masked (RFC 6455 §5.1), so one
+// encoded frame can be shared by every recipient.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <vector>
+
+namespace mles::ws {
+
+enum class opcode : std::uint8_t {
+  continuation = 0x0,
+  text = 0x1,
+  binary = 0x2,
+  close = 0x8,
+  ping = 0x9,
+  pong = 0xA,
+};
+
+// Close status codes the server sends or checks (RFC 6455 §7.4.1).
+enum class close_code : std::uint16_t {
+  none = 0,  // not a wire code: "no error"
+  normal = 1000,
+  going_away = 1001,
+  protocol_error = 1002,
+  unsupported_data = 1003,
+  no_status = 1005,  // never sent: a close frame without a body
+  invalid_payload = 1007,
+  policy_violation = 1008,
+  message_too_big = 1009,
+  internal_error = 1011,
+};
+
+// RFC 6455 §7.4: may this code appear in a close frame received from a peer?
+bool is_valid_received_close_code(std::uint16_t code) noexcept;
+
+// Largest header a server frame needs: 2 bytes + 8-byte extended length.
+inline constexpr std::size_t max_server_header_size = 10;
+
+// Header size of an unmasked frame with this payload length (2, 4 or 10).
+std::size_t server_header_size(std::uint64_t payload_len) noexcept;
+
+// Writes the minimal-length header of an unmasked frame into out (which must hold
+// server_header_size(payload_len) bytes) and returns the number of bytes written.
+std::size_t write_server_header(std::uint8_t* out, opcode op, std::uint64_t payload_len,
+                                bool fin = true) noexcept;
+
+// Convenience: header + payload in one vector (control frames, tests).
+std::vector<std::uint8_t> encode_server_frame(opcode op, std::span<const std::uint8_t> payload,
+                                              bool fin = true);
+
+// A whole close frame (header + body): 2-byte code + reason, reason truncated so the payload
+// stays <= 125 without splitting a UTF-8 sequence. none and no_status give an empty body.
+std::vector<std::uint8_t> encode_close_frame(close_code code, std::string_view reason = {});
+
+}  // namespace mles::ws

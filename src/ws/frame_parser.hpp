@@ -1,0 +1,101 @@
+// Incremental RFC 6455 frame parser for the server role: bytes from a client in, whole
+// messages and control frames out through a handler. Pure: no I/O; fuzzed with chunked input.
+// data path: socket bytes ─► frame_parser ─► session (join check / hub.publish)
+#pragma once
+
+#include "ws/frame.hpp"
+#include "ws/utf8.hpp"
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <vector>
+
+namespace mles::ws {
+
+// Receives what the parser finds. Every span is valid only during the call.
+// Returning false stops consume() at once (the session is closing); the rest of the
+// input is left unread.
+class frame_handler {
+ public:
+  // A complete data message (opcode text or binary), fragments already joined,
+  // unmasked, text already checked to be valid UTF-8.
+  virtual bool on_message(opcode op, std::span<const std::uint8_t> payload) = 0;
+  virtual bool on_ping(std::span<const std::uint8_t> payload) = 0;
+  virtual bool on_pong(std::span<const std::uint8_t> payload) = 0;
+  // A valid close frame. code is 1005 (no_status) when the frame had no body.
+  // The parser consumes nothing after a close frame.
+  virtual void on_close(std::uint16_t code, std::string_view reason) = 0;
+
+ protected:
+  ~frame_handler() = default;
+};
+
+struct consume_result {
+  // none, or the close code the server must send because the input broke a rule:
+  //   protocol_error (1002): unmasked frame, RSV bits set (no extension is negotiated),
+  //     unknown opcode, fragmented or >125-byte control frame, continuation without a
+  //     started message, new data frame inside a fragmented message, non-minimal
+  //     length encoding, 64-bit length with the top bit set, bad close frame body
+  //     (1-byte payload, invalid code);
+  //   invalid_payload (1007): text message or close reason that is not UTF-8;
+  //   message_too_big (1009): message (sum of its fragments) over max_message.
+  close_code error = close_code::none;
+  // Bytes of the input consumed (all of it unless the handler stopped or on error/close).
+  std::size_t consumed = 0;
+  // True once a close frame was delivered to on_close.
+  bool closed = false;
+};
+
+class frame_parser {
+ public:
+  explicit frame_parser(std::size_t max_message) noexcept : max_message_(max_message) {}
+
+  // Parses as much of data as possible, unmasking payload bytes in place. A frame split
+  // across calls is resumed on the next call; a whole unfragmented message found inside
+  // data is handed out without copying; anything else is gathered in an internal buffer.
+  // After an error or a close frame the parser must not be fed again.
+  consume_result consume(std::span<std::uint8_t> data, frame_handler& handler);
+
+  // True while a message (fragmented, or a frame split across reads) is half received.
+  bool mid_message() const noexcept;
+  // Bytes held for a message in progress (counted against memory limits).
+  std::size_t buffered_bytes() const noexcept { return message_.size(); }
+  // Frees the message buffer's memory when no message is in progress (idle sessions).
+  void shrink() noexcept;
+
+  std::size_t max_message() const noexcept { return max_message_; }
+
+ private:
+  // Implementation state; see frame_parser.cpp.
+  enum class stage : std::uint8_t { header, payload };
+  std::size_t max_message_;
+  stage stage_ = stage::header;
+  std::array<std::uint8_t, 14> header_{};  // partial header bytes across calls
+  std::uint8_t header_have_ = 0;
+  // current frame
+  opcode frame_op_ = opcode::continuation;
+  bool frame_fin_ = false;
+  std::array<std::uint8_t, 4> mask_{};
+  std::uint64_t frame_remaining_ = 0;
+  std::uint64_t frame_offset_ = 0;  // payload bytes of this frame already seen (mask phase)
+  // current (possibly fragmented) data message
+  opcode message_op_ = opcode::continuation;  // continuation = none in progress
+  std::vector<std::uint8_t> message_;
+  utf8_validator utf8_;
+  // control frame being assembled across reads
+  std::array<std::uint8_t, 125> control_{};
+  std::uint8_t control_have_ = 0;
+  // terminal states: after an error or a close frame, consume() reads nothing more
+  close_code failed_ = close_code::none;
+  bool closed_ = false;
+
+  close_code check_frame_start(std::uint8_t b0, std::uint8_t b1) const noexcept;
+  close_code begin_frame(const std::uint8_t* header) noexcept;
+  void append_to_message(const std::uint8_t* bytes, std::size_t n);
+  void release_message_buffer() noexcept;
+};
+
+}  // namespace mles::ws
