@@ -1,0 +1,120 @@
+// mles-bench: a loopback load generator that drives an Mles server like a fleet of real
+// clients (fanout, idle, history). Command line → mode → one result (human + --json line).
+#include "modes.hpp"
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <csignal>
+#include <cstdio>
+#include <exception>
+
+namespace mles::bench {
+
+void print_result(const common_options& common, const std::string& title, const result_record& rec) {
+  fmt::print("mles-bench {}:\n", title);
+  for (const auto& [key, value] : rec.fields()) fmt::print("  {:<26} {}\n", key, value);
+  if (common.json) fmt::print("{}\n", rec.json_line());
+  std::fflush(stdout);
+}
+
+namespace {
+
+void add_common(CLI::App& sub, common_options& c) {
+  sub.add_option("--host", c.host, "server address (loopback only)")->capture_default_str();
+  sub.add_option("--port", c.port, "server port")->required();
+  sub.add_flag("--tls", c.tls, "connect with TLS (no certificate verification, SNI localhost)");
+  sub.add_option("--threads", c.threads, "bench event loops (threads)")->capture_default_str()
+      ->check(CLI::Range(1, 64));
+  sub.add_flag("--json", c.json, "also print the result as one JSON line");
+  sub.add_option("--connect-concurrency", c.connect_concurrency,
+                 "connections in handshake at once")->capture_default_str()->check(CLI::Range(1, 100000));
+  sub.add_option("--connect-timeout", c.connect_timeout_s,
+                 "seconds for all connections to join (0: 10 s + 1 ms per connection, 2 ms with TLS)")
+      ->capture_default_str();
+  sub.add_option("--host-header", c.host_header, "Host header of the upgrade (default localhost:PORT)");
+}
+
+}  // namespace
+}  // namespace mles::bench
+
+int main(int argc, char** argv) {
+  using namespace mles::bench;
+  std::signal(SIGPIPE, SIG_IGN);
+
+  CLI::App app{"mles-bench: loopback load generator for Mles v2 WebSocket servers"};
+  app.require_subcommand(1);
+
+  common_options common;
+  fanout_options fo;
+  idle_options io;
+  history_options ho;
+  std::string rate = "max";
+
+  auto* fanout = app.add_subcommand("fanout", "C channels × (P publishers + S subscribers): throughput, latency, integrity");
+  add_common(*fanout, common);
+  fanout->add_option("--channels", fo.channels, "channels")->capture_default_str()->check(CLI::Range(1u, 100000u));
+  fanout->add_option("--subscribers", fo.subscribers, "subscribers per channel")->capture_default_str();
+  fanout->add_option("--publishers", fo.publishers, "publishers per channel (they also receive)")
+      ->capture_default_str()->check(CLI::Range(1u, 100000u));
+  fanout->add_option("--size", fo.size, "payload bytes (>= 16)")->capture_default_str()
+      ->check(CLI::Range(std::size_t{16}, std::size_t{16} << 20));
+  fanout->add_option("--rate", rate, "messages/s per publisher, or max (closed loop)")->capture_default_str();
+  fanout->add_option("--window", fo.window,
+                     "max messages per publisher not yet received by every member (also capped at 1 MiB)")
+      ->capture_default_str()->check(CLI::Range(1u, 1000000u));
+  fanout->add_option("--duration", fo.duration_s, "measured seconds")->capture_default_str()->check(CLI::Range(0.1, 3600.0));
+  fanout->add_option("--warmup", fo.warmup_s, "seconds of traffic before measuring")->capture_default_str()->check(CLI::Range(0.0, 600.0));
+  fanout->add_option("--barrier-timeout", fo.barrier_timeout_s, "seconds for the join barrier")->capture_default_str();
+  fanout->add_option("--drain-timeout", fo.drain_timeout_s, "seconds to receive the last messages")->capture_default_str();
+
+  auto* idle = app.add_subcommand("idle", "N joined idle connections: joins/s and server bytes per connection");
+  add_common(*idle, common);
+  idle->add_option("--connections", io.connections, "connections")->capture_default_str()->check(CLI::Range(1u, 1000000u));
+  idle->add_option("--per-channel", io.per_channel, "members per channel (1: a channel each, joins unconfirmed)")
+      ->capture_default_str()->check(CLI::Range(1u, 1000000u));
+  idle->add_option("--server-pid", io.server_pid, "server process whose VmRSS to measure");
+  idle->add_option("--settle-timeout", io.settle_timeout_s, "seconds to wait for the RSS to settle")->capture_default_str();
+  idle->add_option("--hold", io.hold_s, "extra seconds to keep the connections idle")->capture_default_str();
+
+  auto* history = app.add_subcommand("history", "join latency of a channel with a full history");
+  add_common(*history, common);
+  history->add_option("--history", ho.history, "publisher messages in the history")->capture_default_str()->check(CLI::Range(1u, 999999u));
+  history->add_option("--size", ho.size, "payload bytes (>= 16)")->capture_default_str()
+      ->check(CLI::Range(std::size_t{16}, std::size_t{16} << 20));
+  history->add_option("--joins", ho.joins, "measured joins")->capture_default_str()->check(CLI::Range(1u, 1000000u));
+  history->add_option("--warmup-joins", ho.warmup_joins, "joins before measuring")->capture_default_str();
+  history->add_option("--join-timeout", ho.join_timeout_s, "seconds for one join's history")->capture_default_str();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : exit_usage;
+  }
+
+  try {
+    if (*fanout) {
+      if (rate != "max") {
+        try {
+          fo.rate = std::stod(rate);
+        } catch (const std::exception&) {
+          fo.rate = -1;
+        }
+        if (!(fo.rate > 0)) {
+          fmt::print(stderr, "mles-bench: --rate must be a positive number or max\n");
+          return exit_usage;
+        }
+      }
+      return run_fanout(common, fo);
+    }
+    if (*idle) return run_idle(common, io);
+    return run_history(common, ho);
+  } catch (const bench_failure& f) {
+    fmt::print(stderr, "mles-bench: FAILED: {}\n", f.what);
+    return exit_failure;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "mles-bench: FAILED: {}\n", e.what());
+    return exit_failure;
+  }
+}

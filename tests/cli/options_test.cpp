@@ -1,0 +1,123 @@
+// Tests for the command line: reference flags, our flags, defaults, usage errors.
+#include "cli/options.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+using mles::cli::parse_command_line;
+using mles::cli::parse_outcome;
+
+namespace {
+
+parse_outcome run(std::vector<std::string> args, std::map<std::string, std::string> env = {}) {
+  args.insert(args.begin(), "mles");
+  std::vector<const char*> argv;
+  for (auto& a : args) argv.push_back(a.c_str());
+  return parse_command_line(static_cast<int>(argv.size()), argv.data(), [env](const char* n) -> const char* {
+    auto it = env.find(n);
+    return it == env.end() ? nullptr : it->second.c_str();
+  });
+}
+
+}  // namespace
+
+TEST(options, reference_flags_and_defaults) {
+  auto r = run({"--domains", "Example.IO.", "-d", "b.io", "-w", "/srv/www", "--no-tls"});
+  ASSERT_TRUE(r.config) << r.output;
+  const auto& c = *r.config;
+  EXPECT_THAT(c.domains, testing::ElementsAre("example.io", "b.io"));
+  EXPECT_EQ(c.wwwroot, "/srv/www");
+  EXPECT_EQ(c.history_limit, 200u);
+  EXPECT_EQ(c.file_limit, 256u);
+  EXPECT_EQ(c.port, 443);
+  EXPECT_EQ(c.compression_cache_mb, 24u);
+  EXPECT_FALSE(c.rate_limit);
+  EXPECT_EQ(c.bind, "::");
+  EXPECT_EQ(c.max_message, 16u << 20);
+  EXPECT_EQ(c.max_queue, 4u << 20);
+  EXPECT_EQ(c.tls, mles::app::tls_mode::none);
+  EXPECT_EQ(c.log_level, "warn");
+}
+
+TEST(options, short_flags_match_the_reference) {
+  auto r = run({"-d", "a.io", "-e", "me@a.io", "-c", "/var/cache/mles", "-l", "7", "-f", "9", "-w", "/w", "-s",
+                "-p", "8443", "-r", "-C", "0", "-P", "api/keeper=http://127.0.0.1:9000", "--self-signed"});
+  ASSERT_TRUE(r.config) << r.output;
+  const auto& c = *r.config;
+  EXPECT_EQ(c.history_limit, 7u);
+  EXPECT_EQ(c.file_limit, 9u);
+  EXPECT_TRUE(c.staging);
+  EXPECT_TRUE(c.redirect);
+  EXPECT_EQ(c.port, 8443);
+  EXPECT_EQ(c.compression_cache_mb, 0u);
+  ASSERT_EQ(c.proxies.size(), 1u);
+  EXPECT_EQ(c.proxies[0].prefix, "api/keeper");
+  EXPECT_EQ(c.proxies[0].upstream, "http://127.0.0.1:9000");
+  EXPECT_EQ(c.tls, mles::app::tls_mode::self_signed);
+  // Flags of features not built yet are announced, not silently ignored.
+  EXPECT_THAT(r.notices, testing::Contains(testing::HasSubstr("--email")));
+  EXPECT_THAT(r.notices, testing::Contains(testing::HasSubstr("--proxy")));
+  EXPECT_THAT(r.notices, testing::Contains(testing::HasSubstr("--redirect")));
+}
+
+TEST(options, usage_errors_exit_2_with_one_line) {
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"-w", "/w", "--no-tls"},                                  // no --domains
+           {"-d", "a", "--no-tls"},                                   // no --wwwroot
+           {"-d", "a", "-w", "/w", "--no-tls", "--limit", "0"},
+           {"-d", "a", "-w", "/w", "--no-tls", "--limit", "1000000"},
+           {"-d", "a", "-w", "/w", "--no-tls", "--limit", "abc"},
+           {"-d", "a", "-w", "/w", "--no-tls", "--port", "70000"},
+           {"-d", "a", "-w", "/w", "--no-tls", "--bogus"},
+           {"-d", "a", "-w", "/w", "--tls-cert", "c.pem"},             // key missing
+           {"-d", "a", "-w", "/w", "--self-signed", "--no-tls"},
+           {"-d", "a", "-w", "/w", "--no-tls", "--log-level", "loud"},
+           {"-d", "a", "-w", "/w", "--no-tls", "-P", "nourl"},
+           {"-d", "a", "-w", "/w"},                                   // no certificate source
+       }) {
+    auto r = run(args);
+    EXPECT_FALSE(r.config) << testing::PrintToString(args);
+    EXPECT_EQ(r.exit_code, 2) << testing::PrintToString(args);
+    EXPECT_THAT(r.output, testing::HasSubstr("--help")) << r.output;
+    EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+  }
+}
+
+TEST(options, help_and_version_exit_0) {
+  auto h = run({"--help"});
+  EXPECT_FALSE(h.config);
+  EXPECT_EQ(h.exit_code, 0);
+  EXPECT_THAT(h.output, testing::HasSubstr("--domains"));
+  EXPECT_THAT(h.output, testing::HasSubstr("--rate-limit"));
+  auto v = run({"--version"});
+  EXPECT_EQ(v.exit_code, 0);
+  EXPECT_THAT(v.output, testing::StartsWith("mles "));
+}
+
+TEST(options, sizes_accept_units) {
+  auto r = run({"-d", "a", "-w", "/w", "--no-tls", "--max-message", "1MiB", "--max-queue", "256KiB",
+                "--history-bytes", "2048"});
+  ASSERT_TRUE(r.config) << r.output;
+  EXPECT_EQ(r.config->max_message, 1u << 20);
+  EXPECT_EQ(r.config->max_queue, 256u << 10);
+  EXPECT_EQ(r.config->history_bytes, 2048u);
+}
+
+TEST(options, log_level_from_flag_then_mles_log_then_rust_log) {
+  auto base = std::vector<std::string>{"-d", "a", "-w", "/w", "--no-tls"};
+  EXPECT_EQ(run(base, {{"RUST_LOG", "debug"}}).config->log_level, "debug");
+  EXPECT_EQ(run(base, {{"RUST_LOG", "debug"}, {"MLES_LOG", "error"}}).config->log_level, "error");
+  auto with_flag = base;
+  with_flag.insert(with_flag.end(), {"--log-level", "info"});
+  EXPECT_EQ(run(with_flag, {{"MLES_LOG", "error"}}).config->log_level, "info");
+}
+
+TEST(options, mles_key_comes_from_the_environment) {
+  auto base = std::vector<std::string>{"-d", "a", "-w", "/w", "--no-tls"};
+  EXPECT_FALSE(run(base).config->mles_key);
+  EXPECT_EQ(run(base, {{"MLES_KEY", "s3cret"}}).config->mles_key, "s3cret");
+}

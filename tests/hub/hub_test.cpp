@@ -1,0 +1,202 @@
+// Tests for the hub: membership, history replay and limits, fan-out, expiry.
+#include "hub/hub.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace mles::hub;
+using namespace std::chrono_literals;
+
+namespace {
+
+shared_frame frame_of(std::string_view s) {
+  return shared_frame::copy_of({reinterpret_cast<const std::uint8_t*>(s.data()), s.size()});
+}
+std::string text_of(const shared_frame& f) { return {reinterpret_cast<const char*>(f.data()), f.size()}; }
+
+// A member that records what it was given.
+struct recording_member final : member {
+  void deliver(const shared_frame& f, delivery_kind kind) override {
+    std::lock_guard lock(mutex);
+    got.push_back(text_of(f));
+    kinds.push_back(kind);
+  }
+  std::vector<std::string> received() {
+    std::lock_guard lock(mutex);
+    return got;
+  }
+  std::mutex mutex;
+  std::vector<std::string> got;
+  std::vector<delivery_kind> kinds;
+};
+
+membership join(hub& h, std::string_view ch, std::string_view uid, std::shared_ptr<recording_member> m,
+                boost::system::error_code& ec) {
+  return h.join(ch, uid, frame_of(std::string("join:") + std::string(uid)), std::move(m), ec);
+}
+
+}  // namespace
+
+TEST(hub, replays_history_oldest_first_then_stores_the_join_frame) {
+  hub h({200, 1 << 20});
+  auto alice = std::make_shared<recording_member>();
+  boost::system::error_code ec;
+  auto a = join(h, "ch", "alice", alice, ec);
+  ASSERT_FALSE(ec);
+  h.publish(a, frame_of("one"));
+  h.publish(a, frame_of("two"));
+
+  auto bob = std::make_shared<recording_member>();
+  auto b = join(h, "ch", "bob", bob, ec);
+  ASSERT_FALSE(ec);
+  EXPECT_THAT(bob->received(), testing::ElementsAre("join:alice", "one", "two"));
+  EXPECT_THAT(bob->kinds, testing::Each(delivery_kind::history));
+  // The newcomer's join frame is not sent to members already present...
+  EXPECT_TRUE(alice->received().empty());
+  // ...but is in the history for the next one.
+  auto carol = std::make_shared<recording_member>();
+  join(h, "ch", "carol", carol, ec);
+  EXPECT_THAT(carol->received(), testing::ElementsAre("join:alice", "one", "two", "join:bob"));
+}
+
+TEST(hub, forwards_to_every_other_member_never_back_to_the_sender) {
+  hub h({200, 1 << 20});
+  boost::system::error_code ec;
+  auto m1 = std::make_shared<recording_member>(), m2 = std::make_shared<recording_member>(),
+       m3 = std::make_shared<recording_member>();
+  auto a = join(h, "ch", "a", m1, ec);
+  join(h, "ch", "b", m2, ec);
+  join(h, "ch", "c", m3, ec);
+  m2->got.clear();
+  m3->got.clear();
+  h.publish(a, frame_of("hi"));
+  EXPECT_TRUE(m1->received().empty());
+  EXPECT_THAT(m2->received(), testing::ElementsAre("hi"));
+  EXPECT_THAT(m3->received(), testing::ElementsAre("hi"));
+  EXPECT_EQ(m2->kinds.back(), delivery_kind::live);
+}
+
+TEST(hub, refuses_a_second_session_of_the_same_uid_on_a_channel) {
+  hub h({200, 1 << 20});
+  boost::system::error_code ec;
+  auto first = std::make_shared<recording_member>();
+  auto a = join(h, "ch", "alice", first, ec);
+  ASSERT_FALSE(ec);
+  auto second = std::make_shared<recording_member>();
+  auto dup = join(h, "ch", "alice", second, ec);
+  EXPECT_EQ(ec, mles::proto::errc::duplicate_uid);
+  EXPECT_FALSE(dup);
+  EXPECT_TRUE(second->received().empty());  // no history given to a refused join
+  // Same uid on another channel is fine; after leaving, the uid may rejoin.
+  auto other = join(h, "other", "alice", std::make_shared<recording_member>(), ec);
+  EXPECT_FALSE(ec);
+  h.leave(a);
+  auto again = join(h, "ch", "alice", std::make_shared<recording_member>(), ec);
+  EXPECT_FALSE(ec);
+  // The refused join stored nothing: history holds one join frame per accepted join.
+  auto probe = std::make_shared<recording_member>();
+  join(h, "ch", "probe", probe, ec);
+  EXPECT_THAT(probe->received(), testing::ElementsAre("join:alice", "join:alice"));
+}
+
+TEST(hub, history_keeps_the_last_limit_frames) {
+  hub h({3, 1 << 20});
+  boost::system::error_code ec;
+  auto a = join(h, "ch", "a", std::make_shared<recording_member>(), ec);
+  for (int i = 0; i < 10; ++i) h.publish(a, frame_of(std::to_string(i)));
+  auto late = std::make_shared<recording_member>();
+  join(h, "ch", "late", late, ec);
+  EXPECT_THAT(late->received(), testing::ElementsAre("7", "8", "9"));
+}
+
+TEST(hub, history_is_bounded_by_bytes_but_keeps_the_newest_frame) {
+  hub h({200, 10});
+  boost::system::error_code ec;
+  auto a = join(h, "ch", "a", std::make_shared<recording_member>(), ec);
+  h.publish(a, frame_of("aaaa"));
+  h.publish(a, frame_of("bbbb"));
+  h.publish(a, frame_of("cccc"));
+  auto late = std::make_shared<recording_member>();
+  join(h, "ch", "late", late, ec);
+  EXPECT_THAT(late->received(), testing::ElementsAre("bbbb", "cccc"));
+  h.publish(a, frame_of(std::string(50, 'x')));
+  auto later = std::make_shared<recording_member>();
+  join(h, "ch", "later", later, ec);
+  EXPECT_THAT(later->received(), testing::ElementsAre(std::string(50, 'x')));
+}
+
+TEST(hub, channels_are_independent) {
+  hub h({200, 1 << 20});
+  boost::system::error_code ec;
+  auto x = std::make_shared<recording_member>(), y = std::make_shared<recording_member>();
+  auto a = join(h, "one", "a", std::make_shared<recording_member>(), ec);
+  join(h, "one", "x", x, ec);
+  join(h, "two", "y", y, ec);
+  h.publish(a, frame_of("for one"));
+  EXPECT_THAT(x->received(), testing::Contains("for one"));
+  EXPECT_THAT(y->received(), testing::Not(testing::Contains("for one")));
+}
+
+TEST(hub, history_outlives_members_and_idle_channels_expire) {
+  hub h({200, 1 << 20});
+  boost::system::error_code ec;
+  const auto t0 = clock::now();
+  auto a = h.join("ch", "a", frame_of("join:a"), std::make_shared<recording_member>(), ec, t0);
+  h.publish(a, frame_of("kept"), t0);
+  h.leave(a);
+  EXPECT_EQ(h.channel_count(), 1u);
+  EXPECT_EQ(h.expire(t0 + 24h, 30 * 24h), 0u);
+  auto b = std::make_shared<recording_member>();
+  auto mb = h.join("ch", "b", frame_of("join:b"), b, ec, t0 + 24h);
+  EXPECT_THAT(b->received(), testing::ElementsAre("join:a", "kept"));
+  h.leave(mb);
+  // 30 days without traffic: forgotten.
+  EXPECT_EQ(h.expire(t0 + 24h + 30 * 24h, 30 * 24h), 1u);
+  EXPECT_EQ(h.channel_count(), 0u);
+  auto c = std::make_shared<recording_member>();
+  h.join("ch", "c", frame_of("join:c"), c, ec, t0 + 32 * 24h);
+  EXPECT_TRUE(c->received().empty());
+}
+
+TEST(hub, idle_channel_with_members_loses_history_but_keeps_members) {
+  hub h({200, 1 << 20});
+  boost::system::error_code ec;
+  const auto t0 = clock::now();
+  auto am = std::make_shared<recording_member>();
+  auto a = h.join("ch", "a", frame_of("join:a"), am, ec, t0);
+  EXPECT_EQ(h.expire(t0 + 31 * 24h, 30 * 24h), 0u);
+  auto b = std::make_shared<recording_member>();
+  auto mb = h.join("ch", "b", frame_of("join:b"), b, ec, t0 + 31 * 24h);
+  EXPECT_TRUE(b->received().empty());
+  h.publish(mb, frame_of("still here"));
+  EXPECT_THAT(am->received(), testing::ElementsAre("still here"));
+}
+
+TEST(hub, concurrent_publishers_keep_per_sender_order) {
+  hub h({200, 1 << 20});
+  boost::system::error_code ec;
+  auto sink = std::make_shared<recording_member>();
+  join(h, "ch", "sink", sink, ec);
+  constexpr int senders = 4, per_sender = 2000;
+  std::vector<membership> ms;
+  for (int s = 0; s < senders; ++s)
+    ms.push_back(join(h, "ch", "s" + std::to_string(s), std::make_shared<recording_member>(), ec));
+  std::vector<std::thread> threads;
+  for (int s = 0; s < senders; ++s)
+    threads.emplace_back([&, s] {
+      for (int i = 0; i < per_sender; ++i) h.publish(ms[s], frame_of(std::to_string(s) + ":" + std::to_string(i)));
+    });
+  for (auto& t : threads) t.join();
+  std::vector<int> next(senders, 0);
+  for (const auto& m : sink->received()) {
+    const int s = std::stoi(m.substr(0, m.find(':')));
+    const int i = std::stoi(m.substr(m.find(':') + 1));
+    ASSERT_EQ(i, next[s]) << "sender " << s << " out of order";
+    ++next[s];
+  }
+  for (int s = 0; s < senders; ++s) EXPECT_EQ(next[s], per_sender);
+}

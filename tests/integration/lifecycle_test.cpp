@@ -1,0 +1,429 @@
+// Session lifetimes and server-wide behaviour against the real server: liveness pings,
+// handshake/join timeouts, slow consumers, graceful stop, per-IP rate limit, TLS
+// parameters, and a multi-threaded server under concurrent load.
+#include "integration_test.hpp"
+
+#include <openssl/ssl.h>
+
+#include <atomic>
+#include <future>
+#include <latch>
+#include <map>
+#include <mutex>
+#include <thread>
+
+namespace mles::test {
+namespace {
+
+std::string join_of(std::string_view uid, std::string_view channel) { return ws_client::join_text(uid, channel); }
+
+millis since(steady::time_point t0) { return std::chrono::duration_cast<millis>(steady::now() - t0); }
+
+// ---------------------------------------------------------------------------------------------
+// Liveness (SPEC §1.8) with the interval shrunk to 200 ms
+
+constexpr millis ping_interval{200};
+
+class mles_liveness : public server_test {};
+MLES_INSTANTIATE_OVER_TRANSPORTS(mles_liveness);
+
+TEST_P(mles_liveness, pings_a_silent_session_and_closes_it_after_three_intervals) {
+  auto& s = start([](app::config& c) { c.ping_interval = ping_interval; });
+  auto a = s.join_first("silent", "live");
+  const auto t0 = steady::now();  // the sync ping in join_first was the last thing a sent
+  std::size_t pings = 0;
+  bool close_frame = false;
+  for (;;) {
+    read_result r = a->read_frame(5s);
+    if (r.status == io_status::timeout) FAIL() << "a silent session is still open after " << since(t0).count() << " ms";
+    if (!r.ok()) break;
+    if (r.f.opcode == op::ping) ++pings;
+    if (r.f.opcode == op::close) {
+      close_frame = true;
+      break;
+    }
+  }
+  const millis elapsed = since(t0);
+  EXPECT_GE(pings, 2u) << "the server sent too few pings before giving up";
+  EXPECT_GE(elapsed, 2 * ping_interval) << "closed before three silent intervals (close frame: " << close_frame << ")";
+  EXPECT_LE(elapsed, 4 * ping_interval + 1000ms) << "closed long after three silent intervals";
+  EXPECT_TRUE(a->wait_closed()) << a->error();
+}
+
+TEST_P(mles_liveness, keeps_a_session_that_answers_pings) {
+  auto& s = start([](app::config& c) { c.ping_interval = ping_interval; });
+  auto a = s.join_first("awake", "live");
+  const auto until = steady::now() + 8 * ping_interval;
+  std::size_t pings = 0;
+  while (steady::now() < until) {
+    read_result r = a->read_frame(std::chrono::duration_cast<millis>(until - steady::now()));
+    if (r.status == io_status::timeout) break;
+    ASSERT_TRUE(r.ok()) << "a session answering pings was closed: " << to_string(r.status) << " " << a->error();
+    ASSERT_NE(r.f.opcode, op::close) << "a session answering pings was closed: " << describe(r.f);
+    if (r.f.opcode == op::ping) {
+      ++pings;
+      ASSERT_TRUE(a->send_pong(r.f.payload));
+    }
+  }
+  EXPECT_GE(pings, 4u) << "pings every " << ping_interval.count() << " ms expected";
+  EXPECT_LE(pings, 12u) << "pings far more often than every " << ping_interval.count() << " ms";
+  auto b = s.join("b", "live");
+  ASSERT_TRUE(receives_text(*b, join_of("awake", "live")));
+  ASSERT_TRUE(b->send_text("still there?"));
+  const message m = a->read_message(default_timeout, pong_policy::answer_pings);
+  EXPECT_TRUE(m.ok() && m.payload == "still there?") << to_string(m.status) << " '" << m.payload << "'";
+}
+
+TEST_P(mles_liveness, keeps_a_session_that_sends_data_but_never_answers_pings) {
+  auto& s = start([](app::config& c) { c.ping_interval = ping_interval; });
+  auto a = s.join_first("talker", "live");
+  auto b = s.join("b", "live");
+  ASSERT_TRUE(receives_text(*b, join_of("talker", "live")));
+  const auto until = steady::now() + 8 * ping_interval;
+  int sent = 0;
+  while (steady::now() < until) {
+    ASSERT_TRUE(a->send_text("tick " + std::to_string(sent++)));
+    // Half an interval of reading (pings ignored): the pacing of the talker.
+    read_result r = a->read_frame(ping_interval / 2);
+    if (r.status == io_status::timeout) continue;
+    ASSERT_TRUE(r.ok()) << "a talking session was closed: " << to_string(r.status);
+    ASSERT_NE(r.f.opcode, op::close) << "a talking session was closed: " << describe(r.f);
+  }
+  for (int i = 0; i < sent; ++i) {
+    const message m = b->read_message(default_timeout, pong_policy::answer_pings);
+    ASSERT_TRUE(m.ok() && m.payload == "tick " + std::to_string(i)) << i << ": " << to_string(m.status) << " '"
+                                                                   << m.payload << "'";
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handshake and join timeouts
+
+constexpr millis short_timeout{300};
+
+class mles_timeouts : public server_test {};
+MLES_INSTANTIATE_OVER_TRANSPORTS(mles_timeouts);
+
+TEST_P(mles_timeouts, closes_an_upgraded_session_that_never_joins) {
+  auto& s = start([](app::config& c) { c.join_timeout = short_timeout; });
+  auto c = s.open();
+  const auto t0 = steady::now();
+  ASSERT_TRUE(connection_ends(*c)) << "still open " << since(t0).count() << " ms after the upgrade";
+  EXPECT_GE(since(t0), short_timeout - 50ms);
+}
+
+TEST_P(mles_timeouts, does_not_close_a_joined_session_at_the_join_timeout) {
+  auto& s = start([](app::config& c) { c.join_timeout = short_timeout; });
+  auto c = s.join_first("u", "joined");
+  read_result r = c->read_frame(3 * short_timeout);
+  EXPECT_EQ(r.status, io_status::timeout) << "joined session ended: " << describe(r.f) << " " << c->error();
+  EXPECT_TRUE(c->sync()) << c->error();
+}
+
+TEST_P(mles_timeouts, closes_a_connection_that_sends_nothing) {
+  auto& s = start([](app::config& c) { c.handshake_timeout = short_timeout; });
+  connect_options o = s.client_options();
+  o.tls_handshake = false;  // not even a TLS ClientHello
+  auto c = s.connect(o);
+  const auto t0 = steady::now();
+  ASSERT_TRUE(connection_ends(*c)) << "still open " << since(t0).count() << " ms after connect";
+  EXPECT_GE(since(t0), short_timeout - 50ms);
+}
+
+TEST_P(mles_timeouts, closes_a_connection_whose_request_head_never_ends) {
+  auto& s = start([](app::config& c) { c.handshake_timeout = short_timeout; });
+  auto c = s.connect();  // TLS handshake done in TLS mode
+  ASSERT_TRUE(c->send_raw("GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"));
+  const auto t0 = steady::now();
+  ASSERT_TRUE(connection_ends(*c)) << "still open " << since(t0).count() << " ms after a partial request";
+  EXPECT_GE(since(t0), short_timeout - 100ms);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Slow consumer (issue item 4): a member that never reads is disconnected; nobody else waits.
+
+class mles_backpressure : public server_test {};
+MLES_INSTANTIATE_OVER_TRANSPORTS(mles_backpressure);
+
+TEST_P(mles_backpressure, disconnects_a_member_that_never_reads_while_the_others_get_everything) {
+  auto& s = start([](app::config& c) { c.max_queue = 256 * 1024; });
+  auto reader = s.join_first("reader", "flood");
+  connect_options small = s.client_options();
+  small.rcvbuf = 4096;
+  auto slow = s.connect(small);
+  ASSERT_EQ(slow->handshake().code, 101);
+  ASSERT_TRUE(slow->join("slow", "flood"));
+  ASSERT_TRUE(receives_text(*slow, join_of("reader", "flood")));
+  auto pub = s.join("pub", "flood");
+  ASSERT_TRUE(receives_all(*pub, {text(join_of("reader", "flood")), text(join_of("slow", "flood"))}));
+
+  // The reader reads on its own thread while the publisher floods.
+  std::string reader_failure;
+  int reader_count = 0;
+  bool reader_saw_end = false;
+  std::thread reader_thread([&] {
+    for (;;) {
+      const message m = reader->read_message(10s, pong_policy::answer_pings);
+      if (!m.ok() || m.opcode == op::close) {
+        reader_failure = "reader's session ended after " + std::to_string(reader_count) +
+                         " messages: " + to_string(m.status) + " close " + std::to_string(m.close_code);
+        return;
+      }
+      if (m.opcode == op::text && m.payload == "END") {
+        reader_saw_end = true;
+        return;
+      }
+      const std::string expected_prefix = "seq " + std::to_string(reader_count) + "|";
+      if (m.payload.compare(0, expected_prefix.size(), expected_prefix) != 0) {
+        reader_failure = "message " + std::to_string(reader_count) + " is '" + shorten(m.payload) + "'";
+        return;
+      }
+      ++reader_count;
+    }
+  });
+
+  constexpr std::size_t message_size = 16 * 1024;
+  constexpr int max_messages = 4096;  // 64 MiB at most
+  int sent = 0;
+  int after_close = -1;
+  for (; sent < max_messages; ++sent) {
+    std::string payload = "seq " + std::to_string(sent) + "|";
+    payload.resize(message_size, 'f');
+    if (!pub->send_binary(payload)) {
+      ADD_FAILURE() << "publisher blocked or closed after " << sent << " messages: " << pub->error();
+      break;
+    }
+    if (after_close < 0 && sent % 16 == 0 && s.stats().slow_consumer_closes >= 1) after_close = 0;
+    if (after_close >= 0 && ++after_close > 200) {
+      ++sent;
+      break;
+    }
+  }
+  pub->send_text("END");
+  reader_thread.join();
+
+  EXPECT_TRUE(reader_failure.empty()) << reader_failure;
+  EXPECT_TRUE(reader_saw_end) << "the reader did not get every message";
+  EXPECT_EQ(reader_count, sent);
+  EXPECT_GE(s.stats().slow_consumer_closes, 1u) << "no slow-consumer disconnect after " << sent << " messages of "
+                                                << message_size << " bytes";
+
+  // The slow member finds, after what fitted in its buffers, a close 1008 or the end.
+  std::optional<std::uint16_t> code;
+  int slow_got = 0;
+  for (;;) {
+    read_result r = slow->read_frame(5s);
+    if (r.status == io_status::timeout) {
+      FAIL() << "the slow member is still connected after reading " << slow_got << " messages";
+    }
+    if (!r.ok()) break;
+    if (r.f.opcode == op::close) {
+      code = r.f.close_code();
+      break;
+    }
+    if (r.f.is_data()) ++slow_got;
+  }
+  EXPECT_LT(slow_got, sent);
+  if (code) EXPECT_EQ(*code, 1008) << "the slow member's close code";
+  EXPECT_TRUE(wait_until([&] { return s.stats().sessions == 2; })) << "sessions: " << s.stats().sessions;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Graceful stop
+
+class mles_shutdown : public server_test {};
+MLES_INSTANTIATE_OVER_TRANSPORTS(mles_shutdown);
+
+TEST_P(mles_shutdown, stop_closes_every_session_with_1001_and_returns_within_the_deadline) {
+  auto& s = start([](app::config& c) { c.shutdown_timeout = 3000ms; });
+  auto a = s.join_first("a", "bye");
+  auto b = s.join("b", "bye");
+  ASSERT_TRUE(receives_text(*b, join_of("a", "bye")));
+  auto unjoined = s.open();
+  ASSERT_TRUE(unjoined->sync()) << unjoined->error();
+
+  const auto t0 = steady::now();
+  auto stopped = std::async(std::launch::async, [&] { s.stop(); });
+  for (ws_client* c : {a.get(), b.get(), unjoined.get()}) {
+    const auto code = c->expect_close();
+    EXPECT_EQ(code.value_or(0), 1001) << c->error();
+    c->send_close(1001);  // the client's half of the close handshake
+    EXPECT_TRUE(c->wait_closed()) << c->error();
+  }
+  ASSERT_EQ(stopped.wait_for(5s), std::future_status::ready) << "stop() did not return";
+  EXPECT_LE(since(t0), s.config().shutdown_timeout + 500ms);
+
+  ws_client late;
+  EXPECT_FALSE(late.connect(s.port(), s.client_options()) && late.handshake().code == 101)
+      << "a stopped server still upgrades connections";
+}
+
+TEST_P(mles_shutdown, stop_returns_within_the_deadline_when_clients_never_answer) {
+  auto& s = start([](app::config& c) { c.shutdown_timeout = 1000ms; });
+  auto a = s.join_first("a", "deaf");
+  auto b = s.join("b", "deaf");
+  ASSERT_TRUE(b->sync()) << b->error();
+
+  const auto t0 = steady::now();
+  auto stopped = std::async(std::launch::async, [&] { s.stop(); });
+  ASSERT_EQ(stopped.wait_for(5s), std::future_status::ready) << "stop() did not return";
+  EXPECT_LE(since(t0), s.config().shutdown_timeout + 1000ms);
+  for (ws_client* c : {a.get(), b.get()}) {
+    EXPECT_EQ(c->expect_close().value_or(0), 1001) << c->error();
+    EXPECT_TRUE(c->wait_closed()) << c->error();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-IP rate limit (SPEC §2 --rate-limit)
+
+class mles_rate_limit : public server_test {};
+MLES_INSTANTIATE_OVER_TRANSPORTS(mles_rate_limit);
+
+TEST_P(mles_rate_limit, drops_connections_over_the_limit_before_any_tls_or_http) {
+  auto& s = start([](app::config& c) {
+    c.rate_limit = 3;
+    c.handshake_timeout = 10'000ms;  // a drop must not be mistaken for a timeout
+  });
+  std::vector<std::unique_ptr<ws_client>> allowed;
+  for (int i = 0; i < 3; ++i) {
+    allowed.push_back(s.join("u" + std::to_string(i), "rate"));
+    ASSERT_TRUE(allowed.back()->sync()) << "connection " << i + 1 << " of 3: " << allowed.back()->error();
+  }
+  connect_options tcp_only = s.client_options();
+  tcp_only.tls_handshake = false;
+  auto fourth = s.connect(tcp_only);
+  const auto t0 = steady::now();
+  ASSERT_TRUE(fourth->wait_closed(2s)) << "the 4th connection within a minute is still open";
+  EXPECT_LE(since(t0), 1500ms);
+  EXPECT_EQ(fourth->bytes_received(), 0u) << "the server answered before dropping";
+
+  ws_client fifth;
+  const bool upgraded = fifth.connect(s.port(), s.client_options()) && fifth.handshake().code == 101;
+  EXPECT_FALSE(upgraded) << "the 5th connection within a minute was served";
+  for (auto& c : allowed) EXPECT_TRUE(c->sync()) << "an allowed session suffered: " << c->error();
+}
+
+// ---------------------------------------------------------------------------------------------
+// TLS parameters (issue item 3): TLS 1.2/1.3 only, ALPN http/1.1, certificate for localhost
+
+class mles_tls : public ::testing::Test {
+ protected:
+  server_fixture s{transport::tls};
+};
+
+TEST_F(mles_tls, negotiates_tls_1_2_or_1_3) {
+  ws_client c;
+  ASSERT_TRUE(c.connect(s.port(), s.client_options())) << c.error();
+  EXPECT_TRUE(c.tls_version() == "TLSv1.3" || c.tls_version() == "TLSv1.2") << c.tls_version();
+
+  connect_options o = s.client_options();
+  o.tls.max_version = TLS1_2_VERSION;
+  ws_client c12;
+  ASSERT_TRUE(c12.connect(s.port(), o)) << "a TLS 1.2 client: " << c12.error();
+  EXPECT_EQ(c12.tls_version(), "TLSv1.2");
+  EXPECT_EQ(c12.handshake().code, 101);
+}
+
+TEST_F(mles_tls, refuses_tls_1_1_and_1_0_clients) {
+  for (int version : {TLS1_1_VERSION, TLS1_VERSION}) {
+    connect_options o = s.client_options();
+    o.tls.min_version = version;
+    o.tls.max_version = version;
+    o.tls.allow_legacy = true;
+    ws_client c;
+    EXPECT_FALSE(c.connect(s.port(), o)) << "negotiated " << c.tls_version();
+    // The refusal must come from the server, not from our own library refusing to try.
+    EXPECT_EQ(c.error().find("no protocols available"), std::string::npos) << c.error();
+  }
+}
+
+TEST_F(mles_tls, selects_alpn_http_1_1_when_offered) {
+  for (const std::vector<std::string>& offer :
+       {std::vector<std::string>{"http/1.1"}, std::vector<std::string>{"h2", "http/1.1"}}) {
+    connect_options o = s.client_options();
+    o.tls.alpn = offer;
+    ws_client c;
+    ASSERT_TRUE(c.connect(s.port(), o)) << c.error();
+    EXPECT_EQ(c.alpn(), "http/1.1");
+    EXPECT_EQ(c.handshake().code, 101);
+  }
+}
+
+TEST_F(mles_tls, presents_a_certificate_for_localhost) {
+  ws_client c;
+  ASSERT_TRUE(c.connect(s.port(), s.client_options())) << c.error();
+  EXPECT_TRUE(c.peer_certificate_matches("localhost"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// A multi-threaded server under concurrent load: exactly once, per-sender order.
+
+class mles_threads : public server_test {};
+MLES_INSTANTIATE_OVER_TRANSPORTS(mles_threads);
+
+TEST_P(mles_threads, delivers_every_message_exactly_once_in_sender_order) {
+  constexpr int channels = 4;
+  constexpr int members = 4;
+  constexpr int per_member = 200;
+  auto& s = start([](app::config& c) { c.threads = 4; });
+
+  struct member {
+    std::string uid;
+    std::string channel;
+    std::unique_ptr<ws_client> client;
+  };
+  std::vector<member> all;
+  for (int ch = 0; ch < channels; ++ch) {
+    const std::string channel = "ch" + std::to_string(ch);
+    std::vector<expected_message> history;
+    for (int m = 0; m < members; ++m) {
+      const std::string uid = "u" + std::to_string(ch) + "-" + std::to_string(m);
+      auto c = m == 0 ? s.join_first(uid, channel) : s.join(uid, channel);
+      ASSERT_TRUE(receives_all(*c, history)) << uid;
+      history.push_back(text(join_of(uid, channel)));
+      all.push_back({uid, channel, std::move(c)});
+    }
+  }
+
+  std::mutex failures_mutex;
+  std::vector<std::string> failures;
+  std::latch go(static_cast<std::ptrdiff_t>(all.size()));
+  std::vector<std::thread> threads;
+  for (auto& mem : all) {
+    threads.emplace_back([&, m = &mem] {
+      auto fail = [&](std::string what) {
+        std::lock_guard lock(failures_mutex);
+        failures.push_back(m->uid + ": " + std::move(what));
+      };
+      go.arrive_and_wait();
+      for (int i = 0; i < per_member; ++i) {
+        if (!m->client->send_binary(m->uid + "#" + std::to_string(i))) return fail("send: " + m->client->error());
+      }
+      std::map<std::string, int> next;
+      for (int i = 0; i < (members - 1) * per_member; ++i) {
+        const message msg = m->client->read_message(10s);
+        if (!msg.ok() || msg.opcode != op::binary) {
+          return fail("after " + std::to_string(i) + " messages: " + to_string(msg.status) + " " + m->client->error());
+        }
+        const auto hash = msg.payload.find('#');
+        const std::string from = msg.payload.substr(0, hash);
+        if (from == m->uid) return fail("received its own message " + msg.payload);
+        if (from.compare(0, 3, m->uid.substr(0, 3)) != 0) return fail("message from another channel: " + msg.payload);
+        const int seq = std::stoi(msg.payload.substr(hash + 1));
+        if (seq != next[from]) {
+          return fail("from " + from + " got #" + std::to_string(seq) + ", expected #" + std::to_string(next[from]));
+        }
+        ++next[from];
+      }
+      if (!m->client->sync()) return fail("sync: " + m->client->error());
+      read_result extra = m->client->read_frame(0ms);
+      if (extra.ok()) fail("an extra message: " + describe(extra.f));
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (const auto& f : failures) ADD_FAILURE() << f;
+}
+
+}  // namespace
+}  // namespace mles::test
