@@ -224,7 +224,9 @@ TEST_P(mles_backpressure, disconnects_a_member_that_never_reads_while_the_others
     if (r.f.is_data()) ++slow_got;
   }
   EXPECT_LT(slow_got, sent);
-  if (code) EXPECT_EQ(*code, 1008) << "the slow member's close code";
+  if (code) {
+    EXPECT_EQ(*code, 1008) << "the slow member's close code";
+  }
   EXPECT_TRUE(wait_until([&] { return s.stats().sessions == 2; })) << "sessions: " << s.stats().sessions;
 }
 

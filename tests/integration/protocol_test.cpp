@@ -157,7 +157,7 @@ TEST_P(mles_rfc6455, closes_1002_on_any_reserved_bit) {
 
 TEST_P(mles_rfc6455, closes_1002_on_reserved_opcodes) {
   start();
-  for (std::uint8_t opcode : {0x3, 0x7, 0xB, 0xF}) {
+  for (std::uint8_t opcode : {std::uint8_t{0x3}, std::uint8_t{0x7}, std::uint8_t{0xB}, std::uint8_t{0xF}}) {
     auto c = member();
     ASSERT_TRUE(c->send_frame(frame_spec{.opcode = opcode, .payload = "x"}));
     EXPECT_TRUE(closes_with(*c, 1002)) << "opcode " << int{opcode};
@@ -232,16 +232,16 @@ TEST_P(mles_rfc6455, closes_1002_on_a_malformed_close_frame) {
   }
   // RFC 6455 §7.4: codes below 1000, 1004-1006, 1015, 1016-2999 unassigned, 5000+ are invalid
   // on the wire.
-  for (std::uint16_t code : {0, 999, 1004, 1005, 1006, 1015, 1100, 2999, 5000, 65535}) {
+  for (int code : {0, 999, 1004, 1005, 1006, 1015, 1100, 2999, 5000, 65535}) {
     auto c = member();
-    ASSERT_TRUE(c->send_close(code, "bye"));
+    ASSERT_TRUE(c->send_close(static_cast<std::uint16_t>(code), "bye"));
     EXPECT_TRUE(closes_with(*c, 1002)) << "close code " << code;
   }
 }
 
 TEST_P(mles_rfc6455, closes_1007_on_invalid_utf8_text) {
   start();
-  for (const std::string bad : {std::string{"\xC3\x28"}, std::string{"ok \xFF"}, std::string{"\xC0\xAF"},
+  for (const std::string& bad : {std::string{"\xC3\x28"}, std::string{"ok \xFF"}, std::string{"\xC0\xAF"},
                                 std::string{"\xED\xA0\x80"}, std::string{"\xF4\x90\x80\x80"}, std::string{"\xE2\x82"}}) {
     auto c = member();
     ASSERT_TRUE(c->send_text(bad));
@@ -303,10 +303,10 @@ TEST_P(mles_rfc6455, closes_1009_on_a_message_over_max_message) {
 
 TEST_P(mles_rfc6455, answers_a_client_close_with_the_same_code) {
   start();
-  for (std::uint16_t code : {1000, 1001, 3000, 4001}) {
+  for (int code : {1000, 1001, 3000, 4001}) {
     auto c = member();
-    ASSERT_TRUE(c->send_close(code, "bye"));
-    EXPECT_TRUE(closes_with(*c, code)) << "client close " << code;
+    ASSERT_TRUE(c->send_close(static_cast<std::uint16_t>(code), "bye"));
+    EXPECT_TRUE(closes_with(*c, static_cast<std::uint16_t>(code))) << "client close " << code;
   }
 }
 

@@ -357,9 +357,9 @@ TEST_P(mles_bad_join, ends_the_session_and_stores_nothing) {
 INSTANTIATE_TEST_SUITE_P(over, mles_bad_join,
                          ::testing::Combine(::testing::Values(transport::plain, transport::tls),
                                             ::testing::ValuesIn(bad_joins)),
-                         [](const ::testing::TestParamInfo<std::tuple<transport, bad_join>>& info) {
-                           return std::string{to_string(std::get<0>(info.param))} + "_" +
-                                  std::get<1>(info.param).name;
+                         [](const ::testing::TestParamInfo<std::tuple<transport, bad_join>>& param_info) {
+                           return std::string{to_string(std::get<0>(param_info.param))} + "_" +
+                                  std::get<1>(param_info.param).name;
                          });
 
 }  // namespace

@@ -1,0 +1,305 @@
+// End-to-end tests of the real `mles` binary (issue item 1): start-up on an ephemeral port,
+// a session over plain and TLS, SIGTERM/SIGINT with close 1001 and exit 0, usage errors
+// (exit 2 with the --help hint), start-up failures (exit 1 with one line), --version.
+#include "support/child_process.hpp"
+#include "support/mles_auth.hpp"
+#include "support/test_certificate.hpp"
+#include "support/ws_client.hpp"
+
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <csignal>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#ifndef MLES_BINARY
+#error "MLES_BINARY must name the mles executable"
+#endif
+
+namespace mles::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr millis startup_timeout{10'000};
+
+std::string join_of(std::string_view uid, std::string_view channel, std::optional<std::string> auth = std::nullopt) {
+  return ws_client::join_text(uid, channel, std::move(auth));
+}
+
+// The port at the end of a "listening on 127.0.0.1:PORT" line: the last ':<digits>'.
+std::optional<std::uint16_t> parse_port(const std::string& line) {
+  std::optional<std::uint16_t> port;
+  for (std::size_t i = line.find(':'); i != std::string::npos; i = line.find(':', i + 1)) {
+    std::size_t j = i + 1;
+    unsigned long value = 0;
+    while (j < line.size() && line[j] >= '0' && line[j] <= '9' && value <= 65535) {
+      value = value * 10 + static_cast<unsigned long>(line[j] - '0');
+      ++j;
+    }
+    if (j > i + 1 && value > 0 && value <= 65535) port = static_cast<std::uint16_t>(value);
+  }
+  return port;
+}
+
+std::string joined(const std::vector<std::string>& lines) {
+  std::string out;
+  for (const auto& l : lines) out += "\n  | " + l;
+  return out;
+}
+
+std::vector<std::string> base_args(const temp_dir& www) {
+  return {MLES_BINARY, "--port", "0", "--bind", "127.0.0.1", "--domains", "localhost", "--wwwroot", www.path().string()};
+}
+
+std::vector<std::string> with(std::vector<std::string> args, std::initializer_list<std::string> more) {
+  args.insert(args.end(), more.begin(), more.end());
+  return args;
+}
+
+// A started binary and the port it reported.
+struct started {
+  std::unique_ptr<child_process> process;
+  std::uint16_t port = 0;
+};
+
+started start_binary(std::vector<std::string> args, std::vector<std::string> env = {}) {
+  started s;
+  s.process = std::make_unique<child_process>(std::move(args), std::move(env));
+  const auto line = s.process->wait_stderr_line("listening on ", startup_timeout);
+  if (!line) {
+    ADD_FAILURE() << "no 'listening on' line on stderr; stderr was:" << joined(s.process->err_lines());
+    return s;
+  }
+  const auto port = parse_port(*line);
+  if (!port) {
+    ADD_FAILURE() << "no port at the end of: " << *line;
+    return s;
+  }
+  s.port = *port;
+  return s;
+}
+
+::testing::AssertionResult receives_text(ws_client& c, const std::string& payload) {
+  const message m = c.read_message();
+  if (m.ok() && m.opcode == op::text && m.payload == payload) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "expected '" << payload << "', got " << to_string(m.status) << " "
+                                       << opcode_name(m.opcode) << " '" << m.payload << "' " << c.error();
+}
+
+std::unique_ptr<ws_client> open_session(std::uint16_t port, transport mode) {
+  auto c = std::make_unique<ws_client>();
+  connect_options o;
+  o.mode = mode;
+  if (!c->connect(port, o)) {
+    ADD_FAILURE() << "connect to port " << port << ": " << c->error();
+    return c;
+  }
+  const http_response r = c->handshake();
+  if (r.code != 101) ADD_FAILURE() << "upgrade: " << r.describe();
+  return c;
+}
+
+// Two members exchange a message; then the signal stops the server: both get close 1001,
+// and the process exits 0 within 5 s.
+void run_session_then_stop(started& s, transport mode, int sig) {
+  ASSERT_NE(s.port, 0);
+  auto a = open_session(s.port, mode);
+  ASSERT_TRUE(a->join("alice", "e2e"));
+  ASSERT_TRUE(a->sync()) << a->error();
+  auto b = open_session(s.port, mode);
+  ASSERT_TRUE(b->join("bob", "e2e"));
+  ASSERT_TRUE(receives_text(*b, join_of("alice", "e2e")));
+  ASSERT_TRUE(a->send_text("hello from alice"));
+  EXPECT_TRUE(receives_text(*b, "hello from alice"));
+  ASSERT_TRUE(b->send_binary(std::string("\x00\x01\xfe\xff", 4)));
+  const message m = a->read_message();
+  EXPECT_TRUE(m.ok() && m.opcode == op::binary && m.payload == std::string("\x00\x01\xfe\xff", 4));
+
+  const auto t0 = steady::now();
+  s.process->signal(sig);
+  for (ws_client* c : {a.get(), b.get()}) {
+    EXPECT_EQ(c->expect_close().value_or(0), 1001) << c->error();
+    c->send_close(1001);
+    EXPECT_TRUE(c->wait_closed()) << c->error();
+  }
+  const auto code = s.process->wait_exit(5s);
+  ASSERT_TRUE(code.has_value()) << "still running 5 s after signal " << sig;
+  EXPECT_EQ(*code, 0) << "stderr:" << joined(s.process->err_lines());
+  EXPECT_LE(steady::now() - t0, 5s);
+}
+
+TEST(mles_binary, serves_plain_sessions_and_exits_0_on_sigterm_after_closing_them_with_1001) {
+  temp_dir www;
+  started s = start_binary(with(base_args(www), {"--no-tls"}));
+  run_session_then_stop(s, transport::plain, SIGTERM);
+}
+
+TEST(mles_binary, exits_0_on_sigint) {
+  temp_dir www;
+  started s = start_binary(with(base_args(www), {"--no-tls"}));
+  run_session_then_stop(s, transport::plain, SIGINT);
+}
+
+TEST(mles_binary, serves_tls_sessions_with_a_self_signed_certificate) {
+  temp_dir www;
+  started s = start_binary(with(base_args(www), {"--self-signed"}));
+  ASSERT_NE(s.port, 0);
+  ws_client probe;
+  connect_options o;
+  o.mode = transport::tls;
+  ASSERT_TRUE(probe.connect(s.port, o)) << probe.error();
+  EXPECT_TRUE(probe.peer_certificate_matches("localhost"));
+  probe.close_socket();
+  run_session_then_stop(s, transport::tls, SIGTERM);
+}
+
+TEST(mles_binary, serves_tls_sessions_with_a_certificate_from_files) {
+  temp_dir www;
+  temp_dir certs;
+  const auto cert = certs.path() / "cert.pem";
+  const auto key = certs.path() / "key.pem";
+  write_test_certificate(cert, key, "localhost");
+  started s = start_binary(with(base_args(www), {"--tls-cert", cert.string(), "--tls-key", key.string()}));
+  run_session_then_stop(s, transport::tls, SIGTERM);
+}
+
+TEST(mles_binary, requires_the_keyed_auth_when_MLES_KEY_is_set) {
+  temp_dir www;
+  started s = start_binary(with(base_args(www), {"--no-tls"}), {"MLES_KEY=e2e-secret"});
+  ASSERT_NE(s.port, 0);
+  auto refused = open_session(s.port, transport::plain);
+  ASSERT_TRUE(refused->join("alice", "keyed"));
+  EXPECT_TRUE(refused->wait_closed()) << "a join without auth was accepted: " << refused->error();
+
+  const std::string auth = mles_auth("alice", "keyed", std::string{"e2e-secret"});
+  auto a = open_session(s.port, transport::plain);
+  ASSERT_TRUE(a->join("alice", "keyed", auth));
+  ASSERT_TRUE(a->sync()) << a->error();
+  auto b = open_session(s.port, transport::plain);
+  ASSERT_TRUE(b->join("bob", "keyed", mles_auth("bob", "keyed", std::string{"e2e-secret"})));
+  EXPECT_TRUE(receives_text(*b, join_of("alice", "keyed", auth)));
+  s.process->signal(SIGTERM);
+  EXPECT_EQ(s.process->wait_exit(5s).value_or(-1), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Usage errors and start-up failures
+
+struct usage_error {
+  const char* name;
+  std::vector<std::string> extra;
+};
+
+class mles_binary_usage : public ::testing::TestWithParam<usage_error> {};
+
+TEST_P(mles_binary_usage, exits_2_with_one_line_and_the_help_hint) {
+  temp_dir www;
+  std::vector<std::string> args = with(base_args(www), {"--no-tls"});
+  args.insert(args.end(), GetParam().extra.begin(), GetParam().extra.end());
+  child_process p(args);
+  const auto code = p.wait_exit(5s);
+  ASSERT_TRUE(code.has_value()) << "still running: a usage error was accepted";
+  EXPECT_EQ(*code, 2) << "stderr:" << joined(p.err_lines());
+  const auto lines = p.err_lines();
+  EXPECT_GE(lines.size(), 1u);
+  EXPECT_LE(lines.size(), 2u) << "one clear line (and the --help hint) expected:" << joined(lines);
+  EXPECT_NE(p.err().find("--help"), std::string::npos) << "no --help hint:" << joined(lines);
+  EXPECT_EQ(p.err().find("listening on"), std::string::npos) << "started despite the usage error";
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    cases, mles_binary_usage,
+    ::testing::Values(usage_error{"limit_zero", {"--limit", "0"}}, usage_error{"limit_not_a_number", {"--limit", "abc"}},
+                      usage_error{"limit_too_big", {"--limit", "1000000"}},
+                      usage_error{"unknown_flag", {"--no-such-flag"}},
+                      usage_error{"port_out_of_range", {"--port", "70000"}},
+                      usage_error{"threads_not_a_number", {"--threads", "many"}}),
+    [](const ::testing::TestParamInfo<usage_error>& param_info) { return std::string{param_info.param.name}; });
+
+TEST(mles_binary, exits_2_without_the_required_domains_or_wwwroot) {
+  temp_dir www;
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{MLES_BINARY, "--no-tls", "--port", "0", "--wwwroot", www.path().string()},
+        std::vector<std::string>{MLES_BINARY, "--no-tls", "--port", "0", "--domains", "localhost"}}) {
+    child_process p(args);
+    EXPECT_EQ(p.wait_exit(5s).value_or(-1), 2) << "stderr:" << joined(p.err_lines());
+    EXPECT_NE(p.err().find("--help"), std::string::npos) << joined(p.err_lines());
+  }
+}
+
+TEST(mles_binary, exits_1_with_one_line_when_the_tls_key_cannot_be_read) {
+  temp_dir www;
+  temp_dir certs;
+  write_test_certificate(certs.path() / "cert.pem", certs.path() / "key.pem");
+  child_process p(with(base_args(www), {"--tls-cert", (certs.path() / "cert.pem").string(), "--tls-key", "/nonexistent"}));
+  const auto code = p.wait_exit(5s);
+  ASSERT_TRUE(code.has_value()) << "still running without a readable key";
+  EXPECT_EQ(*code, 1) << "stderr:" << joined(p.err_lines());
+  const auto lines = p.err_lines();
+  ASSERT_EQ(lines.size(), 1u) << "one clear line expected:" << joined(lines);
+  EXPECT_NE(lines[0].find("/nonexistent"), std::string::npos) << "the line does not name the key file: " << lines[0];
+}
+
+TEST(mles_binary, exits_1_with_one_line_when_the_port_is_taken) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(fd, 1), 0);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  const std::string port = std::to_string(ntohs(addr.sin_port));
+
+  temp_dir www;
+  child_process p({MLES_BINARY, "--no-tls", "--port", port, "--bind", "127.0.0.1", "--domains", "localhost",
+                   "--wwwroot", www.path().string()});
+  const auto code = p.wait_exit(5s);
+  ::close(fd);
+  ASSERT_TRUE(code.has_value()) << "still running on a port that is taken";
+  EXPECT_EQ(*code, 1) << "stderr:" << joined(p.err_lines());
+  const auto lines = p.err_lines();
+  EXPECT_EQ(lines.size(), 1u) << "one clear line expected:" << joined(lines);
+  EXPECT_NE(p.err().find(port), std::string::npos) << "the line does not name the port:" << joined(lines);
+}
+
+TEST(mles_binary, refuses_to_start_without_a_tls_choice_and_names_the_options) {
+  temp_dir www;
+  child_process p(base_args(www));  // neither --no-tls, --self-signed nor --tls-cert: ACME, not built yet
+  const auto code = p.wait_exit(5s);
+  ASSERT_TRUE(code.has_value()) << "started without certificates";
+  EXPECT_TRUE(*code == 1 || *code == 2) << "exit " << *code;
+  const auto lines = p.err_lines();
+  EXPECT_EQ(lines.size(), 1u) << joined(lines);
+  const std::string& err = p.err();
+  EXPECT_TRUE(err.find("--self-signed") != std::string::npos || err.find("--no-tls") != std::string::npos ||
+              err.find("--tls-cert") != std::string::npos)
+      << "the line does not say which option to use:" << joined(lines);
+}
+
+TEST(mles_binary, prints_its_version_and_exits_0) {
+  child_process p({MLES_BINARY, "--version"});
+  EXPECT_EQ(p.wait_exit(5s).value_or(-1), 0) << "stderr:" << joined(p.err_lines());
+  EXPECT_NE((p.out() + p.err()).find(MLES_VERSION), std::string::npos) << "stdout: " << p.out();
+}
+
+TEST(mles_binary, prints_help_and_exits_0) {
+  child_process p({MLES_BINARY, "--help"});
+  EXPECT_EQ(p.wait_exit(5s).value_or(-1), 0) << "stderr:" << joined(p.err_lines());
+  const std::string all = p.out() + p.err();
+  for (const char* flag : {"--domains", "--wwwroot", "--limit", "--port", "--rate-limit", "--no-tls", "--tls-cert"}) {
+    EXPECT_NE(all.find(flag), std::string::npos) << flag << " missing from --help";
+  }
+}
+
+}  // namespace
+}  // namespace mles::test
