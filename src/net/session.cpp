@@ -30,6 +30,8 @@ namespace {
 constexpr std::size_t max_request_bytes = 16 * 1024;  // request line + headers
 constexpr std::size_t max_reads_per_event = 16;       // fairness between sessions
 constexpr std::size_t max_iov = 64;
+constexpr std::size_t copy_threshold = 4096;      // frames up to this are coalesced
+constexpr std::size_t max_burst = 512 * 1024;     // bytes offered to one write call
 constexpr std::size_t tls_chunk = 64 * 1024;
 
 hub::shared_frame encode_frame(ws::opcode op, std::span<const std::uint8_t> payload) {
@@ -413,16 +415,38 @@ void session::write_some() {
     io_result r{io_status::ok};
     std::size_t attempted = 0;
     if (!transport_.is_tls()) {
+      // Plain: one gather write. Small frames are copied side by side into the loop's write
+      // buffer (the kernel handles one long segment far faster than many 66-byte ones);
+      // large frames go from their own bytes. A partial write just advances: the rest is
+      // rebuilt from the immutable frames next time.
       std::array<iovec, max_iov> iov;
+      auto out = loop_.write_buffer();
+      std::size_t used = 0;
       int count = 0;
+      bool last_in_buffer = false;
       std::size_t offset = write_offset_;
-      for (std::size_t i = write_index_; i < writing_.size() && count < static_cast<int>(max_iov); ++i) {
+      for (std::size_t i = write_index_; i < writing_.size() && attempted < max_burst; ++i) {
         const auto& f = writing_[i];
-        iov[static_cast<std::size_t>(count)].iov_base = const_cast<std::uint8_t*>(f.data() + offset);
-        iov[static_cast<std::size_t>(count)].iov_len = f.size() - offset;
-        attempted += f.size() - offset;
+        const std::uint8_t* p = f.data() + offset;
+        const std::size_t len = f.size() - offset;
         offset = 0;
-        ++count;
+        if (len <= copy_threshold && used + len <= out.size()) {
+          std::memcpy(out.data() + used, p, len);
+          if (last_in_buffer) {
+            iov[static_cast<std::size_t>(count - 1)].iov_len += len;
+          } else {
+            if (count == static_cast<int>(max_iov)) break;
+            iov[static_cast<std::size_t>(count++)] = {out.data() + used, len};
+          }
+          used += len;
+          last_in_buffer = true;
+        } else {
+          if (len <= copy_threshold && count > 0) break;  // buffer full: next burst
+          if (count == static_cast<int>(max_iov)) break;
+          iov[static_cast<std::size_t>(count++)] = {const_cast<std::uint8_t*>(p), len};
+          last_in_buffer = false;
+        }
+        attempted += len;
       }
       r = count == 1 ? transport_.write({static_cast<const std::uint8_t*>(iov[0].iov_base), iov[0].iov_len})
                      : transport_.writev(iov.data(), count);

@@ -10,6 +10,7 @@
 #include "hub/hub.hpp"
 #include "hub/member.hpp"
 #include "net/event_loop.hpp"
+#include "net/spin_lock.hpp"
 #include "net/transport.hpp"
 #include "ws/frame_parser.hpp"
 
@@ -105,7 +106,7 @@ class session final : public hub::member,
 
   // Send queue. pending_ is filled from any thread under queue_mutex_; writing_ belongs to the
   // loop and holds the frames of the burst being written.
-  std::mutex queue_mutex_;
+  spin_lock queue_mutex_;
   std::vector<hub::shared_frame> pending_;
   std::size_t queued_bytes_ = 0;       // pending_ + unwritten part of writing_
   std::size_t replay_allowance_ = 0;   // history bytes exempt from the ceiling until written
