@@ -32,6 +32,7 @@ constexpr std::size_t max_reads_per_event = 16;       // fairness between sessio
 constexpr std::size_t max_iov = 64;
 constexpr std::size_t copy_threshold = 4096;      // frames up to this are coalesced
 constexpr std::size_t max_burst = 512 * 1024;     // bytes offered to one write call
+constexpr std::size_t small_queue = 16;           // queue capacity kept between bursts
 constexpr std::size_t tls_chunk = 64 * 1024;
 
 hub::shared_frame encode_frame(ws::opcode op, std::span<const std::uint8_t> payload) {
@@ -522,12 +523,15 @@ void session::advance(std::size_t n) {
 }
 
 void session::on_all_written() {
-  writing_.clear();
   write_index_ = write_offset_ = 0;
-  if (writing_.capacity() > 256) writing_.shrink_to_fit();
+  // After a big burst (a history replay, a flood) give the queue memory back: an idle
+  // session should hold no queue storage.
+  if (writing_.capacity() > small_queue) std::vector<hub::shared_frame>().swap(writing_);
+  else writing_.clear();
   bool more = false;
   {
     std::lock_guard lock(queue_mutex_);
+    if (pending_.empty() && pending_.capacity() > small_queue) std::vector<hub::shared_frame>().swap(pending_);
     more = !pending_.empty() && !flush_posted_;
     if (more) flush_posted_ = true;
   }
