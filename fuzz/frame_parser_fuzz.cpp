@@ -1,7 +1,6 @@
-// libFuzzer target for ws::frame_parser (like uWebSockets' fuzzing/helpers.h makeChunked): the
-// input is parsed whole, in chunks, and in chunks with a handler that stops after every event;
-// all three must give the same events and the same error. Byte 0 picks max_message and the
-// chunking style, byte 1 seeds the chunk sizes, the rest is the client's byte stream.
+// libFuzzer target for ws::frame_parser (chunked feeding, like uWebSockets' makeChunked): input
+// parsed whole, in chunks, and in chunks with a handler that stops after every event must give
+// the same events and error. Input layout: see LLVMFuzzerTestOneInput.
 #include "ws/frame_parser.hpp"
 
 #include <array>
@@ -136,6 +135,8 @@ outcome run(std::span<const std::uint8_t> input, std::size_t max_message, chunke
 
 }  // namespace
 
+// Byte 0: max_message (bits 0-2) and chunking style (bits 3-4); byte 1: chunk-size seed;
+// the rest: the client's byte stream.
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size < 2) return 0;
   const std::size_t max_message = max_messages[data[0] & 7u];
