@@ -1,7 +1,6 @@
-// One bench event loop: a level-triggered epoll loop driving many WebSocket client
-// connections (plain or TLS) over loopback. Reads in big chunks, parses server frames in
-// place, queues masked client frames per connection and flushes each once per round.
-// Thread-safety: everything runs on the loop's thread except wake() and wake_if_sleeping().
+// One bench event loop: level-triggered epoll driving many WebSocket client connections
+// (plain or TLS) over loopback. Reads in big chunks, parses server frames in place, queues
+// masked client frames per connection and writes each connection once per round.
 #pragma once
 
 #include "bench_common.hpp"
@@ -68,6 +67,8 @@ class client_handler {
   ~client_handler() = default;
 };
 
+// Owned by a mode's main thread, run on one thread of its own. Thread-safety: everything
+// runs on the loop's thread except wake() and wake_if_sleeping().
 class client_loop {
  public:
   client_loop(const endpoint& ep, SSL_CTX* tls, std::string host_header);

@@ -1,7 +1,6 @@
-// mles-raw-baseline: the yardstick for "what the kernel allows". A single-threaded epoll
-// fan-out server speaking just enough Mles for mles-bench: upgrade, first frame = join,
-// every later data frame framed once and copied to the other members' output buffers.
-// No TLS, history, validation or pings; one send per connection per epoll round.
+// mles-raw-baseline, the yardstick for "what the kernel allows": a single-threaded epoll fan-out
+// server with just enough Mles for mles-bench (upgrade, first frame = join, later frames framed
+// once and copied to the other members' buffers, one send per connection per round). No TLS.
 #include "ws_wire.hpp"
 
 #include <CLI/CLI.hpp>
