@@ -31,6 +31,7 @@ net::session_settings settings_of(const config& c) {
   s.handshake_timeout = c.handshake_timeout;
   s.join_timeout = c.join_timeout;
   s.close_timeout = c.close_timeout;
+  s.single_loop = c.threads == 1 || (c.threads == 0 && std::thread::hardware_concurrency() <= 1);
   return s;
 }
 

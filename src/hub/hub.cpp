@@ -42,8 +42,12 @@ void hub::publish(const membership& m, const shared_frame& frame, clock::time_po
   std::lock_guard lock(ch.mutex_);
   ch.history_.push(frame);
   ch.last_activity_ = now;
+  // One atomic add for every recipient's reference, then each adopts one.
+  std::uint32_t recipients = 0;
+  for (const auto& e : ch.members_) recipients += e.id != m.id ? 1u : 0u;
+  frame.add_refs(recipients);
   for (const auto& e : ch.members_) {
-    if (e.id != m.id) e.who->deliver(frame, delivery_kind::live);
+    if (e.id != m.id) e.who->deliver(frame.adopt(), delivery_kind::live);
   }
 }
 

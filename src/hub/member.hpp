@@ -16,7 +16,7 @@ class member {
   // Called with the channel's lock held, from any thread: must not block and must not call
   // back into the hub. A member that cannot keep up (its send ceiling is exceeded) drops the
   // frame, arranges its own disconnection and returns; the hub never waits for anyone.
-  virtual void deliver(const shared_frame& frame, delivery_kind kind) = 0;
+  virtual void deliver(shared_frame frame, delivery_kind kind) = 0;
 
  protected:
   ~member() = default;

@@ -8,6 +8,8 @@
 
 namespace mles::net {
 
+thread_local const event_loop* event_loop::current_ = nullptr;
+
 event_loop::event_loop(const session_context& ctx, unsigned index, clock::duration sweep_period)
     : ctx_(ctx), index_(index), sweep_period_(sweep_period), io_(1), sweep_timer_(io_),
       read_buffer_(64 * 1024), write_buffer_(64 * 1024) {}
@@ -21,6 +23,7 @@ void event_loop::start(std::function<void(clock::time_point)> extra_sweep) {
   extra_sweep_ = std::move(extra_sweep);
   arm_sweep();
   thread_ = std::thread([this] {
+    current_ = this;
     for (;;) {
       try {
         io_.run();

@@ -57,10 +57,12 @@ class event_loop {
   void refresh_now() noexcept { now_ = clock::now(); }
 
   // Any thread.
+  bool running_in_this_thread() const noexcept { return current_ == this; }
   std::size_t session_count() const noexcept { return count_.load(std::memory_order_relaxed); }
   void on_session_closed() noexcept { count_.fetch_sub(1, std::memory_order_relaxed); }
 
  private:
+  static thread_local const event_loop* current_;
   void arm_sweep();
   void on_sweep();
 

@@ -35,9 +35,10 @@ constexpr std::size_t max_burst = 512 * 1024;     // bytes offered to one write 
 constexpr std::size_t small_queue = 16;           // queue capacity kept between bursts
 constexpr std::size_t tls_chunk = 64 * 1024;
 
-hub::shared_frame encode_frame(ws::opcode op, std::span<const std::uint8_t> payload) {
+hub::shared_frame encode_frame(ws::opcode op, std::span<const std::uint8_t> payload,
+                               hub::sharing mode = hub::sharing::threads) {
   const std::size_t header = ws::server_header_size(payload.size());
-  auto f = hub::shared_frame::allocate(header + payload.size());
+  auto f = hub::shared_frame::allocate(header + payload.size(), mode);
   auto out = f.writable();
   ws::write_server_header(out.data(), op, payload.size());
   if (!payload.empty()) std::memcpy(out.data() + header, payload.data(), payload.size());
@@ -234,7 +235,7 @@ void session::handle_http(std::span<const std::uint8_t> bytes) {
   res.set(http::field::sec_websocket_protocol, ws::mles_subprotocol);
   std::ostringstream os;
   os << res.base();
-  enqueue(bytes_frame(os.str()), hub::delivery_kind::history);
+  push_local(bytes_frame(os.str()));
 
   // Bytes after the request are the client's first frames.
   std::string rest = std::move(http_->buffer);
@@ -259,14 +260,14 @@ void session::respond_http(unsigned status, std::string_view body, std::string_v
   close_sent_ = true;
   end_reason_ = "HTTP " + std::to_string(status);
   deadline_ = loop_.now() + ctx_.settings.close_timeout;
-  enqueue(bytes_frame(res), hub::delivery_kind::history);
+  push_local(bytes_frame(res));
 }
 
 // ---------------------------------------------------------------- frames from the client
 
 bool session::on_message(ws::opcode op, std::span<const std::uint8_t> payload) {
   if (phase_ == phase::joined) {
-    ctx_.hub.publish(membership_, encode_frame(op, payload), loop_.now());
+    ctx_.hub.publish(membership_, encode_frame(op, payload, frame_sharing()), loop_.now());
     return true;
   }
   if (phase_ == phase::await_join) return handle_join(op, payload);
@@ -283,7 +284,8 @@ bool session::handle_join(ws::opcode op, std::span<const std::uint8_t> payload) 
     uid_ = join.uid;
     channel_ = join.channel;
     auto self = shared_from_this();
-    membership_ = ctx_.hub.join(join.channel, join.uid, encode_frame(op, payload), self, ec, loop_.now());
+    membership_ = ctx_.hub.join(join.channel, join.uid, encode_frame(op, payload, frame_sharing()), self, ec,
+                                loop_.now());
   }
   if (ec) {
     if (ec == proto::errc::auth_mismatch || ec == proto::errc::auth_required)
@@ -318,96 +320,143 @@ void session::on_close(std::uint16_t code, std::string_view) {
     body = {static_cast<std::uint8_t>(code >> 8), static_cast<std::uint8_t>(code & 0xff)};
   }
   if (membership_) ctx_.hub.leave(membership_);
-  {
-    std::lock_guard lock(queue_mutex_);
-    queue_closed_ = true;
-  }
   phase_ = phase::closing;
   end_reason_ = "client closed (" + std::to_string(code) + ")";
   deadline_ = loop_.now() + ctx_.settings.close_timeout;
-  close_sent_ = true;
-  {
-    std::lock_guard lock(queue_mutex_);
-    auto f = encode_frame(ws::opcode::close, body);
-    queued_bytes_ += f.size();
-    pending_.push_back(std::move(f));
-  }
-  schedule_flush();
+  queue_close_frame(ws::encode_server_frame(ws::opcode::close, body));
 }
 
 // ---------------------------------------------------------------- send queue
 
-void session::deliver(const hub::shared_frame& frame, hub::delivery_kind kind) {
+void session::deliver(hub::shared_frame frame, hub::delivery_kind kind) {
+  if (queue_closed_.load(std::memory_order_acquire)) return;
+  const std::size_t size = frame.size();
+  const std::size_t ceiling = ctx_.settings.max_queue + replay_allowance_.load(std::memory_order_relaxed);
+  if (loop_.running_in_this_thread()) {
+    const std::size_t mine = loop_bytes_.load(std::memory_order_relaxed);
+    if (kind == hub::delivery_kind::live &&
+        mine + remote_bytes_.load(std::memory_order_relaxed) + size > ceiling) {
+      // DESIGN §2.3: never wait for a member; over its ceiling it is disconnected.
+      overflowed_.store(true, std::memory_order_relaxed);
+      queue_closed_.store(true, std::memory_order_release);
+      frame.reset();
+    } else {
+      if (kind == hub::delivery_kind::history) {
+        replay_allowance_.store(replay_allowance_.load(std::memory_order_relaxed) + size,
+                                std::memory_order_relaxed);
+      }
+      loop_bytes_.store(mine + size, std::memory_order_relaxed);
+      local_.push_back(std::move(frame));
+    }
+    if (!local_flush_posted_) {
+      local_flush_posted_ = true;
+      boost::asio::post(loop_.io(), [self = shared_from_this()] {
+        self->local_flush_posted_ = false;
+        self->flush();
+      });
+    }
+    return;
+  }
   bool post = false;
   {
-    std::lock_guard lock(queue_mutex_);
-    if (queue_closed_) return;
-    if (kind == hub::delivery_kind::live &&
-        queued_bytes_ + frame.size() > ctx_.settings.max_queue + replay_allowance_) {
-      // DESIGN §2.3: never wait for a member; over its ceiling it is disconnected.
-      overflowed_ = true;
-      queue_closed_ = true;
+    std::lock_guard lock(remote_lock_);
+    if (queue_closed_.load(std::memory_order_relaxed)) return;
+    const std::size_t remote = remote_bytes_.load(std::memory_order_relaxed);
+    if (loop_bytes_.load(std::memory_order_relaxed) + remote + size > ceiling) {
+      overflowed_.store(true, std::memory_order_relaxed);
+      queue_closed_.store(true, std::memory_order_release);
     } else {
-      if (kind == hub::delivery_kind::history) replay_allowance_ += frame.size();
-      queued_bytes_ += frame.size();
-      pending_.push_back(frame);
+      remote_bytes_.store(remote + size, std::memory_order_relaxed);
+      remote_.push_back(std::move(frame));
     }
-    if (!flush_posted_) post = flush_posted_ = true;
+    if (!remote_flush_posted_) post = remote_flush_posted_ = true;
   }
-  if (post) boost::asio::post(loop_.io(), [self = shared_from_this()] { self->flush(); });
+  if (post) {
+    boost::asio::post(loop_.io(), [self = shared_from_this()] {
+      {
+        std::lock_guard lock(self->remote_lock_);
+        self->remote_flush_posted_ = false;
+      }
+      self->flush();
+    });
+  }
 }
 
 bool session::enqueue(hub::shared_frame frame, hub::delivery_kind kind) {
-  deliver(frame, kind);
-  std::lock_guard lock(queue_mutex_);
-  return !overflowed_;
+  deliver(std::move(frame), kind);
+  return !overflowed_.load(std::memory_order_relaxed);
 }
 
-void session::schedule_flush() {
-  {
-    std::lock_guard lock(queue_mutex_);
-    if (flush_posted_) return;
-    flush_posted_ = true;
+// Loop thread: queue a frame past the ceiling and the closed gate (close frames).
+void session::push_local(hub::shared_frame frame) {
+  loop_bytes_.store(loop_bytes_.load(std::memory_order_relaxed) + frame.size(), std::memory_order_relaxed);
+  local_.push_back(std::move(frame));
+  if (!local_flush_posted_) {
+    local_flush_posted_ = true;
+    boost::asio::post(loop_.io(), [self = shared_from_this()] {
+      self->local_flush_posted_ = false;
+      self->flush();
+    });
   }
-  boost::asio::post(loop_.io(), [self = shared_from_this()] { self->flush(); });
+}
+
+void session::drain_remote_into(std::vector<hub::shared_frame>& out) {
+  std::lock_guard lock(remote_lock_);
+  if (remote_.empty()) return;
+  if (out.empty()) {
+    out.swap(remote_);
+  } else {
+    out.insert(out.end(), std::make_move_iterator(remote_.begin()), std::make_move_iterator(remote_.end()));
+    remote_.clear();
+  }
+  loop_bytes_.store(loop_bytes_.load(std::memory_order_relaxed) + remote_bytes_.load(std::memory_order_relaxed),
+                    std::memory_order_relaxed);
+  remote_bytes_.store(0, std::memory_order_relaxed);
+}
+
+// The close frame is the last thing this session sends: close the gate, pull in what other
+// loops already queued, then queue the close frame behind it.
+void session::queue_close_frame(std::span<const std::uint8_t> frame_bytes) {
+  close_sent_ = true;
+  queue_closed_.store(true, std::memory_order_release);
+  drain_remote_into(local_);
+  push_local(hub::shared_frame::copy_of(frame_bytes));
+}
+
+void session::handle_overflow() {
+  overflow_handled_ = true;
+  ctx_.counters.slow_consumer_closes.fetch_add(1, std::memory_order_relaxed);
+  spdlog::warn("{}: slow consumer: more than {} bytes queued, disconnecting", describe(),
+               ctx_.settings.max_queue);
+  // Keep only a frame already half written (the stream must stay well-formed), then say why.
+  const std::size_t keep = write_index_ + (write_offset_ > 0 ? 1 : 0);
+  writing_.resize(std::min(keep, writing_.size()));
+  local_.clear();
+  {
+    std::lock_guard lock(remote_lock_);
+    remote_.clear();
+    remote_bytes_.store(0, std::memory_order_relaxed);
+  }
+  std::size_t left = 0;
+  if (write_index_ < writing_.size()) left = writing_[write_index_].size() - write_offset_;
+  loop_bytes_.store(left, std::memory_order_relaxed);
+  start_close(ws::close_code::policy_violation, "send queue full", "slow consumer");
 }
 
 void session::flush() {
-  bool overflow = false;
-  {
-    std::lock_guard lock(queue_mutex_);
-    flush_posted_ = false;
-    overflow = overflowed_;
-    if (!overflow) {
-      if (writing_.size() == write_index_) {
-        writing_.clear();
-        write_index_ = 0;
-        writing_.swap(pending_);
-      } else {
-        writing_.insert(writing_.end(), std::make_move_iterator(pending_.begin()),
-                        std::make_move_iterator(pending_.end()));
-        pending_.clear();
-      }
-    }
-  }
   if (phase_ == phase::closed) return;
-  if (overflow && phase_ != phase::closing) {
-    ctx_.counters.slow_consumer_closes.fetch_add(1, std::memory_order_relaxed);
-    spdlog::warn("{}: slow consumer: more than {} bytes queued, disconnecting", describe(),
-                 ctx_.settings.max_queue);
-    // Keep only a frame already half written, then say why.
-    std::size_t keep = write_index_ + (write_offset_ > 0 ? 1 : 0);
-    {
-      std::lock_guard lock(queue_mutex_);
-      for (std::size_t i = keep; i < writing_.size(); ++i) queued_bytes_ -= writing_[i].size();
-      for (auto& f : pending_) queued_bytes_ -= f.size();
-      pending_.clear();
-      overflowed_ = false;  // the close frame below must pass
-    }
-    writing_.resize(keep);
-    start_close(ws::close_code::policy_violation, "send queue full", "slow consumer");
-    return;
+  if (overflowed_.load(std::memory_order_relaxed) && !overflow_handled_ && phase_ != phase::closing) {
+    return handle_overflow();
   }
+  if (write_index_ == writing_.size()) {
+    writing_.clear();
+    write_index_ = 0;
+    if (!local_.empty()) writing_.swap(local_);
+  } else if (!local_.empty()) {
+    writing_.insert(writing_.end(), std::make_move_iterator(local_.begin()), std::make_move_iterator(local_.end()));
+    local_.clear();
+  }
+  drain_remote_into(writing_);
   if (!write_waiting_) write_some();
 }
 
@@ -509,7 +558,7 @@ void session::advance(std::size_t n) {
     const std::size_t left = f.size() - write_offset_;
     if (n >= left) {
       n -= left;
-      f = hub::shared_frame{};
+      f.reset();
       ++write_index_;
       write_offset_ = 0;
     } else {
@@ -517,43 +566,30 @@ void session::advance(std::size_t n) {
       n = 0;
     }
   }
-  std::lock_guard lock(queue_mutex_);
-  queued_bytes_ -= written;
-  replay_allowance_ -= std::min(replay_allowance_, written);
+  loop_bytes_.store(loop_bytes_.load(std::memory_order_relaxed) - written, std::memory_order_relaxed);
+  const std::size_t allowance = replay_allowance_.load(std::memory_order_relaxed);
+  if (allowance) replay_allowance_.store(allowance - std::min(allowance, written), std::memory_order_relaxed);
 }
 
 void session::on_all_written() {
   write_index_ = write_offset_ = 0;
   // After a big burst (a history replay, a flood) give the queue memory back: an idle
-  // session should hold no queue storage.
+  // session should hold no queue storage. (Not 'v = {}': that keeps the capacity.)
   if (writing_.capacity() > small_queue) std::vector<hub::shared_frame>().swap(writing_);
   else writing_.clear();
-  bool more = false;
+  if (local_.empty() && local_.capacity() > small_queue) std::vector<hub::shared_frame>().swap(local_);
+  bool remote_empty = true;
   {
-    std::lock_guard lock(queue_mutex_);
-    if (pending_.empty() && pending_.capacity() > small_queue) std::vector<hub::shared_frame>().swap(pending_);
-    more = !pending_.empty() && !flush_posted_;
-    if (more) flush_posted_ = true;
+    std::lock_guard lock(remote_lock_);
+    remote_empty = remote_.empty();
+    if (remote_empty && remote_.capacity() > small_queue) std::vector<hub::shared_frame>().swap(remote_);
   }
-  if (more) {
-    boost::asio::post(loop_.io(), [self = shared_from_this()] { self->flush(); });
-    return;
-  }
-  if (phase_ == phase::closing && close_sent_ && !close_flushed_) {
-    bool empty = false;
-    {
-      std::lock_guard lock(queue_mutex_);
-      empty = pending_.empty();
-    }
-    if (!empty) return;
+  // Anything still queued has a flush posted; it will come back here.
+  if (phase_ == phase::closing && close_sent_ && !close_flushed_ && local_.empty() && remote_empty) {
     close_flushed_ = true;
     transport_.shutdown_send();
-    if (close_after_http_) {
-      // Keep reading until the client closes (or the close deadline) so our response is not
-      // destroyed by a reset from unread request bytes.
-      wait_readable();
-      return;
-    }
+    // Keep reading until the client's close or EOF (or the close deadline), so our last bytes
+    // are not destroyed by a reset from unread input.
     wait_readable();
   }
 }
@@ -567,15 +603,7 @@ void session::start_close(ws::close_code code, std::string_view reason, std::str
   phase_ = phase::closing;
   end_reason_ = std::string(why);
   deadline_ = loop_.now() + ctx_.settings.close_timeout;
-  close_sent_ = true;
-  {
-    std::lock_guard lock(queue_mutex_);
-    queue_closed_ = true;
-    auto f = hub::shared_frame::copy_of(ws::encode_close_frame(code, reason));
-    queued_bytes_ += f.size();
-    pending_.push_back(std::move(f));
-  }
-  schedule_flush();
+  queue_close_frame(ws::encode_close_frame(code, reason));
 }
 
 void session::finish(std::string_view why) {
@@ -583,13 +611,16 @@ void session::finish(std::string_view why) {
   const bool was_joined = membership_ || !uid_.empty();
   if (membership_) ctx_.hub.leave(membership_);
   phase_ = phase::closed;
+  queue_closed_.store(true, std::memory_order_release);
   {
-    std::lock_guard lock(queue_mutex_);
-    queue_closed_ = true;
-    pending_.clear();
-    queued_bytes_ = 0;
+    std::lock_guard lock(remote_lock_);
+    remote_.clear();
+    remote_bytes_.store(0, std::memory_order_relaxed);
   }
+  local_.clear();
   writing_.clear();
+  write_index_ = write_offset_ = 0;
+  loop_bytes_.store(0, std::memory_order_relaxed);
   http_.reset();
   transport_.close();
   unlink();

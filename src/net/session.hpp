@@ -16,6 +16,7 @@
 
 #include <boost/asio/ip/tcp.hpp>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -38,7 +39,7 @@ class session final : public hub::member,
 
   void start();
   // hub::member
-  void deliver(const hub::shared_frame& frame, hub::delivery_kind kind) override;
+  void deliver(hub::shared_frame frame, hub::delivery_kind kind) override;
   // From the loop's sweep: deadlines, pings.
   void on_sweep(event_loop::clock::time_point now);
   // Graceful server stop: close 1001.
@@ -68,7 +69,10 @@ class session final : public hub::member,
 
   // writing
   bool enqueue(hub::shared_frame frame, hub::delivery_kind kind);
-  void schedule_flush();
+  void push_local(hub::shared_frame frame);
+  void drain_remote_into(std::vector<hub::shared_frame>& out);
+  void queue_close_frame(std::span<const std::uint8_t> body_frame);
+  void handle_overflow();
   void flush();
   void write_some();
   void advance(std::size_t n);
@@ -79,6 +83,9 @@ class session final : public hub::member,
   void finish(std::string_view why);
 
   std::string describe() const;
+  hub::sharing frame_sharing() const noexcept {
+    return ctx_.settings.single_loop ? hub::sharing::one_thread : hub::sharing::threads;
+  }
 
   event_loop& loop_;
   const session_context& ctx_;
@@ -104,16 +111,24 @@ class session final : public hub::member,
   std::string channel_;
   std::string end_reason_;
 
-  // Send queue. pending_ is filled from any thread under queue_mutex_; writing_ belongs to the
-  // loop and holds the frames of the burst being written.
-  spin_lock queue_mutex_;
-  std::vector<hub::shared_frame> pending_;
-  std::size_t queued_bytes_ = 0;       // pending_ + unwritten part of writing_
-  std::size_t replay_allowance_ = 0;   // history bytes exempt from the ceiling until written
-  bool flush_posted_ = false;
-  bool queue_closed_ = false;          // no more deliveries accepted
-  bool overflowed_ = false;            // a live delivery hit the ceiling
-  std::vector<hub::shared_frame> writing_;
+  // Send queue. Frames reach a session two ways: from its own loop (same-loop publishers,
+  // the history at join, its own control frames) into local_ without any lock, and from
+  // other loops into remote_ under remote_lock_. flush() moves local_, then remote_, into
+  // writing_: history (always local) thus precedes live messages from other loops, and each
+  // sender, whose path never changes, keeps its order. The byte counters are written by one
+  // side only and read relaxed by both for the ceiling check.
+  std::vector<hub::shared_frame> local_;                  // loop thread only
+  bool local_flush_posted_ = false;                       // loop thread only
+  bool overflow_handled_ = false;                         // loop thread only
+  spin_lock remote_lock_;
+  std::vector<hub::shared_frame> remote_;                 // under remote_lock_
+  bool remote_flush_posted_ = false;                      // under remote_lock_
+  std::atomic<std::size_t> remote_bytes_{0};              // remote_; written under remote_lock_
+  std::atomic<std::size_t> loop_bytes_{0};                // local_ + unwritten writing_; loop writes
+  std::atomic<std::size_t> replay_allowance_{0};          // history bytes exempt from the ceiling
+  std::atomic<bool> queue_closed_{false};                 // no more deliveries accepted
+  std::atomic<bool> overflowed_{false};                   // a live delivery hit the ceiling
+  std::vector<hub::shared_frame> writing_;                // the burst being written (loop)
   std::size_t write_index_ = 0;
   std::size_t write_offset_ = 0;
   std::size_t tls_retry_len_ = 0;      // SSL_write must be retried with the same bytes

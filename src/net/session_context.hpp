@@ -19,6 +19,8 @@ struct session_settings {
   std::chrono::milliseconds handshake_timeout{10'000};
   std::chrono::milliseconds join_timeout{10'000};
   std::chrono::milliseconds close_timeout{5'000};
+  // The server runs one event loop: frames never cross threads (cheaper reference counts).
+  bool single_loop = false;
 };
 
 struct server_counters {

@@ -20,7 +20,7 @@ std::string text_of(const shared_frame& f) { return {reinterpret_cast<const char
 
 // A member that records what it was given.
 struct recording_member final : member {
-  void deliver(const shared_frame& f, delivery_kind kind) override {
+  void deliver(shared_frame f, delivery_kind kind) override {
     std::lock_guard lock(mutex);
     got.push_back(text_of(f));
     kinds.push_back(kind);
