@@ -56,7 +56,7 @@ std::string_view as_text(std::span<const std::uint8_t> p) {
 }  // namespace
 
 session::session(event_loop& loop, boost::asio::ip::tcp::socket socket, SSL* ssl)
-    : loop_(loop), ctx_(loop.context()), transport_(std::move(socket), ssl),
+    : loop_(loop), ctx_(loop.context()), transport_(std::move(socket), ssl, loop.tls_scratch()),
       phase_(ssl ? phase::tls_handshake : phase::http), parser_(ctx_.settings.max_message) {
   boost::system::error_code ec;
   peer_ = transport_.socket().remote_endpoint(ec);
@@ -85,6 +85,8 @@ void session::start() {
 // ---------------------------------------------------------------- reading
 
 void session::wait_readable() {
+  // TLS output produced while reading (handshake records, alerts) may still be queued.
+  if (transport_.has_pending_output()) wait_writable();
   if (read_waiting_ || phase_ == phase::closed) return;
   read_waiting_ = true;
   transport_.socket().async_wait(
@@ -117,12 +119,12 @@ void session::on_writable(const boost::system::error_code& ec) {
   write_waiting_ = false;
   if (phase_ == phase::closed) return;
   if (ec) return finish("socket error: " + ec.message());
-  if (read_wants_write_ || phase_ == phase::tls_handshake) {
+  write_some();
+  if (phase_ == phase::closed) return;
+  if (read_wants_write_) {
     read_wants_write_ = false;
     do_read();
-    if (phase_ == phase::closed) return;
   }
-  write_some();
 }
 
 // Drains the socket until it would block (the reactor is edge-triggered), a bounded number of
@@ -461,6 +463,11 @@ void session::flush() {
 }
 
 void session::write_some() {
+  if (transport_.has_pending_output()) {
+    const io_result f = transport_.flush_output();
+    if (f.status == io_status::want_write) return wait_writable();
+    if (f.status != io_status::ok) return finish(transport_.last_error());
+  }
   while (write_index_ < writing_.size()) {
     io_result r{io_status::ok};
     std::size_t attempted = 0;
@@ -501,18 +508,16 @@ void session::write_some() {
       r = count == 1 ? transport_.write({static_cast<const std::uint8_t*>(iov[0].iov_base), iov[0].iov_len})
                      : transport_.writev(iov.data(), count);
     } else {
-      // TLS: coalesce small frames into one SSL_write (one record burst, one syscall); a
-      // large frame goes out from its own bytes. A retry after want_write must present the
-      // same bytes again: they are rebuilt from the same immutable frames and offsets.
+      // TLS: coalesce small frames into one SSL_write; a large frame goes out from its own
+      // bytes. OpenSSL encrypts into memory and the transport sends the records at once.
       const auto& first = writing_[write_index_];
       const std::size_t first_left = first.size() - write_offset_;
       std::span<const std::uint8_t> chunk;
-      if (first_left >= tls_chunk / 4 && (tls_retry_len_ == 0 || tls_retry_len_ <= first_left)) {
-        const std::size_t len = tls_retry_len_ ? tls_retry_len_ : std::min(first_left, 4 * tls_chunk);
-        chunk = {first.data() + write_offset_, len};
+      if (first_left >= tls_chunk / 4) {
+        chunk = {first.data() + write_offset_, std::min(first_left, 4 * tls_chunk)};
       } else {
         auto out = loop_.write_buffer();
-        const std::size_t limit = tls_retry_len_ ? tls_retry_len_ : std::min(out.size(), tls_chunk);
+        const std::size_t limit = std::min(out.size(), tls_chunk);
         std::size_t len = 0;
         std::size_t offset = write_offset_;
         for (std::size_t i = write_index_; i < writing_.size() && len < limit; ++i) {
@@ -529,17 +534,12 @@ void session::write_some() {
     }
     switch (r.status) {
       case io_status::ok:
-        tls_retry_len_ = 0;
         advance(r.n);
-        if (r.n < attempted) {
-          if (!transport_.is_tls()) return wait_writable();  // kernel buffer full
-        }
+        // Kernel buffer full: plain took less, or TLS holds ciphertext back.
+        if (r.n < attempted || transport_.has_pending_output()) return wait_writable();
         break;
-      case io_status::want_write:
-        if (transport_.is_tls()) tls_retry_len_ = attempted;
-        return wait_writable();
+      case io_status::want_write: return wait_writable();
       case io_status::want_read:
-        if (transport_.is_tls()) tls_retry_len_ = attempted;
         write_wants_read_ = true;
         return;  // the pending read wait resumes us
       case io_status::eof:

@@ -131,7 +131,6 @@ class session final : public hub::member,
   std::vector<hub::shared_frame> writing_;                // the burst being written (loop)
   std::size_t write_index_ = 0;
   std::size_t write_offset_ = 0;
-  std::size_t tls_retry_len_ = 0;      // SSL_write must be retried with the same bytes
 };
 
 }  // namespace mles::net

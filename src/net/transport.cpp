@@ -1,6 +1,7 @@
 // transport: non-blocking reads and writes on a socket, plain or through OpenSSL.
 #include "net/transport.hpp"
 
+#include <openssl/bio.h>
 #include <openssl/err.h>
 
 #include <cerrno>
@@ -11,11 +12,49 @@
 
 namespace mles::net {
 
-transport::transport(boost::asio::ip::tcp::socket socket, SSL* ssl)
-    : socket_(std::move(socket)), ssl_(ssl) {
+// The write-side BIO: appends whatever OpenSSL writes to the loop's scratch buffer.
+struct tls_sink_access {
+  static int write(BIO* bio, const char* data, int len) {
+    auto* t = static_cast<transport*>(BIO_get_data(bio));
+    if (len <= 0) return 0;
+    t->scratch_.insert(t->scratch_.end(), reinterpret_cast<const std::uint8_t*>(data),
+                       reinterpret_cast<const std::uint8_t*>(data) + len);
+    return len;
+  }
+  static long ctrl(BIO*, int cmd, long, void*) {
+    switch (cmd) {
+      case BIO_CTRL_FLUSH: return 1;
+      case BIO_CTRL_PENDING:
+      case BIO_CTRL_WPENDING: return 0;
+      default: return 0;
+    }
+  }
+  static int create(BIO* bio) {
+    BIO_set_init(bio, 1);
+    return 1;
+  }
+  static BIO_METHOD* method() {
+    static BIO_METHOD* m = [] {
+      BIO_METHOD* bm = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "mles tls sink");
+      BIO_meth_set_write(bm, &tls_sink_access::write);
+      BIO_meth_set_ctrl(bm, &tls_sink_access::ctrl);
+      BIO_meth_set_create(bm, &tls_sink_access::create);
+      return bm;
+    }();
+    return m;
+  }
+};
+
+transport::transport(boost::asio::ip::tcp::socket socket, SSL* ssl, std::vector<std::uint8_t>& tls_scratch)
+    : socket_(std::move(socket)), ssl_(ssl), scratch_(tls_scratch) {
   boost::system::error_code ec;
   socket_.non_blocking(true, ec);
-  if (ssl_) SSL_set_fd(ssl_, socket_.native_handle());
+  if (ssl_) {
+    BIO* rbio = BIO_new_socket(socket_.native_handle(), BIO_NOCLOSE);
+    BIO* wbio = BIO_new(tls_sink_access::method());
+    BIO_set_data(wbio, this);
+    SSL_set_bio(ssl_, rbio, wbio);
+  }
 }
 
 transport::~transport() {
@@ -46,10 +85,53 @@ io_result transport::ssl_result(int ret, const char* what) {
   }
 }
 
+io_result transport::send_raw(std::span<const std::uint8_t> bytes) {
+  for (;;) {
+    const ssize_t n = ::send(socket_.native_handle(), bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    if (n >= 0) return {io_status::ok, static_cast<std::size_t>(n)};
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return {io_status::want_write};
+    last_error_ = std::string("write: ") + std::strerror(errno);
+    return {io_status::error};
+  }
+}
+
+io_result transport::ship_scratch() {
+  if (scratch_.empty()) return {io_status::ok};
+  if (!held_.empty()) {
+    // Earlier ciphertext is still waiting: keep the order.
+    held_.insert(held_.end(), scratch_.begin(), scratch_.end());
+    scratch_.clear();
+    return flush_output();
+  }
+  const io_result r = send_raw(scratch_);
+  if (r.status == io_status::error) {
+    scratch_.clear();
+    return r;
+  }
+  const std::size_t sent = r.status == io_status::ok ? r.n : 0;
+  if (sent < scratch_.size()) held_.assign(scratch_.begin() + static_cast<std::ptrdiff_t>(sent), scratch_.end());
+  scratch_.clear();
+  return {held_.empty() ? io_status::ok : io_status::want_write};
+}
+
+io_result transport::flush_output() {
+  if (held_.empty()) return {io_status::ok};
+  const io_result r = send_raw(held_);
+  if (r.status != io_status::ok) return r;
+  held_.erase(held_.begin(), held_.begin() + static_cast<std::ptrdiff_t>(r.n));
+  if (!held_.empty()) return {io_status::want_write};
+  if (held_.capacity() > 64 * 1024) std::vector<std::uint8_t>().swap(held_);
+  return {io_status::ok};
+}
+
 io_result transport::handshake() {
   if (!ssl_) return {io_status::ok};
   ERR_clear_error();
+  scratch_.clear();
   const int ret = SSL_accept(ssl_);
+  const io_result shipped = ship_scratch();
+  if (shipped.status == io_status::error) return shipped;
   if (ret == 1) return {io_status::ok};
   return ssl_result(ret, "TLS handshake");
 }
@@ -57,8 +139,12 @@ io_result transport::handshake() {
 io_result transport::read(std::span<std::uint8_t> buf) {
   if (ssl_) {
     ERR_clear_error();
+    scratch_.clear();
     std::size_t n = 0;
     const int ret = SSL_read_ex(ssl_, buf.data(), buf.size(), &n);
+    // A read may produce output (alerts, post-handshake messages): send it along.
+    const io_result shipped = ship_scratch();
+    if (shipped.status == io_status::error) return shipped;
     if (ret == 1) return {io_status::ok, n};
     return ssl_result(ret, "TLS read");
   }
@@ -74,21 +160,18 @@ io_result transport::read(std::span<std::uint8_t> buf) {
 }
 
 io_result transport::write(std::span<const std::uint8_t> buf) {
-  if (ssl_) {
-    ERR_clear_error();
-    std::size_t n = 0;
-    const int ret = SSL_write_ex(ssl_, buf.data(), buf.size(), &n);
-    if (ret == 1) return {io_status::ok, n};
+  if (!ssl_) return send_raw(buf);
+  ERR_clear_error();
+  scratch_.clear();
+  std::size_t n = 0;
+  const int ret = SSL_write_ex(ssl_, buf.data(), buf.size(), &n);
+  if (ret != 1) {
+    scratch_.clear();
     return ssl_result(ret, "TLS write");
   }
-  for (;;) {
-    const ssize_t n = ::send(socket_.native_handle(), buf.data(), buf.size(), MSG_NOSIGNAL);
-    if (n >= 0) return {io_status::ok, static_cast<std::size_t>(n)};
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return {io_status::want_write};
-    last_error_ = std::string("write: ") + std::strerror(errno);
-    return {io_status::error};
-  }
+  const io_result shipped = ship_scratch();
+  if (shipped.status == io_status::error) return shipped;
+  return {io_status::ok, n};  // plaintext consumed; leftover ciphertext is held
 }
 
 io_result transport::writev(const struct iovec* iov, int count) {
@@ -108,8 +191,11 @@ io_result transport::writev(const struct iovec* iov, int count) {
 void transport::shutdown_send() noexcept {
   if (ssl_ && SSL_is_init_finished(ssl_)) {
     ERR_clear_error();
+    scratch_.clear();
     (void)SSL_shutdown(ssl_);  // one close_notify, no wait for the peer's
     ERR_clear_error();
+    (void)ship_scratch();
+    (void)flush_output();
   }
   boost::system::error_code ec;
   socket_.shutdown(boost::asio::ip::tcp::socket::shutdown_send, ec);

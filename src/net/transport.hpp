@@ -1,6 +1,10 @@
 // A connection's byte transport: a non-blocking TCP socket, optionally wrapped in TLS driven
-// directly through OpenSSL on the socket (no BIO pair, no Asio ssl::stream buffers: an idle
-// TLS session then costs only OpenSSL's SSL object, DESIGN §2 memory targets).
+// directly through OpenSSL (no Asio ssl::stream and its per-stream buffers: an idle TLS session
+// then costs only OpenSSL's SSL object, DESIGN §2 memory targets).
+// TLS reads go through a socket BIO. TLS writes go through a memory sink: OpenSSL encrypts a
+// whole burst of records into the loop's scratch buffer and the transport sends it with one
+// send() (OpenSSL's socket BIO would make one syscall per 16 KiB record). Ciphertext the
+// kernel does not take at once is kept per session until the socket is writable again.
 // data path: socket ─► transport.read ─► session;  session ─► transport.write ─► socket
 // Thread-safety: none; used only on its session's event loop.
 #pragma once
@@ -13,6 +17,9 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <vector>
+
+struct iovec;
 
 namespace mles::net {
 
@@ -31,8 +38,9 @@ struct io_result {
 
 class transport {
  public:
-  // ssl == nullptr: plain TCP. The transport takes ownership of ssl.
-  transport(boost::asio::ip::tcp::socket socket, SSL* ssl);
+  // ssl == nullptr: plain TCP. The transport takes ownership of ssl. tls_scratch is the
+  // event loop's buffer for freshly encrypted records (shared by its sessions).
+  transport(boost::asio::ip::tcp::socket socket, SSL* ssl, std::vector<std::uint8_t>& tls_scratch);
   ~transport();
   transport(const transport&) = delete;
   transport& operator=(const transport&) = delete;
@@ -43,9 +51,15 @@ class transport {
   // TLS server handshake step (plain: always ok).
   io_result handshake();
   io_result read(std::span<std::uint8_t> buf);
+  // Plain: send() what the kernel takes. TLS: encrypts all of buf (n == buf.size()) and sends
+  // what the kernel takes; the rest waits in the transport (has_pending_output()). Call only
+  // when has_pending_output() is false.
   io_result write(std::span<const std::uint8_t> buf);
-  // Plain only: gather write of up to IOV_MAX buffers in one syscall.
+  // Plain only: gather write of several buffers in one syscall.
   io_result writev(const struct iovec* iov, int count);
+  // TLS: sends ciphertext left over from earlier calls; ok when none is left.
+  io_result flush_output();
+  bool has_pending_output() const noexcept { return !held_.empty(); }
   // Sends TLS close_notify (best effort) and a TCP FIN.
   void shutdown_send() noexcept;
   void close() noexcept;
@@ -56,10 +70,16 @@ class transport {
   const std::string& last_error() const noexcept { return last_error_; }
 
  private:
+  friend struct tls_sink_access;
   io_result ssl_result(int ret, const char* what);
+  io_result send_raw(std::span<const std::uint8_t> bytes);
+  // After an OpenSSL call: move what it encrypted into the scratch buffer to the socket.
+  io_result ship_scratch();
 
   boost::asio::ip::tcp::socket socket_;
   SSL* ssl_;
+  std::vector<std::uint8_t>& scratch_;
+  std::vector<std::uint8_t> held_;  // ciphertext the kernel has not taken yet
   std::string last_error_;
 };
 

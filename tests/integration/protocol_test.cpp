@@ -97,6 +97,23 @@ TEST_P(mles_handshake, refuses_malformed_upgrade_requests_with_4xx) {
   EXPECT_TRUE(ok->sync()) << ok->error();
 }
 
+TEST_P(mles_handshake, refuses_an_oversized_request_head_and_keeps_serving) {
+  auto& s = start();
+  auto c = s.connect();
+  const std::string huge(256 * 1024, 'a');
+  // The server may answer and close before reading it all: a failed send is fine.
+  c->send_raw("GET / HTTP/1.1\r\nHost: localhost\r\nX-Filler: " + huge + "\r\n\r\n");
+  const http_response r = c->read_http_response();
+  if (r.status == io_status::ok) {
+    EXPECT_GE(r.code, 400) << r.describe();
+    EXPECT_LT(r.code, 500) << r.describe();
+  } else {
+    EXPECT_NE(r.status, io_status::timeout) << "no answer to a 256 KiB request head: " << r.describe();
+  }
+  auto a = s.join("u", "after-huge");
+  EXPECT_TRUE(a->sync()) << "the server no longer serves sessions: " << a->error();
+}
+
 TEST_P(mles_handshake, answers_a_plain_get_with_an_http_error_and_keeps_serving) {
   auto& s = start();
   auto c = s.connect();
@@ -299,6 +316,20 @@ TEST_P(mles_rfc6455, closes_1009_on_a_message_over_max_message) {
   ASSERT_TRUE(b->send_frame(frame_spec{.opcode = op::text, .fin = false, .payload = std::string(600, 'a')}));
   ASSERT_TRUE(b->send_frame(frame_spec{.opcode = op::continuation, .payload = std::string(600, 'b')}));
   EXPECT_TRUE(closes_with(*b, 1009));
+}
+
+TEST_P(mles_rfc6455, closes_1009_as_soon_as_a_header_declares_too_much) {
+  auto& s = start([](app::config& c) { c.max_message = 1024; });
+  for (const std::uint64_t declared : {std::uint64_t{1} << 20, std::uint64_t{1} << 40}) {
+    auto c = s.join("u" + std::to_string(declared), "huge");
+    ASSERT_TRUE(c->sync()) << c->error();
+    // Only the header and a few bytes: the server must not wait for (or buffer) the rest.
+    ASSERT_TRUE(c->send_frame(frame_spec{.opcode = op::binary,
+                                         .payload = "only a few bytes",
+                                         .length = length_encoding::force_64,
+                                         .declared_length = declared}));
+    EXPECT_TRUE(closes_with(*c, 1009)) << "declared " << declared << " bytes";
+  }
 }
 
 TEST_P(mles_rfc6455, answers_a_client_close_with_the_same_code) {

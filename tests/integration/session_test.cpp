@@ -110,6 +110,19 @@ TEST_P(mles_session, keeps_each_senders_order_over_a_thousand_messages) {
   }
 }
 
+TEST_P(mles_session, forwards_messages_that_arrive_in_the_same_segment_as_the_join_frame) {
+  auto& s = start();
+  auto a = s.join_first("a", "burst");
+  auto b = s.open();
+  std::string burst = encode_frame(frame_spec{.opcode = op::text, .payload = join_of("b", "burst")});
+  burst += encode_frame(frame_spec{.opcode = op::text, .payload = "right after the join"});
+  burst += encode_frame(frame_spec{.opcode = op::binary, .payload = "and another"});
+  ASSERT_TRUE(b->send_raw(burst));  // one write: one TCP segment (or TLS record)
+  EXPECT_TRUE(receives_text(*a, "right after the join"));
+  EXPECT_TRUE(receives(*a, op::binary, "and another"));
+  EXPECT_TRUE(receives_text(*b, join_of("a", "burst")));
+}
+
 TEST_P(mles_session, channels_are_independent) {
   auto& s = start();
   auto a = s.join_first("a", "one");
@@ -246,29 +259,66 @@ TEST_P(mles_session, a_uid_may_rejoin_after_leaving) {
   EXPECT_TRUE(receives_text(*back, "welcome"));
 }
 
+TEST_P(mles_session, a_member_that_drops_its_connection_leaves_and_may_rejoin) {
+  auto& s = start();
+  auto keeper = s.join_first("keeper", "drop");
+  for (const bool fin_only : {true, false}) {
+    const std::size_t before = s.stats().sessions;
+    auto a = s.join("u", "drop");
+    ASSERT_TRUE(a->sync()) << a->error();
+    ASSERT_TRUE(wait_until([&] { return s.stats().sessions == before + 1; }));
+    if (fin_only) {
+      a->shutdown_write();  // TCP FIN (after TLS close_notify), no close frame
+    } else {
+      a->close_socket();  // gone without a word
+    }
+    EXPECT_TRUE(wait_until([&] { return s.stats().sessions == before; }))
+        << (fin_only ? "half-closed" : "closed") << " connection still counted: sessions " << s.stats().sessions;
+    // The uid is free again: a new session of u on the channel is not refused as a duplicate.
+    auto again = s.join("u", "drop");
+    ASSERT_TRUE(again->sync()) << "rejoin after a dropped connection: " << again->error();
+    ASSERT_TRUE(keeper->send_text(fin_only ? "after fin" : "after drop"));
+    // again got the history first (keeper's join, u's joins, ...): look for the live message.
+    bool got = false;
+    for (int i = 0; i < 20 && !got; ++i) {
+      const message m = again->read_message();
+      ASSERT_TRUE(m.ok()) << again->error();
+      got = m.payload == (fin_only ? "after fin" : "after drop");
+    }
+    EXPECT_TRUE(got);
+    again->send_close(1000);
+    ASSERT_TRUE(session_closed(*again));
+    ASSERT_TRUE(wait_until([&] { return s.stats().sessions == before; }));
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Authentication (SPEC §1.3)
 
 constexpr const char* secret = "s3cr3t-Key";
 
-// a is joined first on the channel; a newcomer with newcomer_auth joins and must be accepted:
-// it gets a's join frame as history and exchanges messages both ways.
-void expect_accepted(server_fixture& s, ws_client& a, const std::string& a_join, std::string_view uid,
+// A newcomer with this auth must be accepted: it gets the channel's history (the join frames
+// of those already there) and exchanges messages both ways with a, a member already there.
+void expect_accepted(server_fixture& s, ws_client& a, const std::vector<expected_message>& history, std::string_view uid,
                      std::string_view channel, std::optional<std::string> auth) {
   auto n = s.join(uid, channel, auth);
-  EXPECT_TRUE(receives_text(*n, a_join)) << "join of " << uid << " with auth " << auth.value_or("(none)");
-  ASSERT_TRUE(n->send_text("from newcomer"));
-  EXPECT_TRUE(receives_text(a, "from newcomer"));
-  ASSERT_TRUE(a.send_text("to newcomer"));
-  EXPECT_TRUE(receives_text(*n, "to newcomer"));
+  EXPECT_TRUE(receives_all(*n, history)) << "join of " << uid << " with auth " << auth.value_or("(none)");
+  ASSERT_TRUE(n->send_text("from " + std::string{uid}));
+  EXPECT_TRUE(receives_text(a, "from " + std::string{uid}));
+  ASSERT_TRUE(a.send_text("to " + std::string{uid}));
+  EXPECT_TRUE(receives_text(*n, "to " + std::string{uid}));
 }
 
 TEST_P(mles_session, server_without_key_accepts_a_join_without_auth_or_with_the_keyless_hash) {
   auto& s = start();
   const std::string auth = mles_auth("alice", "open");
   auto a = s.join_first("alice", "open", auth);
-  expect_accepted(s, *a, join_of("alice", "open", auth), "bob", "open", std::nullopt);
-  expect_accepted(s, *a, join_of("alice", "open", auth), "carol", "open", mles_auth("carol", "open"));
+  std::vector<expected_message> history{text(join_of("alice", "open", auth))};
+  expect_accepted(s, *a, history, "bob", "open", std::nullopt);
+  history.push_back(text(join_of("bob", "open")));
+  history.push_back(text("from bob"));
+  history.push_back(text("to bob"));
+  expect_accepted(s, *a, history, "carol", "open", mles_auth("carol", "open"));
 }
 
 TEST_P(mles_session, server_without_key_closes_a_join_with_a_wrong_auth) {
@@ -290,7 +340,7 @@ TEST_P(mles_session, server_with_key_requires_the_keyed_auth) {
     EXPECT_TRUE(connection_ends(*x)) << "auth '" << wrong.value_or("(missing)") << "' was accepted";
   }
   auto a = s.join_first("alice", "keyed", right);
-  expect_accepted(s, *a, join_of("alice", "keyed", right), "bob", "keyed",
+  expect_accepted(s, *a, {text(join_of("alice", "keyed", right))}, "bob", "keyed",
                   mles_auth("bob", "keyed", std::string{secret}));
 }
 
@@ -335,6 +385,8 @@ const bad_join bad_joins[] = {
     {"non_ascii_uid", op::text, "{\"uid\":\"\xC3\xA9ve\",\"channel\":\"bad\"}"},
     {"non_ascii_channel", op::text, "{\"uid\":\"eve\",\"channel\":\"b\xC3\xA4" "d\"}"},
 };
+
+void PrintTo(const bad_join& b, std::ostream* os) { *os << b.name; }
 
 class mles_bad_join : public ::testing::TestWithParam<std::tuple<transport, bad_join>> {};
 

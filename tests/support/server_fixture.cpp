@@ -1,6 +1,8 @@
 // server_fixture: config for tests, in-process server start/stop, client factories.
 #include "support/server_fixture.hpp"
 
+#include "app/logging.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -27,6 +29,8 @@ app::config test_config(transport mode, const std::filesystem::path& wwwroot) {
 server_fixture::server_fixture(transport mode, const std::function<void(app::config&)>& tweak)
     : mode_(mode), cfg_(test_config(mode, www_.path())) {
   if (tweak) tweak(cfg_);
+  // As main does: the in-process server logs at the configured level.
+  app::setup_logging(app::parse_log_level(cfg_.log_level).value_or(spdlog::level::warn));
   server_ = std::make_unique<app::server>(cfg_);
   server_->start();
   port_ = server_->port();

@@ -25,6 +25,7 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <ostream>
 
 namespace mles::test {
 namespace {
@@ -101,6 +102,8 @@ enum class parse_state { need_more, complete, bad };
 }  // namespace
 
 const char* to_string(transport t) noexcept { return t == transport::tls ? "tls" : "plain"; }
+
+void PrintTo(transport t, std::ostream* os) { *os << to_string(t); }
 
 const char* opcode_name(std::uint8_t opcode) noexcept {
   switch (opcode) {
@@ -209,6 +212,7 @@ bool ws_client::connect(std::uint16_t port, const connect_options& options) {
   ignore_sigpipe();
   close_socket();
   error_.clear();
+  bytes_received_ = 0;
   const auto deadline = steady::now() + options.timeout;
 
   addrinfo hints{};
@@ -265,6 +269,9 @@ bool ws_client::tls_connect(const connect_options& options, steady::time_point d
     SSL_CTX_set_security_level(ctx_, 0);
     SSL_CTX_set_cipher_list(ctx_, "DEFAULT:@SECLEVEL=0");
   }
+  if (!options.tls.ciphers.empty() && SSL_CTX_set_cipher_list(ctx_, options.tls.ciphers.c_str()) != 1) {
+    return fail("cipher list '" + options.tls.ciphers + "' rejected by OpenSSL: " + openssl_errors());
+  }
   if (options.tls.min_version != 0) SSL_CTX_set_min_proto_version(ctx_, options.tls.min_version);
   if (options.tls.max_version != 0) SSL_CTX_set_max_proto_version(ctx_, options.tls.max_version);
   ssl_ = SSL_new(ctx_);
@@ -312,7 +319,6 @@ void ws_client::close_socket() {
   }
   in_.clear();
   pending_.clear();
-  bytes_received_ = 0;
 }
 
 void ws_client::shutdown_write() {
@@ -689,7 +695,10 @@ bool ws_client::wait_closed(millis timeout) {
   for (;;) {
     in_.clear();
     const io_status st = fill(deadline);
-    if (st == io_status::eof || st == io_status::error) return true;
+    if (st == io_status::eof || st == io_status::error) {
+      close_socket();  // as a real client does once the server has closed
+      return true;
+    }
     if (st == io_status::timeout) {
       error_ = "connection still open at the deadline";
       return false;

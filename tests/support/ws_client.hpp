@@ -9,6 +9,7 @@
 #include <ctime>
 #include <cstdint>
 #include <deque>
+#include <iosfwd>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -28,6 +29,8 @@ inline constexpr millis default_timeout{5000};
 
 enum class transport { plain, tls };
 const char* to_string(transport t) noexcept;
+// GoogleTest prints parameters with this (test names in ctest read "plain"/"tls").
+void PrintTo(transport t, std::ostream* os);
 
 // RFC 6455 §5.2 opcodes.
 namespace op {
@@ -53,6 +56,7 @@ struct tls_options {
   int min_version = 0;             // 0: library default, else TLS1_x_VERSION
   int max_version = 0;
   bool allow_legacy = false;       // security level 0, so that a TLS 1.0/1.1 hello is really sent
+  std::string ciphers;             // TLS <= 1.2 cipher list to offer; empty: library default
 };
 
 struct connect_options {
@@ -182,7 +186,8 @@ class ws_client {
   // connection ended or the deadline passed first (see error()). Data frames seen on the way
   // are counted in skipped_frames().
   std::optional<std::uint16_t> expect_close(millis timeout = default_timeout);
-  // Reads and discards until the connection ends (EOF or reset). False on timeout.
+  // Reads and discards until the connection ends (EOF or reset), then closes our socket as a
+  // real client does. False on timeout.
   bool wait_closed(millis timeout = default_timeout);
   // Barrier: sends a ping with a unique payload and reads until its pong. Data frames read
   // meanwhile are kept for read_frame(); other pings are answered.
