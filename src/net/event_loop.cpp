@@ -12,7 +12,7 @@ thread_local const event_loop* event_loop::current_ = nullptr;
 
 event_loop::event_loop(const session_context& ctx, unsigned index, clock::duration sweep_period)
     : ctx_(ctx), index_(index), sweep_period_(sweep_period), io_(1), sweep_timer_(io_),
-      read_buffer_(64 * 1024), write_buffer_(64 * 1024) {
+      read_buffer_(64 * 1024), write_buffer_(256 * 1024) {
   tls_scratch_.reserve(5 * 64 * 1024);
 }
 

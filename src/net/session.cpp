@@ -33,7 +33,7 @@ constexpr std::size_t max_iov = 64;
 constexpr std::size_t copy_threshold = 4096;      // frames up to this are coalesced
 constexpr std::size_t max_burst = 512 * 1024;     // bytes offered to one write call
 constexpr std::size_t small_queue = 16;           // queue capacity kept between bursts
-constexpr std::size_t tls_chunk = 64 * 1024;
+constexpr std::size_t tls_chunk = 256 * 1024;
 
 hub::shared_frame encode_frame(ws::opcode op, std::span<const std::uint8_t> payload,
                                hub::sharing mode = hub::sharing::threads) {
