@@ -70,6 +70,7 @@ class session final : public hub::member,
   // writing
   bool enqueue(hub::shared_frame frame, hub::delivery_kind kind);
   void push_local(hub::shared_frame frame);
+  void schedule_local_flush();
   void drain_remote_into(std::vector<hub::shared_frame>& out);
   void queue_close_frame(std::span<const std::uint8_t> body_frame);
   void handle_overflow();
@@ -77,6 +78,7 @@ class session final : public hub::member,
   void write_some();
   void advance(std::size_t n);
   void on_all_written();
+  void release_idle_queues();
 
   // closing
   void start_close(ws::close_code code, std::string_view reason, std::string_view why);

@@ -67,6 +67,8 @@ class frame_parser {
   void shrink() noexcept;
 
   std::size_t max_message() const noexcept { return max_message_; }
+  // Changes the limit for the next message (call between messages, e.g. after the join).
+  void set_max_message(std::size_t n) noexcept { max_message_ = n; }
 
  private:
   // Implementation state; see frame_parser.cpp.

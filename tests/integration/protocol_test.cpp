@@ -332,6 +332,22 @@ TEST_P(mles_rfc6455, closes_1009_as_soon_as_a_header_declares_too_much) {
   }
 }
 
+TEST_P(mles_rfc6455, closes_1009_on_a_join_frame_over_64_kib_but_allows_big_messages_after) {
+  auto& s = start();  // default --max-message (16 MiB)
+  auto c = s.open();
+  // A join padded with an unknown member to just over 64 KiB: refused before it is buffered.
+  const std::string padding(64 * 1024, 'p');
+  ASSERT_TRUE(c->send_text(R"({"uid":"u","channel":"bigjoin","pad":")" + padding + R"("})"));
+  EXPECT_TRUE(closes_with(*c, 1009));
+  // After a normal join the full --max-message applies again.
+  auto a = s.join_first("a", "bigjoin");
+  auto b = s.join("b", "bigjoin");
+  ASSERT_TRUE(receives_text(*b, join_of("a", "bigjoin")));
+  const std::string big(256 * 1024, 'x');
+  ASSERT_TRUE(a->send_binary(big));
+  EXPECT_TRUE(receives(*b, op::binary, big));
+}
+
 TEST_P(mles_rfc6455, answers_a_client_close_with_the_same_code) {
   start();
   for (int code : {1000, 1001, 3000, 4001}) {
