@@ -54,7 +54,7 @@ std::unique_ptr<net::tls_registry> make_tls(const config& c) {
 struct server::impl {
   explicit impl(config c)
       : cfg(std::move(c)), auth(cfg.mles_key),
-        hub({cfg.history_limit, cfg.history_bytes}),
+        hub({cfg.history_limit, cfg.history_bytes, settings_of(cfg).single_loop}),
         ctx{hub, auth, settings_of(cfg), counters}, tls(make_tls(cfg)) {}
 
   config cfg;

@@ -22,7 +22,7 @@ membership hub::join(std::string_view channel_name, std::string_view uid, shared
     id = next_id_++;
     // Take the channel lock before releasing the map lock so expire() cannot remove the
     // channel between lookup and join.
-    std::lock_guard chlock(ch->mutex_);
+    channel_lock chlock(ch->mutex_, locking());
     if (std::any_of(ch->members_.begin(), ch->members_.end(),
                     [&](const channel::entry& e) { return e.uid == uid; })) {
       ec = proto::errc::duplicate_uid;
@@ -39,7 +39,7 @@ membership hub::join(std::string_view channel_name, std::string_view uid, shared
 
 void hub::publish(const membership& m, const shared_frame& frame, clock::time_point now) {
   channel& ch = *m.where;
-  std::lock_guard lock(ch.mutex_);
+  channel_lock lock(ch.mutex_, locking());
   ch.history_.push(frame);
   ch.last_activity_ = now;
   // One atomic add for every recipient's reference, then each adopts one.
@@ -55,7 +55,7 @@ void hub::leave(membership& m) {
   if (!m) return;
   {
     channel& ch = *m.where;
-    std::lock_guard lock(ch.mutex_);
+    channel_lock lock(ch.mutex_, locking());
     auto it = std::find_if(ch.members_.begin(), ch.members_.end(),
                            [&](const channel::entry& e) { return e.id == m.id; });
     if (it != ch.members_.end()) {
@@ -72,7 +72,7 @@ std::size_t hub::expire(clock::time_point now, clock::duration ttl) {
   std::lock_guard lock(mutex_);
   for (auto it = channels_.begin(); it != channels_.end();) {
     channel& ch = *it->second;
-    std::unique_lock chlock(ch.mutex_);
+    channel_lock chlock(ch.mutex_, locking());
     if (now - ch.last_activity_ >= ttl) {
       ch.history_.clear();
       if (ch.members_.empty()) {

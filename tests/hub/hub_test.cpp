@@ -200,3 +200,22 @@ TEST(hub, concurrent_publishers_keep_per_sender_order) {
   }
   for (int s = 0; s < senders; ++s) EXPECT_EQ(next[s], per_sender);
 }
+
+TEST(hub, one_thread_mode_behaves_the_same_without_channel_locks) {
+  hub h({2, 1 << 20, /*one_thread=*/true});
+  boost::system::error_code ec;
+  auto a = std::make_shared<recording_member>();
+  auto ma = join(h, "ch", "a", a, ec);
+  auto b = std::make_shared<recording_member>();
+  auto mb = join(h, "ch", "b", b, ec);
+  h.publish(ma, frame_of("x"));
+  h.publish(mb, frame_of("y"));
+  EXPECT_THAT(b->received(), testing::ElementsAre("join:a", "x"));
+  EXPECT_THAT(a->received(), testing::ElementsAre("y"));
+  join(h, "ch", "b", std::make_shared<recording_member>(), ec);
+  EXPECT_EQ(ec, mles::proto::errc::duplicate_uid);
+  h.leave(mb);
+  auto c = std::make_shared<recording_member>();
+  join(h, "ch", "c", c, ec);
+  EXPECT_THAT(c->received(), testing::ElementsAre("x", "y"));  // limit 2
+}
