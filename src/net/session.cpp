@@ -40,6 +40,8 @@ constexpr std::size_t small_queue = 32;
 // buffer a whole --max-message before it has joined. Larger: close 1009.
 constexpr std::size_t max_join_frame = 64 * 1024;
 constexpr std::size_t tls_chunk = 256 * 1024;
+// Writes within one sweep period that make a TLS session "busy" (keeps its record buffers).
+constexpr std::uint32_t busy_writes = 8;
 
 hub::shared_frame encode_frame(ws::opcode op, std::span<const std::uint8_t> payload,
                                hub::sharing mode = hub::sharing::threads) {
@@ -541,6 +543,10 @@ void session::write_some() {
     }
     switch (r.status) {
       case io_status::ok:
+        if (++writes_since_sweep_ == busy_writes && transport_.is_tls() && !tls_buffers_kept_) {
+          tls_buffers_kept_ = true;
+          transport_.keep_buffers(true);
+        }
         advance(r.n);
         // Kernel buffer full: plain took less, or TLS holds ciphertext back.
         if (r.n < attempted || transport_.has_pending_output()) return wait_writable();
@@ -652,6 +658,12 @@ void session::release_idle_queues() {
 }
 
 void session::on_sweep(event_loop::clock::time_point now) {
+  // A busy TLS session that went quiet goes back to releasing OpenSSL's record buffers.
+  if (tls_buffers_kept_ && writes_since_sweep_ == 0) {
+    tls_buffers_kept_ = false;
+    transport_.keep_buffers(false);
+  }
+  writes_since_sweep_ = 0;
   switch (phase_) {
     case phase::tls_handshake:
     case phase::http:

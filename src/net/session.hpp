@@ -102,6 +102,8 @@ class session final : public hub::member,
   bool close_flushed_ = false;      // ... and written: TCP FIN sent
   bool close_after_http_ = false;   // HTTP error response: close once written
   bool parser_done_ = false;        // the parser saw a close frame or an error: feed no more
+  bool tls_buffers_kept_ = false;   // busy: OpenSSL keeps its record buffers (see transport)
+  std::uint32_t writes_since_sweep_ = 0;
   event_loop::clock::time_point deadline_{};
   event_loop::clock::time_point last_rx_{};
   event_loop::clock::time_point last_ping_{};

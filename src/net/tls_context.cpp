@@ -54,8 +54,8 @@ ssl_ctx_ptr make_policy_context() {
                           "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305");
   SSL_CTX_set_options(raw, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
                                SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_IGNORE_UNEXPECTED_EOF);
-  // Release idle read/write buffers (idle sessions stay small); partial writes let one
-  // SSL_write carry many frames; the write buffer may move between retries.
+  // Record buffers are released as soon as they are empty, so idle and handshaking sessions
+  // stay small; a busy session switches that off while busy (transport::keep_buffers).
   SSL_CTX_set_mode(raw, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
                             SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   // Read whole socket chunks instead of one record header and body at a time (fewer syscalls

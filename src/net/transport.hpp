@@ -60,6 +60,18 @@ class transport {
   // TLS: sends ciphertext left over from earlier calls; ok when none is left.
   io_result flush_output();
   bool has_pending_output() const noexcept { return !held_.empty(); }
+  // TLS: keep OpenSSL's record buffers between records (a busy session: releasing them
+  // after every burst cost an allocation, a free and page faults per burst), or go back to
+  // releasing them when empty (an idle session) and free them now.
+  void keep_buffers(bool keep) noexcept {
+    if (!ssl_) return;
+    if (keep) {
+      SSL_clear_mode(ssl_, SSL_MODE_RELEASE_BUFFERS);
+    } else {
+      SSL_set_mode(ssl_, SSL_MODE_RELEASE_BUFFERS);
+      (void)SSL_free_buffers(ssl_);
+    }
+  }
   // Sends TLS close_notify (best effort) and a TCP FIN.
   void shutdown_send() noexcept;
   void close() noexcept;
