@@ -1,6 +1,7 @@
 // server: wiring of config → TLS contexts, hub, event loops and listener; graceful stop.
 #include "app/server.hpp"
 
+#include "http/file_server.hpp"
 #include "hub/hub.hpp"
 #include "net/event_loop.hpp"
 #include "net/listener.hpp"
@@ -55,16 +56,19 @@ struct server::impl {
   explicit impl(config c)
       : cfg(std::move(c)), auth(cfg.mles_key),
         hub({cfg.history_limit, cfg.history_bytes, settings_of(cfg).single_loop}),
-        ctx{hub, auth, settings_of(cfg), counters}, tls(make_tls(cfg)) {}
+        web(cfg.wwwroot, cfg.domains, cfg.file_limit, cfg.compression_cache_mb << 20),
+        ctx{hub, auth, settings_of(cfg), counters, &web}, tls(make_tls(cfg)) {}
 
   config cfg;
   proto::authenticator auth;
   hub::hub hub;
   net::server_counters counters;
+  http::file_server web;
   net::session_context ctx;
   std::unique_ptr<net::tls_registry> tls;
   std::vector<std::unique_ptr<net::event_loop>> loops;
   std::unique_ptr<net::listener> listener;
+  std::unique_ptr<net::listener> redirect_listener;  // --redirect: plain HTTP → HTTPS
   std::uint16_t port = 0;
 
   std::mutex mutex;
@@ -96,6 +100,11 @@ void server::start() {
   m.listener = std::make_unique<net::listener>(*m.loops[0], raw, boost::asio::ip::tcp::endpoint(address, c.port),
                                                m.tls.get(), c.rate_limit);
   m.port = m.listener->local_endpoint().port();
+  m.ctx.https_port = m.port;
+  if (c.redirect) {
+    m.redirect_listener = std::make_unique<net::listener>(*m.loops[0], raw, boost::asio::ip::tcp::endpoint(address, c.http_port),
+                                                          nullptr, c.rate_limit, net::listener_role::redirect);
+  }
 
   // Channel expiry (SPEC §1.7) runs on loop 0, at most once a minute.
   auto next_expiry = std::make_shared<std::chrono::steady_clock::time_point>();
@@ -108,6 +117,7 @@ void server::start() {
   });
   for (std::size_t i = 1; i < m.loops.size(); ++i) m.loops[i]->start();
   m.listener->start();
+  if (m.redirect_listener) m.redirect_listener->start();
   {
     std::lock_guard lock(m.mutex);
     m.started = true;
@@ -119,10 +129,18 @@ void server::start() {
   std::fprintf(stderr, "mles %s listening on %s:%u (%s, %u thread%s)\n", MLES_VERSION, where.c_str(),
                static_cast<unsigned>(ep.port()), m.tls ? "wss/https" : "ws/http, no TLS", threads,
                threads == 1 ? "" : "s");
+  if (m.redirect_listener) {
+    std::fprintf(stderr, "mles redirecting http on %s:%u to https\n", where.c_str(),
+                 static_cast<unsigned>(m.redirect_listener->local_endpoint().port()));
+  }
   std::fflush(stderr);
 }
 
 std::uint16_t server::port() const { return impl_->port; }
+
+std::uint16_t server::redirect_port() const {
+  return impl_->redirect_listener ? impl_->redirect_listener->local_endpoint().port() : 0;
+}
 
 void server::stop() {
   auto& m = *impl_;
@@ -132,6 +150,7 @@ void server::stop() {
     m.stopping = true;
   }
   m.listener->stop();
+  if (m.redirect_listener) m.redirect_listener->stop();
   for (auto& l : m.loops) l->close_all();
   // Wait for the close handshakes, bounded by the shutdown deadline.
   const auto deadline = std::chrono::steady_clock::now() + m.cfg.shutdown_timeout;
@@ -145,6 +164,7 @@ void server::stop() {
   for (auto& l : m.loops) l->join();
   for (auto& l : m.loops) l->abort_all();
   m.listener.reset();
+  m.redirect_listener.reset();
   m.loops.clear();
   {
     std::lock_guard lock(m.mutex);

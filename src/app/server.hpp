@@ -24,6 +24,8 @@ class server {
   void start();
   // The bound TLS/WebSocket port (the real one when config.port was 0).
   std::uint16_t port() const;
+  // The bound --redirect port (plain HTTP), 0 without --redirect.
+  std::uint16_t redirect_port() const;
   // Graceful stop: stop accepting, close 1001 to every session, wait up to
   // shutdown_timeout, stop the loops. Idempotent; safe from a signal-handling thread.
   void stop();

@@ -55,16 +55,16 @@ parse_outcome parse_command_line(int argc, const char* const* argv, const getenv
   cli.add_option("-c,--cache", cache, "Directory for ACME account keys and certificates (not active yet)");
   cli.add_option("-l,--limit", cfg.history_limit, "History limit per channel")
       ->check(CLI::Range(1, 999999))->default_val(200);
-  cli.add_option("-f,--filelimit", cfg.file_limit, "Most files open at once for static serving (not active yet)")
+  cli.add_option("-f,--filelimit", cfg.file_limit, "Most files open at once for static serving")
       ->check(CLI::Range(1, 1000000))->default_val(256);
   cli.add_option("-w,--wwwroot", wwwroot, "Static root: domain example.io is served from <DIR>/example.io/")->required();
   auto* staging = cli.add_flag("-s,--staging", cfg.staging, "Use the Let's Encrypt staging directory (not active yet)");
   cli.add_option("-p,--port", cfg.port, "TLS port for WebSocket and HTTPS; 0 picks a free port")
       ->check(CLI::Range(0, 65535))->default_val(443);
-  auto* redirect = cli.add_flag("-r,--redirect", cfg.redirect, "Also listen on port 80 and redirect HTTP to HTTPS (not active yet)");
-  auto* ccache = cli.add_option("-C,--compression-cache", cfg.compression_cache_mb,
-                                "Memory in MB for compressed static files, 0 disables (not active yet)")
-                     ->check(CLI::Range(0, 1 << 20))->default_val(24);
+  cli.add_flag("-r,--redirect", cfg.redirect, "Also listen on port 80 (--http-port) and redirect HTTP to HTTPS");
+  cli.add_option("-C,--compression-cache", cfg.compression_cache_mb,
+                 "Memory in MB for compressed static files, 0 disables")
+      ->check(CLI::Range(0, 1 << 20))->default_val(24);
   cli.add_option("--rate-limit", rate_limit, "Per-IP accepted connections per minute; over it the connection is dropped before TLS")
       ->check(CLI::Range(1, 100000000));
   cli.add_option("-P,--proxy", proxies, "Reverse-proxy /<prefix>/... to http://host:port; repeatable (not active yet)");
@@ -78,6 +78,8 @@ parse_outcome parse_command_line(int argc, const char* const* argv, const getenv
   self_opt->excludes(cert_opt)->excludes(notls_opt);
   notls_opt->excludes(cert_opt);
   cli.add_option("--bind", cfg.bind, "Listen address; :: is dual stack")->default_val("::");
+  cli.add_option("--http-port", cfg.http_port, "Port of the --redirect listener (plain HTTP); 0 picks a free port")
+      ->check(CLI::Range(0, 65535))->default_val(80);
   cli.add_option("--threads", cfg.threads, "Event loops (threads); 0 = one per core")
       ->check(CLI::Range(0, 1024))->default_val(0);
   cli.add_option("--max-message", cfg.max_message, "Largest message in bytes (suffixes KiB, MiB); over it: close 1009")
@@ -157,12 +159,7 @@ parse_outcome parse_command_line(int argc, const char* const* argv, const getenv
   inactive(!cfg.emails.empty(), "--email");
   inactive(cfg.cache.has_value(), "--cache");
   inactive(staging->count() > 0, "--staging");
-  inactive(redirect->count() > 0, "--redirect");
-  inactive(ccache->count() > 0, "--compression-cache");
   inactive(!cfg.proxies.empty(), "--proxy");
-  inactive(cli.get_option("--filelimit")->count() > 0, "--filelimit");
-  result.notices.push_back("static files from --wwwroot are not served yet in this build; "
-                           "plain HTTP requests get 404");
   result.config = std::move(cfg);
   return result;
 }

@@ -20,8 +20,9 @@ std::string endpoint_text(const boost::asio::ip::tcp::endpoint& ep) {
 
 listener::listener(event_loop& home, std::vector<event_loop*> loops,
                    const boost::asio::ip::tcp::endpoint& at, tls_registry* tls,
-                   std::optional<std::uint32_t> rate_limit)
-    : home_(home), loops_(std::move(loops)), acceptor_(home.io()), retry_timer_(home.io()), tls_(tls) {
+                   std::optional<std::uint32_t> rate_limit, listener_role role)
+    : home_(home), loops_(std::move(loops)), acceptor_(home.io()), retry_timer_(home.io()), tls_(tls),
+      role_(role) {
   if (rate_limit) limiter_.emplace(*rate_limit);
   boost::system::error_code ec;
   auto fail = [&](const char* what) {
@@ -99,8 +100,8 @@ void listener::on_accept(const boost::system::error_code& ec, boost::asio::ip::t
     }
   }
   // The socket already belongs to the target loop's io_context: start the session there.
-  boost::asio::post(target.io(), [&target, ssl = std::move(ssl), s = std::move(socket)]() mutable {
-    std::make_shared<session>(target, std::move(s), ssl.release())->start();
+  boost::asio::post(target.io(), [&target, ssl = std::move(ssl), s = std::move(socket), role = role_]() mutable {
+    std::make_shared<session>(target, std::move(s), ssl.release(), role)->start();
   });
   do_accept();
 }

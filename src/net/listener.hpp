@@ -5,6 +5,7 @@
 
 #include "net/event_loop.hpp"
 #include "net/rate_limiter.hpp"
+#include "net/session.hpp"
 #include "net/tls_context.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
@@ -21,7 +22,7 @@ class listener {
   // Binds and listens at once; throws std::runtime_error("cannot listen on [::]:443:
   // Permission denied") on failure. tls may be null (plain). Loops must outlive the listener.
   listener(event_loop& home, std::vector<event_loop*> loops, const boost::asio::ip::tcp::endpoint& at,
-           tls_registry* tls, std::optional<std::uint32_t> rate_limit);
+           tls_registry* tls, std::optional<std::uint32_t> rate_limit, listener_role role = listener_role::main);
 
   void start();
   void stop();  // closes the acceptor (asynchronously, on its loop)
@@ -38,6 +39,7 @@ class listener {
   boost::asio::steady_timer retry_timer_;
   boost::asio::ip::tcp::endpoint local_;
   tls_registry* tls_;
+  listener_role role_;
   std::optional<rate_limiter> limiter_;
   std::size_t next_loop_ = 0;
   bool stopped_ = false;

@@ -1,6 +1,8 @@
 // session: the life of one client connection (see session.hpp for the data path).
 #include "net/session.hpp"
 
+#include "net/http_state.hpp"
+
 #include "proto/auth.hpp"
 #include "proto/join_frame.hpp"
 #include "ws/handshake.hpp"
@@ -19,15 +21,8 @@ namespace mles::net {
 
 namespace http = boost::beast::http;
 
-// Beast's request parser and the bytes it has not consumed yet.
-struct http_upgrade_state {
-  http::request_parser<http::empty_body> parser;
-  std::string buffer;
-};
-
 namespace {
 
-constexpr std::size_t max_request_bytes = 16 * 1024;  // request line + headers
 constexpr std::size_t max_reads_per_event = 16;       // fairness between sessions
 constexpr std::size_t max_iov = 64;
 constexpr std::size_t copy_threshold = 4096;      // frames up to this are coalesced
@@ -53,18 +48,14 @@ hub::shared_frame encode_frame(ws::opcode op, std::span<const std::uint8_t> payl
   return f;
 }
 
-hub::shared_frame bytes_frame(std::string_view s) {
-  return hub::shared_frame::copy_of({reinterpret_cast<const std::uint8_t*>(s.data()), s.size()});
-}
-
 std::string_view as_text(std::span<const std::uint8_t> p) {
   return {reinterpret_cast<const char*>(p.data()), p.size()};
 }
 
 }  // namespace
 
-session::session(event_loop& loop, boost::asio::ip::tcp::socket socket, SSL* ssl)
-    : loop_(loop), ctx_(loop.context()), transport_(std::move(socket), ssl, loop.tls_scratch()),
+session::session(event_loop& loop, boost::asio::ip::tcp::socket socket, SSL* ssl, listener_role role)
+    : loop_(loop), role_(role), ctx_(loop.context()), transport_(std::move(socket), ssl, loop.tls_scratch()),
       phase_(ssl ? phase::tls_handshake : phase::http),
       parser_(std::min(ctx_.settings.max_message, max_join_frame)) {
   boost::system::error_code ec;
@@ -82,9 +73,7 @@ std::string session::describe() const {
 void session::start() {
   loop_.add(*this);
   ctx_.counters.sessions.fetch_add(1, std::memory_order_relaxed);
-  http_ = std::make_unique<http_upgrade_state>();
-  http_->parser.header_limit(static_cast<std::uint32_t>(max_request_bytes));
-  http_->parser.body_limit(0);
+  http_ = std::make_unique<http_state>();
   last_rx_ = last_ping_ = loop_.now();
   deadline_ = loop_.now() + ctx_.settings.handshake_timeout;
   spdlog::debug("connection from {} ({})", describe(), transport_.is_tls() ? "tls" : "plain");
@@ -198,80 +187,6 @@ void session::feed_frames(std::span<std::uint8_t> bytes) {
     start_close(r.error, why, why);
   }
   if (phase_ == phase::joined || phase_ == phase::await_join) parser_.shrink();
-}
-
-// ---------------------------------------------------------------- HTTP upgrade
-
-void session::handle_http(std::span<const std::uint8_t> bytes) {
-  if (!http_) return;
-  http_->buffer.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-  boost::beast::error_code ec;
-  const std::size_t used =
-      http_->parser.put(boost::asio::buffer(http_->buffer.data(), http_->buffer.size()), ec);
-  http_->buffer.erase(0, used);
-  if (ec == http::error::need_more) {
-    if (http_->buffer.size() > max_request_bytes) respond_http(431, "request header fields too large\n");
-    return;
-  }
-  if (ec == http::error::header_limit) return respond_http(431, "request header fields too large\n");
-  if (ec == http::error::body_limit) return respond_http(413, "request body not allowed\n");
-  if (ec) return respond_http(400, "malformed request: " + ec.message() + "\n");
-  if (!http_->parser.is_header_done()) return;
-
-  const auto& req = http_->parser.get();
-  const bool upgrade = ws::header_has_token(req[http::field::upgrade], "websocket",
-                                            ws::token_case::insensitive);
-  if (!upgrade) {
-    // Static files arrive with the web side; a plain request gets a clear 404 meanwhile.
-    return respond_http(req.method() == http::verb::get || req.method() == http::verb::head ? 404 : 405,
-                        "not found\n");
-  }
-  if (req.method() != http::verb::get) return respond_http(405, "WebSocket upgrade needs GET\n");
-  if (req.version() != 11) return respond_http(400, "WebSocket upgrade needs HTTP/1.1\n");
-  if (!ws::header_has_token(req[http::field::connection], "upgrade", ws::token_case::insensitive))
-    return respond_http(400, "missing Connection: Upgrade\n");
-  if (req[http::field::sec_websocket_version] != "13")
-    return respond_http(426, "unsupported WebSocket version\n", "Sec-WebSocket-Version: 13\r\n");
-  const auto key = req[http::field::sec_websocket_key];
-  if (!ws::is_valid_client_key(key)) return respond_http(400, "bad Sec-WebSocket-Key\n");
-  if (!ws::header_has_token(req[http::field::sec_websocket_protocol], ws::mles_subprotocol,
-                            ws::token_case::sensitive))
-    return respond_http(400, "Sec-WebSocket-Protocol must offer mles-websocket\n");
-
-  http::response<http::empty_body> res{http::status::switching_protocols, 11};
-  res.set(http::field::server, "mles/" MLES_VERSION);
-  res.set(http::field::upgrade, "websocket");
-  res.set(http::field::connection, "Upgrade");
-  res.set(http::field::sec_websocket_accept, ws::accept_key(key));
-  res.set(http::field::sec_websocket_protocol, ws::mles_subprotocol);
-  std::ostringstream os;
-  os << res.base();
-  push_local(bytes_frame(os.str()));
-
-  // Bytes after the request are the client's first frames.
-  std::string rest = std::move(http_->buffer);
-  http_.reset();
-  phase_ = phase::await_join;
-  deadline_ = loop_.now() + ctx_.settings.join_timeout;
-  if (!rest.empty())
-    feed_frames({reinterpret_cast<std::uint8_t*>(rest.data()), rest.size()});
-}
-
-void session::respond_http(unsigned status, std::string_view body, std::string_view extra_headers) {
-  http_.reset();
-  const auto reason = http::obsolete_reason(static_cast<http::status>(status));
-  std::string res = "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason) +
-                    "\r\nServer: mles/" MLES_VERSION "\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                    "Content-Length: " + std::to_string(body.size()) +
-                    "\r\nConnection: close\r\n" + std::string(extra_headers) + "\r\n" +
-                    std::string(body);
-  spdlog::info("{}: HTTP {} {}", describe(), status, body.substr(0, body.find('\n')));
-  phase_ = phase::closing;
-  close_after_http_ = true;
-  close_sent_ = true;
-  end_reason_ = "HTTP " + std::to_string(status);
-  deadline_ = loop_.now() + ctx_.settings.close_timeout;
-  push_local(bytes_frame(res));
 }
 
 // ---------------------------------------------------------------- frames from the client
@@ -596,6 +511,11 @@ void session::on_all_written() {
   // burst (releasing only when idle) was ~15% slower on 100 channels x 10 members, as
   // 1000 sessions' retained vectors crowd the cache while fresh ones reuse hot memory.
   release_idle_queues();
+  // A file body is streamed one chunk per burst.
+  if (phase_ == phase::http && http_ && http_streaming()) {
+    stream_next_chunk();
+    return;
+  }
   // Anything still queued has a flush posted; it will come back here.
   if (phase_ == phase::closing && close_sent_ && !close_flushed_ && local_.empty() && remote_empty) {
     close_flushed_ = true;
@@ -633,6 +553,7 @@ void session::finish(std::string_view why) {
   writing_.clear();
   write_index_ = write_offset_ = 0;
   loop_bytes_.store(0, std::memory_order_relaxed);
+  end_http_body();
   http_.reset();
   transport_.close();
   unlink();
@@ -666,8 +587,10 @@ void session::on_sweep(event_loop::clock::time_point now) {
   writes_since_sweep_ = 0;
   switch (phase_) {
     case phase::tls_handshake:
+      if (now >= deadline_) finish("TLS handshake timeout");
+      return;
     case phase::http:
-      if (now >= deadline_) finish("handshake timeout");
+      if (now >= deadline_) finish(http_ && http_->busy ? "HTTP response stalled" : "HTTP timeout");
       return;
     case phase::await_join:
       if (now >= deadline_) {

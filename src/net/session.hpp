@@ -7,6 +7,7 @@
 // posted flushes and the hub's membership list hold references.
 #pragma once
 
+#include "http/file_server.hpp"
 #include "hub/hub.hpp"
 #include "hub/member.hpp"
 #include "net/event_loop.hpp"
@@ -27,14 +28,18 @@
 
 namespace mles::net {
 
-struct http_upgrade_state;  // Beast parser + buffer, alive only during the HTTP phase
+struct http_state;  // Beast parser, buffered requests, the response in progress (HTTP phase)
+
+// What a listener's connections serve: the TLS port (WebSocket + HTTPS) or the plain port
+// 80 with --redirect (redirects to HTTPS, nothing else).
+enum class listener_role : std::uint8_t { main, redirect };
 
 class session final : public hub::member,
                       public std::enable_shared_from_this<session>,
                       public session_hook,
                       private ws::frame_handler {
  public:
-  session(event_loop& loop, boost::asio::ip::tcp::socket socket, SSL* ssl);
+  session(event_loop& loop, boost::asio::ip::tcp::socket socket, SSL* ssl, listener_role role);
   ~session();
 
   void start();
@@ -57,7 +62,22 @@ class session final : public hub::member,
   void on_writable(const boost::system::error_code& ec);
   void do_read();
   void handle_bytes(std::span<std::uint8_t> bytes);
+  // HTTP phase (session_http.cpp): a request loop with keep-alive and pipelining, until an
+  // upgrade request turns the connection into a WebSocket session.
   void handle_http(std::span<const std::uint8_t> bytes);
+  void parse_requests();
+  void dispatch_request();
+  void accept_upgrade();
+  void serve_file();
+  void serve_redirect();
+  void on_compressed(std::shared_ptr<const std::string> body);
+  void send_response(http::file_response r);
+  bool open_file_body();
+  void on_file_slot();
+  bool http_streaming() const noexcept;
+  void stream_next_chunk();
+  void end_http_body() noexcept;
+  void response_finished();
   void respond_http(unsigned status, std::string_view body, std::string_view extra_headers = {});
   // ws::frame_handler
   bool on_message(ws::opcode op, std::span<const std::uint8_t> payload) override;
@@ -90,6 +110,7 @@ class session final : public hub::member,
   }
 
   event_loop& loop_;
+  listener_role role_;
   const session_context& ctx_;
   transport transport_;
   boost::asio::ip::tcp::endpoint peer_;
@@ -108,7 +129,7 @@ class session final : public hub::member,
   event_loop::clock::time_point last_rx_{};
   event_loop::clock::time_point last_ping_{};
 
-  std::unique_ptr<http_upgrade_state> http_;
+  std::unique_ptr<http_state> http_;
   ws::frame_parser parser_;
   hub::membership membership_;
   std::string uid_;

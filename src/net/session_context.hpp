@@ -2,6 +2,7 @@
 // Owned by app::server; immutable after start except the atomic counters.
 #pragma once
 
+#include "http/file_server.hpp"
 #include "hub/hub.hpp"
 #include "proto/auth.hpp"
 
@@ -33,6 +34,8 @@ struct session_context {
   const proto::authenticator& auth;
   session_settings settings;
   server_counters& counters;
+  http::file_server* web = nullptr;  // static files; null: every plain request gets 404
+  std::uint16_t https_port = 443;    // for --redirect targets (the bound TLS port)
 };
 
 }  // namespace mles::net
