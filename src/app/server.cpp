@@ -2,6 +2,7 @@
 #include "app/server.hpp"
 
 #include "http/file_server.hpp"
+#include "http/proxy_rules.hpp"
 #include "hub/hub.hpp"
 #include "net/event_loop.hpp"
 #include "net/listener.hpp"
@@ -36,6 +37,16 @@ net::session_settings settings_of(const config& c) {
   return s;
 }
 
+std::unique_ptr<http::proxy_table> make_proxies(const config& c) {
+  if (c.proxies.empty()) return nullptr;
+  auto table = std::make_unique<http::proxy_table>();
+  for (const auto& rule : c.proxies) {
+    if (!table->add(rule.prefix, rule.upstream))
+      throw std::runtime_error("bad --proxy " + rule.prefix + "=" + rule.upstream + ": expected prefix=http://host:port");
+  }
+  return table;
+}
+
 std::unique_ptr<net::tls_registry> make_tls(const config& c) {
   switch (c.tls) {
     case tls_mode::none: return nullptr;
@@ -57,13 +68,15 @@ struct server::impl {
       : cfg(std::move(c)), auth(cfg.mles_key),
         hub({cfg.history_limit, cfg.history_bytes, settings_of(cfg).single_loop}),
         web(cfg.wwwroot, cfg.domains, cfg.file_limit, cfg.compression_cache_mb << 20),
-        ctx{hub, auth, settings_of(cfg), counters, &web}, tls(make_tls(cfg)) {}
+        proxies(make_proxies(cfg)),
+        ctx{hub, auth, settings_of(cfg), counters, &web, proxies.get()}, tls(make_tls(cfg)) {}
 
   config cfg;
   proto::authenticator auth;
   hub::hub hub;
   net::server_counters counters;
   http::file_server web;
+  std::unique_ptr<http::proxy_table> proxies;
   net::session_context ctx;
   std::unique_ptr<net::tls_registry> tls;
   std::vector<std::unique_ptr<net::event_loop>> loops;

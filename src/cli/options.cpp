@@ -67,7 +67,7 @@ parse_outcome parse_command_line(int argc, const char* const* argv, const getenv
       ->check(CLI::Range(0, 1 << 20))->default_val(24);
   cli.add_option("--rate-limit", rate_limit, "Per-IP accepted connections per minute; over it the connection is dropped before TLS")
       ->check(CLI::Range(1, 100000000));
-  cli.add_option("-P,--proxy", proxies, "Reverse-proxy /<prefix>/... to http://host:port; repeatable (not active yet)");
+  cli.add_option("-P,--proxy", proxies, "Reverse-proxy /<prefix>/... to http://host:port (prefix stripped); repeatable");
 
   auto* cert_opt = cli.add_option("--tls-cert", tls_cert, "PEM certificate chain (with --tls-key)");
   auto* key_opt = cli.add_option("--tls-key", tls_key, "PEM private key (with --tls-cert)");
@@ -159,7 +159,6 @@ parse_outcome parse_command_line(int argc, const char* const* argv, const getenv
   inactive(!cfg.emails.empty(), "--email");
   inactive(cfg.cache.has_value(), "--cache");
   inactive(staging->count() > 0, "--staging");
-  inactive(!cfg.proxies.empty(), "--proxy");
   result.config = std::move(cfg);
   return result;
 }

@@ -70,6 +70,8 @@ class session final : public hub::member,
   void accept_upgrade();
   void serve_file();
   void serve_redirect();
+  void serve_proxy(http::proxy_match match);
+  void on_proxied(std::string head_fields, unsigned status, std::string body);
   void on_compressed(std::shared_ptr<const std::string> body);
   void send_response(http::file_response r);
   bool open_file_body();

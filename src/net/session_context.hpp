@@ -3,6 +3,7 @@
 #pragma once
 
 #include "http/file_server.hpp"
+#include "http/proxy_rules.hpp"
 #include "hub/hub.hpp"
 #include "proto/auth.hpp"
 
@@ -35,6 +36,7 @@ struct session_context {
   session_settings settings;
   server_counters& counters;
   http::file_server* web = nullptr;  // static files; null: every plain request gets 404
+  const http::proxy_table* proxies = nullptr;  // --proxy rules; null or empty: none
   std::uint16_t https_port = 443;    // for --redirect targets (the bound TLS port)
 };
 

@@ -6,6 +6,7 @@
 #include "net/http_state.hpp"
 
 #include "http/conditional.hpp"
+#include "http/proxy_client.hpp"
 #include "http/redirect.hpp"
 #include "ws/handshake.hpp"
 
@@ -73,7 +74,10 @@ void session::parse_requests() {
     if (ec == beast_http::error::header_limit) return respond_http(431, "request header fields too large\n");
     if (ec == beast_http::error::body_limit) return respond_http(413, "request body too large\n");
     if (ec) return respond_http(400, "malformed request: " + ec.message() + "\n");
-    if (!http_->parser->is_done()) return;
+    if (!http_->parser->is_done()) {
+      if (used == 0) return;  // needs more bytes
+      continue;               // Beast stops after the head: go on with the body
+    }
     http_->request = http_->parser->release();
     http_->parser.reset();
     dispatch_request();
@@ -126,6 +130,9 @@ void session::accept_upgrade() {
 
 void session::serve_file() {
   const auto& req = http_->request;
+  if (ctx_.proxies) {
+    if (auto m = ctx_.proxies->match(req.target())) return serve_proxy(std::move(*m));
+  }
   const auto method = req.method();
   http::file_request fr;
   fr.head = method == beast_http::verb::head;
@@ -301,6 +308,48 @@ void session::response_finished() {
   }
   deadline_ = loop_.now() + ctx_.settings.handshake_timeout;  // keep-alive idle timeout
   parse_requests();
+}
+
+// --proxy: the request goes to the upstream; its answer comes back to this loop.
+void session::serve_proxy(http::proxy_match match) {
+  auto& req = http_->request;
+  http::proxy_request out;
+  out.method = req.method();
+  out.target = std::move(match.forward_target);
+  for (const auto& field : req) out.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+  out.headers.emplace_back("X-Forwarded-For", peer_.address().to_string());
+  out.headers.emplace_back("X-Forwarded-Proto", transport_.is_tls() ? "https" : "http");
+  out.body = std::move(req.body());
+  http_->busy = true;
+  const http::proxy_limits limits;
+  deadline_ = loop_.now() + limits.connect_timeout + limits.response_timeout + ctx_.settings.handshake_timeout;
+  std::weak_ptr<session> weak = shared_from_this();
+  http::forward(loop_.io().get_executor(), *match.target, std::move(out), limits,
+                [weak](http::proxy_response res) {
+                  auto self = weak.lock();
+                  if (!self) return;
+                  std::string fields;
+                  for (const auto& [name, value] : res.headers) {
+                    // Ours are sent by send_response.
+                    if (beast_http::string_to_field(name) == beast_http::field::server ||
+                        beast_http::string_to_field(name) == beast_http::field::date)
+                      continue;
+                    fields += name + ": " + value + "\r\n";
+                  }
+                  self->on_proxied(std::move(fields), res.status, std::move(res.body));
+                });
+}
+
+void session::on_proxied(std::string head_fields, unsigned status, std::string body) {
+  if (phase_ != phase::http || !http_ || !http_->busy) return;
+  http_->busy = false;
+  http::file_response r;
+  r.status = status;
+  r.headers = std::move(head_fields);
+  r.send_body = http_->request.method() != beast_http::verb::head && status != 204 && status != 304;
+  r.content_length = body.size();
+  r.memory = std::make_shared<const std::string>(std::move(body));
+  send_response(std::move(r));
 }
 
 void session::serve_redirect() {

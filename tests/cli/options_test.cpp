@@ -60,7 +60,6 @@ TEST(options, short_flags_match_the_reference) {
   EXPECT_EQ(c.tls, mles::app::tls_mode::self_signed);
   // Flags of features not built yet are announced, not silently ignored.
   EXPECT_THAT(r.notices, testing::Contains(testing::HasSubstr("--email")));
-  EXPECT_THAT(r.notices, testing::Contains(testing::HasSubstr("--proxy")));
   EXPECT_THAT(r.notices, testing::Not(testing::Contains(testing::HasSubstr("--redirect"))));
 }
 
