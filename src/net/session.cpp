@@ -2,6 +2,7 @@
 #include "net/session.hpp"
 
 #include "net/http_state.hpp"
+#include "net/tls_context.hpp"
 
 #include "proto/auth.hpp"
 #include "proto/join_frame.hpp"
@@ -133,6 +134,10 @@ void session::do_read() {
     if (phase_ == phase::tls_handshake) {
       const io_result r = transport_.handshake();
       if (r.status == io_status::ok) {
+        if (transport_.alpn() == acme_tls_alpn) {
+          // RFC 8737 §3: a validation connection ends once the handshake is done.
+          return finish("ACME tls-alpn-01 validation handshake");
+        }
         phase_ = phase::http;
         spdlog::debug("TLS {} ALPN '{}' with {}", transport_.tls_version(), transport_.alpn(), describe());
         continue;

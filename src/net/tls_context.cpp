@@ -4,6 +4,7 @@
 #include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
@@ -150,10 +151,147 @@ ssl_ctx_ptr make_self_signed_context(const std::vector<std::string>& names) {
   return ctx;
 }
 
+ssl_ctx_ptr make_server_context_from_pem(std::string_view chain_pem, std::string_view key_pem) {
+  auto ctx = make_policy_context();
+  std::unique_ptr<BIO, decltype(&BIO_free)> chain(BIO_new_mem_buf(chain_pem.data(), static_cast<int>(chain_pem.size())),
+                                                  &BIO_free);
+  x509_ptr leaf(PEM_read_bio_X509_AUX(chain.get(), nullptr, nullptr, nullptr), &X509_free);
+  if (!leaf || SSL_CTX_use_certificate(ctx.get(), leaf.get()) != 1)
+    throw std::runtime_error("bad certificate: " + openssl_error());
+  while (X509* extra = PEM_read_bio_X509(chain.get(), nullptr, nullptr, nullptr)) {
+    if (SSL_CTX_add0_chain_cert(ctx.get(), extra) != 1) {
+      X509_free(extra);
+      throw std::runtime_error("bad certificate chain: " + openssl_error());
+    }
+  }
+  ERR_clear_error();  // the loop ends on "no start line"
+  std::unique_ptr<BIO, decltype(&BIO_free)> kb(BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size())),
+                                               &BIO_free);
+  evp_pkey_ptr key(PEM_read_bio_PrivateKey(kb.get(), nullptr, nullptr, nullptr), &EVP_PKEY_free);
+  if (!key || SSL_CTX_use_PrivateKey(ctx.get(), key.get()) != 1 || SSL_CTX_check_private_key(ctx.get()) != 1)
+    throw std::runtime_error("bad certificate key: " + openssl_error());
+  return ctx;
+}
+
 tls_registry::tls_registry(ssl_ctx_ptr fallback) : fallback_(std::move(fallback)) {
-  // SNI is resolved by the callback of the context a connection starts with: the fallback.
-  SSL_CTX_set_tlsext_servername_callback(fallback_.get(), &tls_registry::on_servername);
-  SSL_CTX_set_tlsext_servername_arg(fallback_.get(), this);
+  install_callbacks(fallback_.get());
+}
+
+// SNI (and ACME challenges) are resolved by the callbacks of the context a connection starts
+// with: the fallback.
+void tls_registry::install_callbacks(SSL_CTX* ctx) {
+  SSL_CTX_set_client_hello_cb(ctx, &tls_registry::on_client_hello, this);
+  SSL_CTX_set_tlsext_servername_callback(ctx, &tls_registry::on_servername);
+  SSL_CTX_set_tlsext_servername_arg(ctx, this);
+}
+
+void tls_registry::set_fallback(ssl_ctx_ptr ctx) {
+  install_callbacks(ctx.get());
+  std::unique_lock lock(mutex_);
+  fallback_ = std::move(ctx);
+}
+
+void tls_registry::set_challenge(const std::string& name, ssl_ctx_ptr ctx) {
+  std::unique_lock lock(mutex_);
+  challenges_[name] = std::move(ctx);
+}
+
+void tls_registry::clear_challenge(const std::string& name) {
+  std::unique_lock lock(mutex_);
+  challenges_.erase(name);
+}
+
+ssl_ctx_ptr tls_registry::lookup_challenge(const std::string& name) const {
+  std::shared_lock lock(mutex_);
+  auto it = challenges_.find(name);
+  return it != challenges_.end() ? it->second : nullptr;
+}
+
+bool tls_registry::is_challenge_context(const SSL_CTX* ctx) const {
+  std::shared_lock lock(mutex_);
+  for (const auto& [name, c] : challenges_) {
+    if (c.get() == ctx) return true;
+  }
+  return false;
+}
+
+namespace {
+
+// Reads a 16-bit length-prefixed list out of a ClientHello extension body.
+bool take_u16_list(const unsigned char*& p, std::size_t& left) {
+  if (left < 2) return false;
+  const std::size_t n = (static_cast<std::size_t>(p[0]) << 8) | p[1];
+  p += 2;
+  left -= 2;
+  if (n != left) return false;
+  return true;
+}
+
+std::string client_hello_sni(SSL* ssl) {
+  const unsigned char* p = nullptr;
+  std::size_t left = 0;
+  if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &p, &left) != 1 || !take_u16_list(p, left))
+    return {};
+  // RFC 6066 §3: entries of type (1 byte) + 16-bit length + name; host_name is type 0.
+  while (left >= 3) {
+    const unsigned type = p[0];
+    const std::size_t n = (static_cast<std::size_t>(p[1]) << 8) | p[2];
+    if (left < 3 + n) return {};
+    if (type == TLSEXT_NAMETYPE_host_name) {
+      std::string name(reinterpret_cast<const char*>(p + 3), n);
+      for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      if (!name.empty() && name.back() == '.') name.pop_back();
+      return name;
+    }
+    p += 3 + n;
+    left -= 3 + n;
+  }
+  return {};
+}
+
+bool client_hello_offers_alpn(SSL* ssl, std::string_view proto) {
+  const unsigned char* p = nullptr;
+  std::size_t left = 0;
+  if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_application_layer_protocol_negotiation, &p, &left) != 1 ||
+      !take_u16_list(p, left))
+    return false;
+  while (left >= 1) {
+    const std::size_t n = p[0];
+    if (left < 1 + n) return false;
+    if (std::string_view(reinterpret_cast<const char*>(p + 1), n) == proto) return true;
+    p += 1 + n;
+    left -= 1 + n;
+  }
+  return false;
+}
+
+int select_acme_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
+                     unsigned inlen, void*) {
+  static const unsigned char ours[] = {10, 'a', 'c', 'm', 'e', '-', 't', 'l', 's', '/', '1'};
+  unsigned char* selected = nullptr;
+  if (SSL_select_next_proto(&selected, outlen, ours, sizeof ours, in, inlen) == OPENSSL_NPN_NEGOTIATED) {
+    *out = selected;
+    return SSL_TLSEXT_ERR_OK;
+  }
+  return SSL_TLSEXT_ERR_ALERT_FATAL;  // RFC 8737 §3: acme-tls/1 or nothing
+}
+
+}  // namespace
+
+ssl_ctx_ptr make_acme_challenge_context(std::string_view cert_pem, std::string_view key_pem) {
+  auto ctx = make_server_context_from_pem(cert_pem, key_pem);
+  SSL_CTX_set_alpn_select_cb(ctx.get(), select_acme_alpn, nullptr);
+  return ctx;
+}
+
+// RFC 8737 §3: a validation ClientHello offers acme-tls/1 and names the identifier in SNI.
+int tls_registry::on_client_hello(SSL* ssl, int*, void* arg) {
+  auto* self = static_cast<tls_registry*>(arg);
+  if (!client_hello_offers_alpn(ssl, acme_tls_alpn)) return SSL_CLIENT_HELLO_SUCCESS;
+  const std::string name = client_hello_sni(ssl);
+  if (name.empty()) return SSL_CLIENT_HELLO_SUCCESS;
+  if (ssl_ctx_ptr ctx = self->lookup_challenge(name)) SSL_set_SSL_CTX(ssl, ctx.get());
+  return SSL_CLIENT_HELLO_SUCCESS;
 }
 
 void tls_registry::set(const std::string& name, ssl_ctx_ptr ctx) {
@@ -183,6 +321,7 @@ int tls_registry::on_servername(SSL* ssl, int*, void* arg) {
   for (auto& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (!key.empty() && key.back() == '.') key.pop_back();
   auto* self = static_cast<tls_registry*>(arg);
+  if (self->is_challenge_context(SSL_get_SSL_CTX(ssl))) return SSL_TLSEXT_ERR_OK;  // keep it
   ssl_ctx_ptr ctx = self->lookup(key);
   // SSL_set_SSL_CTX takes its own reference: the session keeps this context even if the
   // registry swaps it later.

@@ -11,6 +11,7 @@
 #include <memory>
 #include <shared_mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace mles::net {
@@ -28,6 +29,13 @@ ssl_ctx_ptr make_server_context_from_files(const std::filesystem::path& cert_cha
 // A context with a fresh ECDSA P-256 self-signed certificate whose SANs are the names plus
 // localhost, 127.0.0.1 and ::1, valid one year.
 ssl_ctx_ptr make_self_signed_context(const std::vector<std::string>& names);
+// A context from PEM text (chain, key), same policy. Throws std::runtime_error.
+ssl_ctx_ptr make_server_context_from_pem(std::string_view chain_pem, std::string_view key_pem);
+// RFC 8737: a context presenting a TLS-ALPN-01 validation certificate (PEM) that negotiates
+// only ALPN "acme-tls/1".
+ssl_ctx_ptr make_acme_challenge_context(std::string_view cert_pem, std::string_view key_pem);
+
+inline constexpr std::string_view acme_tls_alpn = "acme-tls/1";
 
 class tls_registry {
  public:
@@ -35,16 +43,27 @@ class tls_registry {
 
   // Serve ctx for this SNI name (lowercase, no trailing dot) from now on.
   void set(const std::string& name, ssl_ctx_ptr ctx);
+  // Serve ctx to clients without a known SNI name from now on.
+  void set_fallback(ssl_ctx_ptr ctx);
+  // RFC 8737: a ClientHello offering ALPN acme-tls/1 with this SNI name gets ctx (a
+  // validation certificate) until the challenge is cleared.
+  void set_challenge(const std::string& name, ssl_ctx_ptr ctx);
+  void clear_challenge(const std::string& name);
   // A new SSL for an accepted connection; SNI is resolved during its handshake.
   SSL* new_ssl() const;
 
  private:
   static int on_servername(SSL* ssl, int* alert, void* arg);
+  static int on_client_hello(SSL* ssl, int* alert, void* arg);
+  void install_callbacks(SSL_CTX* ctx);
   ssl_ctx_ptr lookup(const std::string& name) const;
+  ssl_ctx_ptr lookup_challenge(const std::string& name) const;
+  bool is_challenge_context(const SSL_CTX* ctx) const;
 
   mutable std::shared_mutex mutex_;
   ssl_ctx_ptr fallback_;
   std::map<std::string, ssl_ctx_ptr, std::less<>> by_name_;
+  std::map<std::string, ssl_ctx_ptr, std::less<>> challenges_;
 };
 
 }  // namespace mles::net
