@@ -9,7 +9,7 @@ packages=(
   libssl-dev openssl libcli11-dev libspdlog-dev libfmt-dev
   libbrotli-dev libzstd-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  python3 procps util-linux
+  python3 procps util-linux pebble curl
 )
 [ "${MLES_WITH_CLANG:-0}" = 1 ] && packages+=(clang libclang-rt-14-dev)
 

@@ -16,7 +16,7 @@ enum class tls_mode {
   files,        // --tls-cert/--tls-key
   self_signed,  // --self-signed: fresh certificate for the domains + localhost at start
   none,         // --no-tls: plain ws:// and http://
-  acme,         // default: certificates from an ACME CA (not built yet: start-up refuses it)
+  acme,         // default: certificates from an ACME CA (Let's Encrypt unless --acme-directory)
 };
 
 struct proxy_rule {
@@ -50,6 +50,9 @@ struct config {
   std::size_t max_queue = 4u << 20;        // bytes queued per session; over it: close 1008
   std::size_t history_bytes = 32u << 20;   // bytes of history per channel
   std::string log_level = "warn";
+  std::string acme_directory;                          // empty: Let's Encrypt (staging with -s)
+  std::optional<std::filesystem::path> acme_ca_cert;   // trust for the directory's HTTPS
+  std::chrono::milliseconds acme_retry_initial{60'000};  // first retry after a failed order
   std::optional<std::string> mles_key;     // MLES_KEY
 
   // --- timings (tests shrink them) ---

@@ -3,6 +3,8 @@
 
 #include "http/file_server.hpp"
 #include "http/proxy_rules.hpp"
+#include "app/acme_manager.hpp"
+#include "http/challenge_tokens.hpp"
 #include "hub/hub.hpp"
 #include "net/event_loop.hpp"
 #include "net/listener.hpp"
@@ -54,11 +56,17 @@ std::unique_ptr<net::tls_registry> make_tls(const config& c) {
       return std::make_unique<net::tls_registry>(net::make_server_context_from_files(c.tls_cert, c.tls_key));
     case tls_mode::self_signed:
       return std::make_unique<net::tls_registry>(net::make_self_signed_context(c.domains));
-    case tls_mode::acme: break;
+    case tls_mode::acme:
+      // Until the CA's certificate arrives (or loads from --cache), a temporary self-signed one.
+      return std::make_unique<net::tls_registry>(net::make_self_signed_context(c.domains));
   }
-  throw std::runtime_error(
-      "no certificate source: use --tls-cert FILE --tls-key FILE, --self-signed, or --no-tls "
-      "(automatic ACME certificates are not available in this build yet)");
+  throw std::runtime_error("unknown TLS mode");
+}
+
+std::string acme_directory_of(const config& c) {
+  if (!c.acme_directory.empty()) return c.acme_directory;
+  return c.staging ? "https://acme-staging-v02.api.letsencrypt.org/directory"
+                   : "https://acme-v02.api.letsencrypt.org/directory";
 }
 
 }  // namespace
@@ -69,7 +77,7 @@ struct server::impl {
         hub({cfg.history_limit, cfg.history_bytes, settings_of(cfg).single_loop}),
         web(cfg.wwwroot, cfg.domains, cfg.file_limit, cfg.compression_cache_mb << 20),
         proxies(make_proxies(cfg)),
-        ctx{hub, auth, settings_of(cfg), counters, &web, proxies.get()}, tls(make_tls(cfg)) {}
+        ctx{hub, auth, settings_of(cfg), counters, &web, proxies.get(), &acme_tokens}, tls(make_tls(cfg)) {}
 
   config cfg;
   proto::authenticator auth;
@@ -77,11 +85,13 @@ struct server::impl {
   net::server_counters counters;
   http::file_server web;
   std::unique_ptr<http::proxy_table> proxies;
+  http::challenge_tokens acme_tokens;
   net::session_context ctx;
   std::unique_ptr<net::tls_registry> tls;
   std::vector<std::unique_ptr<net::event_loop>> loops;
   std::unique_ptr<net::listener> listener;
   std::unique_ptr<net::listener> redirect_listener;  // --redirect: plain HTTP → HTTPS
+  std::unique_ptr<acme_manager> acme;                // default TLS mode: certificates from a CA
   std::uint16_t port = 0;
 
   std::mutex mutex;
@@ -119,6 +129,17 @@ void server::start() {
                                                           nullptr, c.rate_limit, net::listener_role::redirect);
   }
 
+  if (c.tls == tls_mode::acme) {
+    acme_settings as;
+    as.domains = c.domains;
+    as.emails = c.emails;
+    as.cache = c.cache;
+    as.directory_url = acme_directory_of(c);
+    as.ca_file = c.acme_ca_cert;
+    as.http01 = c.redirect;
+    as.retry_initial = c.acme_retry_initial;
+    m.acme = std::make_unique<acme_manager>(std::move(as), *m.tls, m.acme_tokens, m.loops[0]->io().get_executor());
+  }
   // Channel expiry (SPEC §1.7) runs on loop 0, at most once a minute.
   auto next_expiry = std::make_shared<std::chrono::steady_clock::time_point>();
   const auto ttl = std::chrono::duration_cast<std::chrono::steady_clock::duration>(c.channel_ttl);
@@ -129,6 +150,7 @@ void server::start() {
     if (const auto n = m.hub.expire(now, ttl)) spdlog::info("forgot {} idle channel(s)", n);
   });
   for (std::size_t i = 1; i < m.loops.size(); ++i) m.loops[i]->start();
+  if (m.acme) m.acme->start();
   m.listener->start();
   if (m.redirect_listener) m.redirect_listener->start();
   {
@@ -164,6 +186,7 @@ void server::stop() {
   }
   m.listener->stop();
   if (m.redirect_listener) m.redirect_listener->stop();
+  if (m.acme) m.acme->stop();
   for (auto& l : m.loops) l->close_all();
   // Wait for the close handshakes, bounded by the shutdown deadline.
   const auto deadline = std::chrono::steady_clock::now() + m.cfg.shutdown_timeout;
@@ -175,6 +198,7 @@ void server::stop() {
   }
   for (auto& l : m.loops) l->stop();
   for (auto& l : m.loops) l->join();
+  m.acme.reset();  // its timers and driver belong to loop 0: gone before the loop is
   for (auto& l : m.loops) l->abort_all();
   m.listener.reset();
   m.redirect_listener.reset();

@@ -51,14 +51,14 @@ parse_outcome parse_command_line(int argc, const char* const* argv, const getenv
   std::string cache, wwwroot;
 
   cli.add_option("-d,--domains", cfg.domains, "Domain served; repeat for several")->required()->take_all();
-  cli.add_option("-e,--email", cfg.emails, "Contact for the certificate authority account; repeatable (ACME: not active yet)");
-  cli.add_option("-c,--cache", cache, "Directory for ACME account keys and certificates (not active yet)");
+  cli.add_option("-e,--email", cfg.emails, "Contact for the certificate authority account; repeatable");
+  cli.add_option("-c,--cache", cache, "Directory for ACME account keys and certificates (kept 0600; reference layout)");
   cli.add_option("-l,--limit", cfg.history_limit, "History limit per channel")
       ->check(CLI::Range(1, 999999))->default_val(200);
   cli.add_option("-f,--filelimit", cfg.file_limit, "Most files open at once for static serving")
       ->check(CLI::Range(1, 1000000))->default_val(256);
   cli.add_option("-w,--wwwroot", wwwroot, "Static root: domain example.io is served from <DIR>/example.io/")->required();
-  auto* staging = cli.add_flag("-s,--staging", cfg.staging, "Use the Let's Encrypt staging directory (not active yet)");
+  cli.add_flag("-s,--staging", cfg.staging, "Use the Let's Encrypt staging directory");
   cli.add_option("-p,--port", cfg.port, "TLS port for WebSocket and HTTPS; 0 picks a free port")
       ->check(CLI::Range(0, 65535))->default_val(443);
   cli.add_flag("-r,--redirect", cfg.redirect, "Also listen on port 80 (--http-port) and redirect HTTP to HTTPS");
@@ -91,6 +91,9 @@ parse_outcome parse_command_line(int argc, const char* const* argv, const getenv
   cli.add_option("--history-bytes", cfg.history_bytes, "Bytes of history kept per channel (besides --limit)")
       ->transform(CLI::AsSizeValue(false))->check(CLI::Range(std::size_t{1}, std::size_t{1} << 40))
       ->default_str("32MiB");
+  std::string acme_ca;
+  cli.add_option("--acme-directory", cfg.acme_directory, "ACME directory URL of another CA (default: Let's Encrypt)");
+  cli.add_option("--acme-ca-cert", acme_ca, "PEM CA certificate to trust for the ACME directory's HTTPS");
   cli.add_option("--log-level", log_level, "trace|debug|info|warn|error|off (else MLES_LOG, else RUST_LOG; default warn)");
 
   try {
@@ -135,9 +138,8 @@ parse_outcome parse_command_line(int argc, const char* const* argv, const getenv
     cfg.tls_cert = tls_cert;
     cfg.tls_key = tls_key;
   } else {
-    return usage_error(
-        "no certificate source: add --self-signed (local), --tls-cert FILE --tls-key FILE, or --no-tls; "
-        "automatic ACME certificates are not available in this build yet");
+    cfg.tls = app::tls_mode::acme;
+    if (!acme_ca.empty()) cfg.acme_ca_cert = acme_ca;
   }
 
   // Log level: flag, then MLES_LOG, then the reference's RUST_LOG.
@@ -152,13 +154,6 @@ parse_outcome parse_command_line(int argc, const char* const* argv, const getenv
   }
   if (const char* key = getenv("MLES_KEY")) cfg.mles_key = std::string(key);
 
-  // Flags of features that arrive later: accepted and checked now, and said so.
-  auto inactive = [&](bool given, const char* flag) {
-    if (given) result.notices.push_back(std::string(flag) + " is accepted but not active yet in this build");
-  };
-  inactive(!cfg.emails.empty(), "--email");
-  inactive(cfg.cache.has_value(), "--cache");
-  inactive(staging->count() > 0, "--staging");
   result.config = std::move(cfg);
   return result;
 }

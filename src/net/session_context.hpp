@@ -2,6 +2,7 @@
 // Owned by app::server; immutable after start except the atomic counters.
 #pragma once
 
+#include "http/challenge_tokens.hpp"
 #include "http/file_server.hpp"
 #include "http/proxy_rules.hpp"
 #include "hub/hub.hpp"
@@ -37,6 +38,7 @@ struct session_context {
   server_counters& counters;
   http::file_server* web = nullptr;  // static files; null: every plain request gets 404
   const http::proxy_table* proxies = nullptr;  // --proxy rules; null or empty: none
+  const http::challenge_tokens* acme_tokens = nullptr;  // ACME HTTP-01 answers being served
   std::uint16_t https_port = 443;    // for --redirect targets (the bound TLS port)
 };
 

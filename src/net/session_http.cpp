@@ -91,6 +91,20 @@ void session::dispatch_request() {
     if (role_ == listener_role::redirect) return respond_http(400, "no WebSocket on this port: use https\n");
     return accept_upgrade();
   }
+  // RFC 8555 §8.3: HTTP-01 answers come before any redirect or file.
+  if (ctx_.acme_tokens) {
+    if (auto token = http::acme_challenge_token(req.target())) {
+      if (auto key_authorization = ctx_.acme_tokens->find(*token)) {
+        http::file_response r;
+        r.status = 200;
+        r.headers = "Content-Type: application/octet-stream\r\n";
+        r.content_length = key_authorization->size();
+        r.memory = std::make_shared<const std::string>(std::move(*key_authorization));
+        r.send_body = req.method() != beast_http::verb::head;
+        return send_response(std::move(r));
+      }
+    }
+  }
   if (role_ == listener_role::redirect) return serve_redirect();
   serve_file();
 }

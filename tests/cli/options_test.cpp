@@ -58,9 +58,8 @@ TEST(options, short_flags_match_the_reference) {
   EXPECT_EQ(c.proxies[0].prefix, "api/keeper");
   EXPECT_EQ(c.proxies[0].upstream, "http://127.0.0.1:9000");
   EXPECT_EQ(c.tls, mles::app::tls_mode::self_signed);
-  // Flags of features not built yet are announced, not silently ignored.
-  EXPECT_THAT(r.notices, testing::Contains(testing::HasSubstr("--email")));
-  EXPECT_THAT(r.notices, testing::Not(testing::Contains(testing::HasSubstr("--redirect"))));
+  EXPECT_THAT(r.config->emails, testing::ElementsAre("me@a.io"));
+  EXPECT_EQ(r.config->cache, std::filesystem::path("/var/cache/mles"));
 }
 
 TEST(options, usage_errors_exit_2_with_one_line) {
@@ -76,7 +75,6 @@ TEST(options, usage_errors_exit_2_with_one_line) {
            {"-d", "a", "-w", "/w", "--self-signed", "--no-tls"},
            {"-d", "a", "-w", "/w", "--no-tls", "--log-level", "loud"},
            {"-d", "a", "-w", "/w", "--no-tls", "-P", "nourl"},
-           {"-d", "a", "-w", "/w"},                                   // no certificate source
        }) {
     auto r = run(args);
     EXPECT_FALSE(r.config) << testing::PrintToString(args);
@@ -84,6 +82,19 @@ TEST(options, usage_errors_exit_2_with_one_line) {
     EXPECT_THAT(r.output, testing::HasSubstr("--help")) << r.output;
     EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
   }
+}
+
+TEST(options, certificates_come_from_acme_unless_told_otherwise) {
+  auto r = run({"-d", "a.io", "-w", "/w", "--acme-directory", "https://127.0.0.1:14000/dir", "--acme-ca-cert",
+                "/tmp/ca.pem"});
+  ASSERT_TRUE(r.config) << r.output;
+  EXPECT_EQ(r.config->tls, mles::app::tls_mode::acme);
+  EXPECT_EQ(r.config->acme_directory, "https://127.0.0.1:14000/dir");
+  EXPECT_EQ(r.config->acme_ca_cert, std::filesystem::path("/tmp/ca.pem"));
+  auto plain = run({"-d", "a.io", "-w", "/w"});
+  ASSERT_TRUE(plain.config);
+  EXPECT_EQ(plain.config->tls, mles::app::tls_mode::acme);
+  EXPECT_TRUE(plain.config->acme_directory.empty());  // Let's Encrypt production
 }
 
 TEST(options, help_and_version_exit_0) {

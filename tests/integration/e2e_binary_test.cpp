@@ -290,18 +290,25 @@ TEST(mles_binary, exits_1_with_one_line_when_the_port_is_taken) {
       << joined(lines);
 }
 
-TEST(mles_binary, refuses_to_start_without_a_tls_choice_and_names_the_options) {
+TEST(mles_binary, keeps_serving_with_a_temporary_certificate_while_the_ca_is_down) {
   temp_dir www;
-  child_process p(base_args(www));  // neither --no-tls, --self-signed nor --tls-cert: ACME, not built yet
-  const auto code = p.wait_exit(5s);
-  ASSERT_TRUE(code.has_value()) << "started without certificates";
-  EXPECT_TRUE(*code == 1 || *code == 2) << "exit " << *code;
-  const auto lines = p.err_lines();
-  EXPECT_EQ(lines.size(), 1u) << joined(lines);
-  const std::string& err = p.err();
-  EXPECT_TRUE(err.find("--self-signed") != std::string::npos || err.find("--no-tls") != std::string::npos ||
-              err.find("--tls-cert") != std::string::npos)
-      << "the line does not say which option to use:" << joined(lines);
+  temp_dir cache;
+  // No --no-tls/--self-signed/--tls-cert: certificates come from ACME. The directory is a
+  // closed port, so every order fails; the server must keep serving and say why.
+  started s = start_binary(with(base_args(www), {"--acme-directory", "https://127.0.0.1:1/dir", "--cache",
+                                                 (cache.path() / "acme").string(), "--log-level", "info"}));
+  ASSERT_NE(s.port, 0);
+  EXPECT_TRUE(s.process->wait_stderr_line("ACME: order failed", 5s)) << joined(s.process->err_lines());
+  EXPECT_TRUE(s.process->wait_stderr_line("next attempt at", 5s)) << joined(s.process->err_lines());
+  // The account key was created and stored privately.
+  std::size_t accounts = 0;
+  for (const auto& e : std::filesystem::directory_iterator(cache.path() / "acme")) {
+    accounts += e.path().filename().string().rfind("cached_account_", 0) == 0 ? 1 : 0;
+    EXPECT_EQ(std::filesystem::status(e.path()).permissions() & std::filesystem::perms::all,
+              std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  }
+  EXPECT_EQ(accounts, 1u);
+  run_session_then_stop(s, transport::tls, SIGTERM);
 }
 
 TEST(mles_binary, prints_its_version_and_exits_0) {
