@@ -172,12 +172,25 @@ void acme_manager::retry_later() {
 
 void acme_manager::begin_order() {
   if (driver_ || !ensure_account()) return;
+  if (settings_.ca_file) {
+    // Read again for every order: a replaced CA file needs no restart.
+    auto t = acme::client_tls::from_ca_file(settings_.ca_file->string());
+    if (!t) {
+      spdlog::error("ACME: cannot use the CA certificate {}: {}", settings_.ca_file->string(), t.error().message());
+      return retry_later();
+    }
+    tls_ = std::move(*t);
+  }
   acme::order_settings os;
   os.directory_url = settings_.directory_url;
   os.names = settings_.domains;
   os.emails = settings_.emails;
+  // TLS-ALPN-01 is always answerable (our TLS port); HTTP-01 only with the --redirect port.
   os.challenge_preference = {acme::challenge_type::tls_alpn_01};
-  if (settings_.http01) os.challenge_preference.push_back(acme::challenge_type::http_01);
+  if (settings_.http01) {
+    const auto where = settings_.prefer_http01 ? os.challenge_preference.begin() : os.challenge_preference.end();
+    os.challenge_preference.insert(where, acme::challenge_type::http_01);
+  }
   spdlog::warn("ACME: ordering a certificate for {} from {}", fmt::join(settings_.domains, ", "),
                settings_.directory_url);
   acme::challenge_hooks hooks;

@@ -33,6 +33,7 @@ struct acme_settings {
   std::string directory_url;
   std::optional<std::filesystem::path> ca_file;  // trust for the directory's HTTPS (tests)
   bool http01 = false;                           // the --redirect port answers HTTP-01
+  bool prefer_http01 = false;                    // try HTTP-01 before TLS-ALPN-01
   std::chrono::milliseconds retry_initial{60'000};
   std::chrono::milliseconds retry_max{6 * 3600 * 1000};
 };

@@ -53,6 +53,7 @@ struct config {
   std::string acme_directory;                          // empty: Let's Encrypt (staging with -s)
   std::optional<std::filesystem::path> acme_ca_cert;   // trust for the directory's HTTPS
   std::chrono::milliseconds acme_retry_initial{60'000};  // first retry after a failed order
+  bool acme_prefer_http01 = false;                      // HTTP-01 first (needs --redirect)
   std::optional<std::string> mles_key;     // MLES_KEY
 
   // --- timings (tests shrink them) ---

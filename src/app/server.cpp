@@ -137,6 +137,7 @@ void server::start() {
     as.directory_url = acme_directory_of(c);
     as.ca_file = c.acme_ca_cert;
     as.http01 = c.redirect;
+    as.prefer_http01 = c.acme_prefer_http01;
     as.retry_initial = c.acme_retry_initial;
     m.acme = std::make_unique<acme_manager>(std::move(as), *m.tls, m.acme_tokens, m.loops[0]->io().get_executor());
   }

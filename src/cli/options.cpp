@@ -94,6 +94,15 @@ parse_outcome parse_command_line(int argc, const char* const* argv, const getenv
   std::string acme_ca;
   cli.add_option("--acme-directory", cfg.acme_directory, "ACME directory URL of another CA (default: Let's Encrypt)");
   cli.add_option("--acme-ca-cert", acme_ca, "PEM CA certificate to trust for the ACME directory's HTTPS");
+  double acme_retry_s = 60;
+  cli.add_option("--acme-retry", acme_retry_s, "Seconds before the first retry of a failed order (doubling, at most 6 h)")
+      ->check(CLI::Range(0.1, 21600.0))
+      ->default_val(60);
+  std::string acme_challenge = "tls-alpn-01";
+  cli.add_option("--acme-challenge", acme_challenge,
+                 "Challenge tried first: tls-alpn-01 (TLS port) or http-01 (needs --redirect)")
+      ->check(CLI::IsMember({"tls-alpn-01", "http-01"}))
+      ->default_val("tls-alpn-01");
   cli.add_option("--log-level", log_level, "trace|debug|info|warn|error|off (else MLES_LOG, else RUST_LOG; default warn)");
 
   try {
@@ -140,6 +149,9 @@ parse_outcome parse_command_line(int argc, const char* const* argv, const getenv
   } else {
     cfg.tls = app::tls_mode::acme;
     if (!acme_ca.empty()) cfg.acme_ca_cert = acme_ca;
+    cfg.acme_prefer_http01 = acme_challenge == "http-01";
+    cfg.acme_retry_initial = std::chrono::milliseconds(static_cast<long long>(acme_retry_s * 1000));
+    if (cfg.acme_prefer_http01 && !cfg.redirect) return usage_error("--acme-challenge http-01 needs --redirect");
   }
 
   // Log level: flag, then MLES_LOG, then the reference's RUST_LOG.
