@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds everything and runs the whole test suite: unit tests, integration tests against the
-# real server (plain and TLS), end-to-end tests of the binary, fuzz-corpus replay. Then the
-# same suite again under AddressSanitizer + UndefinedBehaviorSanitizer (skip with --no-asan).
+# real server (plain and TLS), end-to-end tests of the binary, ACME against a real test CA
+# (pebble), the demo page in a real browser (Chromium), fuzz-corpus replay. Then the same
+# suite again under AddressSanitizer + UndefinedBehaviorSanitizer (skip with --no-asan).
 set -euo pipefail
 cd "$(dirname "$0")"
 asan=1
@@ -12,6 +13,7 @@ for arg in "$@"; do
   esac
 done
 scripts/install-deps.sh
+scripts/install-browser.sh   # Chromium + playwright-core for the browser test
 jobs=$(nproc)
 
 run_suite() { # preset
