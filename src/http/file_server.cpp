@@ -8,6 +8,7 @@
 #include "http/path_resolver.hpp"
 
 #include <chrono>
+#include <sys/stat.h>
 #include <fstream>
 #include <iterator>
 
@@ -17,9 +18,24 @@ namespace {
 
 constexpr std::size_t max_queued_jobs = 64;
 
-std::chrono::system_clock::time_point to_system(std::filesystem::file_time_type t) {
-  return std::chrono::time_point_cast<std::chrono::system_clock::duration>(std::chrono::file_clock::to_sys(t));
+struct file_stamp {
+  std::uint64_t size;
+  std::chrono::system_clock::time_point mtime;
+  std::filesystem::file_time_type file_time;
+};
+
+// One stat: size and modification time, in both clocks the callers need.
+std::optional<file_stamp> stamp_of(const std::filesystem::path& file) {
+  struct stat st {};
+  if (::stat(file.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
+  const auto mtime = std::chrono::time_point_cast<std::chrono::system_clock::duration>(
+      std::chrono::system_clock::time_point(std::chrono::seconds(st.st_mtim.tv_sec) +
+                                            std::chrono::nanoseconds(st.st_mtim.tv_nsec)));
+  return file_stamp{static_cast<std::uint64_t>(st.st_size), mtime, std::chrono::file_clock::from_sys(mtime)};
 }
+
+constexpr std::size_t max_cached_paths = 4096;
+constexpr auto path_cache_ttl = std::chrono::seconds(1);
 
 }  // namespace
 
@@ -52,18 +68,18 @@ file_response file_server::respond(const file_request& req) {
   const auto domain = domains_.match(req.host);
   // SPEC §3: a Host that is not one of the domains gets no file.
   if (!domain || root_.empty()) return text(404, "not found\n");
-  const auto resolved = resolve_path(root_ / std::string(*domain), req.target);
+  const auto resolved = resolve_cached(*domain, req.target);
   switch (resolved.status) {
     case resolve_status::ok: break;
     case resolve_status::not_found: return text(404, "not found\n");
     case resolve_status::forbidden: return text(403, "forbidden\n");
     case resolve_status::bad_request: return text(400, "bad request target\n");
   }
-  std::error_code ec;
-  const std::uint64_t size = std::filesystem::file_size(resolved.file, ec);
-  const auto file_time = ec ? std::filesystem::file_time_type{} : std::filesystem::last_write_time(resolved.file, ec);
-  if (ec) return text(404, "not found\n");
-  const auto mtime = to_system(file_time);
+  const auto stamp = stamp_of(resolved.file);
+  if (!stamp) return text(404, "not found\n");
+  const std::uint64_t size = stamp->size;
+  const auto mtime = stamp->mtime;
+  const auto file_time = stamp->file_time;
   const std::string_view type = content_type_for(resolved.file);
   const bool compressible = is_compressible(type);
   const content_encoding encoding =
@@ -125,6 +141,26 @@ file_response file_server::respond(const file_request& req) {
   return r;
 }
 
+// Path resolution costs a readlink per path component (symlinks must not lead out of the
+// root); a hot file is resolved at most once a second. A symlink changed meanwhile is seen
+// within that second.
+resolved_path file_server::resolve_cached(std::string_view domain, std::string_view target) {
+  std::string key;
+  key.reserve(domain.size() + 1 + target.size());
+  key.append(domain).append(1, '\0').append(target);
+  const auto now = std::chrono::steady_clock::now();
+  {
+    std::lock_guard lock(paths_mutex_);
+    auto it = paths_.find(key);
+    if (it != paths_.end() && it->second.expires > now) return it->second.result;
+  }
+  resolved_path r = resolve_path(root_ / std::string(domain), target);
+  std::lock_guard lock(paths_mutex_);
+  if (paths_.size() >= max_cached_paths) paths_.clear();  // bounded; rebuilt from hot paths
+  paths_[std::move(key)] = {r, now + path_cache_ttl};
+  return r;
+}
+
 bool file_server::compress_async(const compression_key& key,
                                  std::function<void(std::shared_ptr<const std::string>)> done) {
   {
@@ -150,12 +186,11 @@ void file_server::worker_loop() {
     if (!body) {
       std::ifstream in(j.key.path, std::ios::binary);
       std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-      std::error_code ec;
       const bool unchanged = in.good() || in.eof();
+      const auto now = stamp_of(j.key.path);
       // The plan's ETag and length describe the file as it was; a file changed meanwhile
       // gets no body here (the connection plans the request again).
-      if (unchanged && content.size() == j.key.size &&
-          std::filesystem::last_write_time(j.key.path, ec) == j.key.mtime && !ec) {
+      if (unchanged && content.size() == j.key.size && now && now->file_time == j.key.mtime) {
         if (auto compressed = compress(j.key.encoding, content)) {
           body = std::make_shared<const std::string>(std::move(*compressed));
           cache_.insert(j.key, body);

@@ -8,6 +8,7 @@
 #include "http/accept_encoding.hpp"
 #include "http/compression_cache.hpp"
 #include "http/host.hpp"
+#include "http/path_resolver.hpp"
 
 #include <condition_variable>
 #include <cstdint>
@@ -20,6 +21,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 namespace mles::http {
@@ -77,10 +79,18 @@ class file_server {
 
  private:
   void worker_loop();
+  resolved_path resolve_cached(std::string_view domain, std::string_view target);
 
   std::filesystem::path root_;
   domain_set domains_;
   compression_cache cache_;
+
+  struct cached_path {
+    resolved_path result;
+    std::chrono::steady_clock::time_point expires;
+  };
+  std::mutex paths_mutex_;
+  std::unordered_map<std::string, cached_path> paths_;
 
   std::mutex slots_mutex_;
   std::size_t slots_free_;

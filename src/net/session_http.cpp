@@ -15,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include <fcntl.h>
+#include <sys/sendfile.h>
 #include <sstream>
 #include <unistd.h>
 
@@ -222,11 +223,12 @@ void session::send_response(http::file_response r) {
     push_local(text_frame(*r.memory));
     return response_finished();
   }
-  // File body: streamed one chunk per write burst (see on_all_written).
+  // File body: streamed one chunk per write burst (see on_all_written). Plain connections
+  // send it with sendfile() once the head is out (no copy through user space).
   http_->busy = true;
   http_->offset = r.offset;
   http_->remaining = r.content_length;
-  stream_next_chunk();
+  if (transport_.is_tls()) stream_next_chunk();
 }
 
 // Takes a --filelimit slot and opens http_->pending.file. False while waiting for a slot
@@ -272,6 +274,25 @@ bool session::http_streaming() const noexcept { return http_ && http_->fd >= 0; 
 
 void session::stream_next_chunk() {
   if (!http_streaming()) return;
+  if (!transport_.is_tls()) {
+    // Only called with the send queue empty: the head went out first.
+    while (http_->remaining > 0) {
+      off_t offset = static_cast<off_t>(http_->offset);
+      const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(http_->remaining, 4 * file_chunk));
+      const ssize_t n = ::sendfile(transport_.socket().native_handle(), http_->fd, &offset, want);
+      if (n > 0) {
+        http_->offset += static_cast<std::uint64_t>(n);
+        http_->remaining -= static_cast<std::uint64_t>(n);
+        deadline_ = loop_.now() + 3 * ctx_.settings.handshake_timeout;
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return wait_writable();
+      return finish(n == 0 ? "file shrank while streaming" : "sendfile failed");
+    }
+    end_http_body();
+    return response_finished();
+  }
   const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(http_->remaining, file_chunk));
   auto chunk = hub::shared_frame::allocate(n);
   auto out = chunk.writable();
