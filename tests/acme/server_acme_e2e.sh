@@ -137,4 +137,16 @@ kill -0 "$mles_pid" || fail "mles died while the CA was down"
 verify "$tls_port" mles.test || fail "chain after the retry does not verify"
 pass "CA down at start, up later: certificate after a retry, server never stopped"
 stop_mles "$mles_pid"
-echo "6 passed, 0 failed"
+bash "$PEBBLE" stop "$WORK/pebble-up" >/dev/null
+
+# 6. A refused identifier: the CA's problem is logged verbatim, the server keeps serving.
+eval "$(start_pebble blocked PEBBLE_BLOCKLIST=blocked.test)"
+start_mles "$WORK/blocked.log" --domains blocked.test --port "$PEBBLE_TLS_PORT" --acme-retry 30
+wait_for "$WORK/blocked.log" "order failed" 1 30 || fail "no failure logged for a refused identifier"
+grep -q "urn:ietf:params:acme:error:rejectedIdentifier" "$WORK/blocked.log" || fail "the CA's problem type is not in the log"
+kill -0 "$LAST_PID" || fail "mles stopped after a refused identifier"
+echo | timeout 5 openssl s_client -connect "127.0.0.1:$PEBBLE_TLS_PORT" -servername blocked.test 2>/dev/null \
+  | grep -q "BEGIN CERTIFICATE\|Server certificate" || fail "no TLS service while the CA refuses"
+pass "refused identifier: CA's problem logged verbatim, server keeps serving"
+stop_mles "$LAST_PID"
+echo "7 passed, 0 failed"

@@ -21,6 +21,7 @@
 #   PEBBLE_AUTHZREUSE=0          % chance a new order reuses a valid authorization
 #   PEBBLE_STRICT=1              -strict (a challenge POST body must be exactly {})
 #   PEBBLE_CERT_VALIDITY=7776000 issued certificate lifetime, seconds
+#   PEBBLE_BLOCKLIST="a.test b.test" names pebble refuses (rejectedIdentifier)
 #   PEBBLE_VA_NOSLEEP=1          no random 0-5 s sleep before each validation
 # Every name resolves to 127.0.0.1 (no AAAA, so the VA never dials ::1). pebble and
 # pebble-challtestsrv come from Debian's `pebble` package (scripts/install-deps.sh).
@@ -40,6 +41,7 @@ NONCEREJECT="${PEBBLE_WFE_NONCEREJECT:-0}"
 AUTHZREUSE="${PEBBLE_AUTHZREUSE:-0}"
 STRICT="${PEBBLE_STRICT:-1}"
 VALIDITY="${PEBBLE_CERT_VALIDITY:-7776000}"
+BLOCKLIST="${PEBBLE_BLOCKLIST:-}"
 NOSLEEP="${PEBBLE_VA_NOSLEEP:-1}"
 
 log() { printf '[start-pebble] %s\n' "$*" >&2; }
@@ -139,6 +141,8 @@ make_https_cert() {
 
 write_config() {
   # pebble 2.4.0's config struct (cmd/pebble/main.go); JSON keys match case-insensitively.
+  local blocked="" name
+  for name in $BLOCKLIST; do blocked="${blocked:+$blocked, }\"$name\""; done
   cat >"$RUN/pebble-config.json" <<EOF
 {
   "pebble": {
@@ -150,7 +154,8 @@ write_config() {
     "tlsPort": ${PEBBLE_TLS_PORT},
     "ocspResponderURL": "",
     "externalAccountBindingRequired": false,
-    "certificateValidityPeriod": ${VALIDITY}
+    "certificateValidityPeriod": ${VALIDITY},
+    "domainBlocklist": [${blocked}]
   }
 }
 EOF
