@@ -29,6 +29,9 @@ constexpr std::size_t max_request_bytes = 16 * 1024;   // request line + headers
 constexpr std::size_t max_request_body = 1024 * 1024;   // 413 above (bodies are read, then refused)
 constexpr std::size_t max_pipelined_bytes = 64 * 1024;  // buffered while a response is busy
 constexpr std::size_t file_chunk = 256 * 1024;           // streamed body chunk
+// Plain bodies up to this size are read and sent together with the head (one send);
+// larger ones go with sendfile() after it.
+constexpr std::uint64_t small_body = 64 * 1024;
 
 hub::shared_frame text_frame(std::string_view s) {
   return hub::shared_frame::copy_of({reinterpret_cast<const std::uint8_t*>(s.data()), s.size()});
@@ -228,7 +231,7 @@ void session::send_response(http::file_response r) {
   http_->busy = true;
   http_->offset = r.offset;
   http_->remaining = r.content_length;
-  if (transport_.is_tls()) stream_next_chunk();
+  if (transport_.is_tls() || http_->remaining <= small_body) stream_next_chunk();
 }
 
 // Takes a --filelimit slot and opens http_->pending.file. False while waiting for a slot
@@ -274,7 +277,7 @@ bool session::http_streaming() const noexcept { return http_ && http_->fd >= 0; 
 
 void session::stream_next_chunk() {
   if (!http_streaming()) return;
-  if (!transport_.is_tls()) {
+  if (!transport_.is_tls() && http_->remaining > small_body) {
     // Only called with the send queue empty: the head went out first.
     while (http_->remaining > 0) {
       off_t offset = static_cast<off_t>(http_->offset);

@@ -110,18 +110,25 @@ io_result transport::ship_scratch() {
     return r;
   }
   const std::size_t sent = r.status == io_status::ok ? r.n : 0;
-  if (sent < scratch_.size()) held_.assign(scratch_.begin() + static_cast<std::ptrdiff_t>(sent), scratch_.end());
+  if (sent < scratch_.size()) {
+    // Keep the rest without copying it: the session takes the loop's buffer (the loop's
+    // scratch grows again on its next use).
+    held_.swap(scratch_);
+    held_sent_ = sent;
+  }
   scratch_.clear();
   return {held_.empty() ? io_status::ok : io_status::want_write};
 }
 
 io_result transport::flush_output() {
   if (held_.empty()) return {io_status::ok};
-  const io_result r = send_raw(held_);
+  const io_result r = send_raw(std::span<const std::uint8_t>(held_).subspan(held_sent_));
   if (r.status != io_status::ok) return r;
-  held_.erase(held_.begin(), held_.begin() + static_cast<std::ptrdiff_t>(r.n));
-  if (!held_.empty()) return {io_status::want_write};
+  held_sent_ += r.n;  // an offset, not an erase: no memmove of what is left
+  if (held_sent_ < held_.size()) return {io_status::want_write};
+  held_sent_ = 0;
   if (held_.capacity() > 64 * 1024) std::vector<std::uint8_t>().swap(held_);
+  else held_.clear();
   return {io_status::ok};
 }
 

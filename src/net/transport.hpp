@@ -91,7 +91,8 @@ class transport {
   boost::asio::ip::tcp::socket socket_;
   SSL* ssl_;
   std::vector<std::uint8_t>& scratch_;
-  std::vector<std::uint8_t> held_;  // ciphertext the kernel has not taken yet
+  std::vector<std::uint8_t> held_;  // ciphertext the kernel has not taken yet...
+  std::size_t held_sent_ = 0;       // ...from this offset on
   std::string last_error_;
 };
 
