@@ -3,6 +3,8 @@
 
 #include "acme/certificate_chain.hpp"
 #include "acme/challenge.hpp"
+#include "acme/https_client.hpp"
+#include "acme/resources.hpp"
 #include "http/conditional.hpp"
 
 #include <boost/asio/post.hpp>
@@ -35,7 +37,7 @@ acme_manager::acme_manager(acme_settings settings, net::tls_registry& registry, 
         }
         return std::move(*t);
       }()),
-      timer_(ex), alive_(std::make_shared<bool>(true)) {
+      timer_(ex), ari_timer_(ex), alive_(std::make_shared<bool>(true)) {
   for (const auto& e : settings_.emails) contacts_.push_back("mailto:" + e);
   if (settings_.cache) {
     cache_.emplace(*settings_.cache);
@@ -66,6 +68,7 @@ void acme_manager::stop() {
   boost::asio::post(ex_, [this, alive = alive_] {
     if (!*alive) return;
     timer_.cancel();
+    ari_timer_.cancel();
     if (driver_) driver_->cancel();
   });
 }
@@ -142,10 +145,50 @@ bool acme_manager::install(const std::string& chain_pem, const std::string& key_
                settings_.domains.front(), source, date_of(validity->not_after), date_of(renew));
   failures_ = 0;
   schedule(renew);
+  ari_id_ = acme::ari_certificate_id(chain_pem);
+  check_renewal_info();
   return true;
 }
 
+// RFC 9773: ask the CA (if its directory offers renewalInfo) when to renew this certificate.
+void acme_manager::check_renewal_info() {
+  if (!ari_id_) return;
+  acme::http_request get_directory;
+  get_directory.url = settings_.directory_url;
+  acme::request(ex_, std::move(get_directory), tls_, {},
+                [this, alive = alive_, id = *ari_id_](boost::system::error_code ec, acme::http_response res) {
+                  if (!*alive || ec || res.status != 200) return;
+                  const auto dir = acme::parse_directory(res.body);
+                  if (!dir || !dir->renewal_info) return;  // no ARI at this CA: 2/3 of the lifetime
+                  acme::http_request get_info;
+                  get_info.url = *dir->renewal_info + "/" + id;
+                  acme::request(ex_, std::move(get_info), tls_, {},
+                                [this, alive](boost::system::error_code e, acme::http_response info) {
+                                  if (!*alive) return;
+                                  if (!e && info.status == 200) {
+                                    if (auto w = acme::parse_renewal_info(info.body)) on_renewal_window(*w);
+                                    else spdlog::warn("ACME: unusable renewalInfo answer: {}", w.error().message());
+                                  }
+                                  // Ask again later (RFC 9773 §4.3 suggests at least every few hours).
+                                  ari_timer_.expires_after(std::chrono::hours(6));
+                                  ari_timer_.async_wait([this, alive](const boost::system::error_code& te) {
+                                    if (!te && *alive) check_renewal_info();
+                                  });
+                                });
+                });
+}
+
+void acme_manager::on_renewal_window(const acme::renewal_window& window) {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  const auto when = acme::choose_renewal_time(window, std::chrono::system_clock::now(), rng);
+  if (when >= planned_) return;  // the 2/3 plan is earlier already
+  spdlog::warn("ACME: the CA suggests renewing between {} and {} (RFC 9773); renewal planned for {}",
+               date_of(window.start), date_of(window.end), date_of(when));
+  if (!driver_) schedule(when);
+}
+
 void acme_manager::schedule(std::chrono::system_clock::time_point when) {
+  planned_ = when;
   const auto delay = std::max(std::chrono::system_clock::duration::zero(), when - std::chrono::system_clock::now());
   timer_.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(delay));
   timer_.async_wait([this, alive = alive_](const boost::system::error_code& ec) {

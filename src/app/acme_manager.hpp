@@ -2,14 +2,16 @@
 // registry for all --domains. At start a valid cached certificate is served at once; otherwise
 // (and at two thirds of a certificate's lifetime) an order runs on the server's first event
 // loop (acme_driver over the order_flow state machine), answering TLS-ALPN-01 on the TLS port
-// and HTTP-01 on the --redirect port. Failures are retried with capped exponential backoff
-// and jitter while the current certificate keeps being served.
+// and HTTP-01 on the --redirect port. When the CA offers ACME Renewal Information (RFC 9773)
+// its suggested window moves the renewal earlier. Failures are retried with capped
+// exponential backoff and jitter while the current certificate keeps being served.
 // Thread-safety: start() and stop() from the controlling thread; everything else runs on the
 // executor given at construction. Owned by app::server.
 #pragma once
 
 #include "acme/acme_driver.hpp"
 #include "acme/p256_key.hpp"
+#include "acme/renewal_info.hpp"
 #include "http/challenge_tokens.hpp"
 #include "net/tls_context.hpp"
 #include "store/acme_cache.hpp"
@@ -58,6 +60,8 @@ class acme_manager {
   bool install(const std::string& chain_pem, const std::string& key_pem, const char* source);
   void schedule(std::chrono::system_clock::time_point when);
   void retry_later();
+  void check_renewal_info();
+  void on_renewal_window(const acme::renewal_window& window);
 
   acme_settings settings_;
   net::tls_registry& registry_;
@@ -68,6 +72,9 @@ class acme_manager {
   std::vector<std::string> contacts_;
   std::optional<acme::p256_key> account_;
   boost::asio::steady_timer timer_;
+  boost::asio::steady_timer ari_timer_;                 // next RFC 9773 renewalInfo check
+  std::optional<std::string> ari_id_;                   // of the installed certificate
+  std::chrono::system_clock::time_point planned_{};     // the renewal now scheduled
   std::shared_ptr<acme::acme_driver> driver_;
   std::optional<std::chrono::system_clock::time_point> expires_;
   unsigned failures_ = 0;

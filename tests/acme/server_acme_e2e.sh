@@ -104,9 +104,9 @@ start_mles "$WORK/renew.log" --domains mles.test --port "$PEBBLE_TLS_PORT"
 wait_for "$WORK/renew.log" "installed" 1 60 || fail "no first certificate for the renewal test"
 first=$(echo | timeout 5 openssl s_client -connect "127.0.0.1:$PEBBLE_TLS_PORT" -servername mles.test 2>/dev/null | openssl x509 -noout -serial)
 [ -n "$first" ] || fail "no certificate served before the renewal"
-coproc A { python3 "$HERE/ws_probe.py" "$PEBBLE_TLS_PORT" alice renewal 2>&1; }
+coproc A { exec python3 "$HERE/ws_probe.py" "$PEBBLE_TLS_PORT" alice renewal 2>&1; }
 read -r -t 10 line <&"${A[0]}" && [ "$line" = joined ] || fail "alice could not join: $line"
-coproc B { python3 "$HERE/ws_probe.py" "$PEBBLE_TLS_PORT" bob renewal 2>&1; }
+coproc B { exec python3 "$HERE/ws_probe.py" "$PEBBLE_TLS_PORT" bob renewal 2>&1; }
 read -r -t 10 line <&"${B[0]}" && [ "$line" = joined ] || fail "bob could not join: $line"
 wait_for "$WORK/renew.log" "installed" 2 40 || fail "the certificate was not renewed"
 serial() { echo | timeout 5 openssl s_client -connect "127.0.0.1:$PEBBLE_TLS_PORT" -servername mles.test 2>/dev/null | openssl x509 -noout -serial 2>/dev/null; }
