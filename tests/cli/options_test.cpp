@@ -75,6 +75,9 @@ TEST(options, usage_errors_exit_2_with_one_line) {
            {"-d", "a", "-w", "/w", "--self-signed", "--no-tls"},
            {"-d", "a", "-w", "/w", "--no-tls", "--log-level", "loud"},
            {"-d", "a", "-w", "/w", "--no-tls", "-P", "nourl"},
+           {"-d", "a", "-w", "/w", "--acme-challenge", "http-01"},   // http-01 needs --redirect
+           {"-d", "a", "-w", "/w", "--acme-challenge", "dns-01"},
+           {"-d", "a", "-w", "/w", "--acme-retry", "0"},
        }) {
     auto r = run(args);
     EXPECT_FALSE(r.config) << testing::PrintToString(args);
