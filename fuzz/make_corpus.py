@@ -2,7 +2,8 @@
 """Writes the seed corpus for the libFuzzer targets (fuzz/corpus/<target>/seed_*).
 
 frame_parser inputs: byte 0 = max_message index (bits 0-2) | chunking style << 3,
-byte 1 = chunk seed, then client bytes. join_frame inputs: the text of a first message.
+byte 1 = chunk seed, then the byte stream (parsed in the server and the client role: masked
+client frames, or unmasked server frames for the client role). join_frame inputs: the text of a first message.
 Run from anywhere: python3 fuzz/make_corpus.py (existing seed_* files are replaced; files
 added by libFuzzer -merge keep their hash names)."""
 import os
@@ -79,6 +80,20 @@ FRAME_SEEDS = {
     "partial_header": (MAX_1M | 0 << 3, 0, frame(0x81, b"Hello")[:4]),
     "partial_payload": (MAX_1M | 1 << 3, 3, frame(0x82, bytes(300))[:150]),
     "join_frame_text": (MAX_1M | 2 << 3, 5, frame(0x81, b'{"uid":"alice","channel":"example"}')),
+    # Server frames (unmasked), for the client role (peer links); the server role refuses them.
+    "server_rfc_hello": (MAX_1M, 0, bytes([0x81, 0x05]) + b"Hello"),
+    "server_rfc_fragmented": (MAX_1M | 0 << 3, 3, frame(0x01, b"Hel", masked=False) + frame(0x80, b"lo", masked=False)),
+    "server_ping_pong": (MAX_1M | 1 << 3, 5, frame(0x89, b"Hello", masked=False) + frame(0x8A, b"", masked=False)),
+    "server_binary_256": (MAX_1M | 2 << 3, 7, frame(0x82, bytes(i & 0xFF for i in range(256)), masked=False)),
+    "server_binary_64k_partial": (MAX_1M | 3 << 3, 9, bytes([0x82, 0x7F]) + struct.pack(">Q", 65536) + b"abcd"),
+    "server_too_big": (MAX_1000, 0, frame(0x02, bytes(600), masked=False) + frame(0x80, bytes(401), masked=False)),
+    "server_len16_nonminimal": (MAX_1M, 0, frame(0x82, b"abc", form=16, masked=False)),
+    "server_utf8_split": (MAX_1M | 1 << 3, 11, frame(0x01, b"a\xe2", masked=False) + frame(0x89, b"p", masked=False)
+                          + frame(0x80, b"\x82\xac", masked=False)),
+    "server_utf8_invalid": (MAX_1M, 0, frame(0x81, b"ok\xff", masked=False)),
+    "server_close_reason": (MAX_1M | 2 << 3, 13, frame(0x88, struct.pack(">H", 1001) + b"going", masked=False)),
+    "server_masked_after_good": (MAX_1M | 1 << 3, 17, frame(0x81, b"ok", masked=False) + frame(0x81, b"masked")),
+    "server_rsv2": (MAX_1M, 0, frame(0xA2, b"x", masked=False)),
 }
 
 JOIN_SEEDS = {

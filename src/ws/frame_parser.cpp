@@ -1,6 +1,6 @@
-// Incremental RFC 6455 frame parser, server role (RFC 6455 §5): client bytes in, unmasked
-// messages and control frames out through frame_handler. Pure: no I/O; the session's read
-// loop feeds it, and the fuzzer checks that every chunking of an input gives the same events.
+// Incremental RFC 6455 frame parser (RFC 6455 §5), server or client role: the other end's
+// bytes in, messages and control frames out through frame_handler. Pure: no I/O; a session's
+// read loop feeds it, and the fuzzer checks that every chunking gives the same events.
 #include "ws/frame_parser.hpp"
 
 #include <algorithm>
@@ -16,34 +16,20 @@ constexpr std::size_t first_buffer_reservation = 4 * 1024;  // smallest growth s
 
 constexpr bool is_control(opcode op) noexcept { return (static_cast<std::uint8_t>(op) & 0x8u) != 0; }
 
-// Full header length once the second byte is known (the mask bit is checked before this).
-constexpr std::size_t header_length(std::uint8_t b1) noexcept {
-  const std::uint8_t len7 = b1 & 0x7Fu;
-  return 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + 4;
-}
-
-// XORs n payload bytes at p with the masking key; `offset` is the position of p[0] in the
-// frame's payload (RFC 6455 §5.3: byte i is XORed with key[i % 4]). Word at a time.
-void unmask(std::uint8_t* p, std::size_t n, const std::array<std::uint8_t, 4>& key,
-            std::uint64_t offset) noexcept {
-  if (n == 0) return;
-  const auto phase = static_cast<std::size_t>(offset & 3u);
-  std::array<std::uint8_t, 8> rotated{};
-  for (std::size_t i = 0; i < rotated.size(); ++i) rotated[i] = key[(phase + i) & 3u];
-  std::uint64_t mask_word;
-  std::memcpy(&mask_word, rotated.data(), 8);
-  std::size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    std::uint64_t word;
-    std::memcpy(&word, p + i, 8);
-    word ^= mask_word;
-    std::memcpy(p + i, &word, 8);
-  }
-  // i is a multiple of 8, hence of 4: the rotated key still lines up.
-  for (; i < n; ++i) p[i] ^= rotated[i & 7u];
-}
-
 }  // namespace
+
+// Full header length once the second byte is known (the mask bit is checked before this):
+// a masked frame (server role) carries a 4-byte key after the length.
+std::size_t frame_parser::header_length(std::uint8_t b1) const noexcept {
+  const std::uint8_t len7 = b1 & 0x7Fu;
+  return 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + (role_ == role::server ? 4 : 0);
+}
+
+// Server role: XORs n payload bytes at p with the frame's key, offset being p[0]'s position
+// in the payload. Client role: frames from a server are not masked, nothing to do.
+void frame_parser::unmask(std::uint8_t* payload, std::size_t n, std::uint64_t offset) const noexcept {
+  if (role_ == role::server) apply_mask({payload, n}, mask_, offset);
+}
 
 close_code frame_parser::check_frame_start(std::uint8_t b0, std::uint8_t b1) const noexcept {
   // RFC 6455 §5.2: RSV1-3 must be 0 unless an extension defines them; none is negotiated.
@@ -60,8 +46,10 @@ close_code frame_parser::check_frame_start(std::uint8_t b0, std::uint8_t b1) con
     default:  // 3-7 and 0xB-0xF are reserved
       return close_code::protocol_error;
   }
-  // RFC 6455 §5.1: a server must close the connection on an unmasked client frame.
-  if ((b1 & 0x80u) == 0) return close_code::protocol_error;
+  // RFC 6455 §5.1: a server must close the connection on an unmasked client frame, and a
+  // client must close the connection on a masked server frame.
+  const bool masked = (b1 & 0x80u) != 0;
+  if (masked != (role_ == role::server)) return close_code::protocol_error;
   const bool fin = (b0 & 0x80u) != 0;
   if (is_control(op)) {
     // RFC 6455 §5.5: control frames are never fragmented and carry at most 125 bytes.
@@ -93,7 +81,7 @@ close_code frame_parser::begin_frame(const std::uint8_t* header) noexcept {
     at = 10;
     if ((length >> 63) != 0 || length <= 0xFFFF) return close_code::protocol_error;
   }
-  std::memcpy(mask_.data(), header + at, 4);
+  if (role_ == role::server) std::memcpy(mask_.data(), header + at, 4);
   frame_op_ = static_cast<opcode>(b0 & 0x0Fu);
   frame_fin_ = (b0 & 0x80u) != 0;
   if (!is_control(frame_op_)) {
@@ -241,7 +229,7 @@ consume_result frame_parser::consume(std::span<std::uint8_t> data, frame_handler
       // The whole payload is in the input: unmask in place and hand out a span into it.
       const auto n = static_cast<std::size_t>(frame_remaining_);
       if (is_control(frame_op_)) {
-        unmask(payload, n, mask_, 0);
+        unmask(payload, n, 0);
         pos += n;
         frame_remaining_ = 0;
         stage_ = stage::header;
@@ -249,7 +237,7 @@ consume_result frame_parser::consume(std::span<std::uint8_t> data, frame_handler
         continue;
       }
       if (frame_fin_ && frame_op_ != opcode::continuation) {
-        unmask(payload, n, mask_, 0);
+        unmask(payload, n, 0);
         if (frame_op_ == opcode::text && !is_valid_utf8({payload, n})) {
           return fail(close_code::invalid_payload);
         }
@@ -264,7 +252,7 @@ consume_result frame_parser::consume(std::span<std::uint8_t> data, frame_handler
 
     // Buffered path: part of a fragmented message, or a frame split across reads.
     const auto take = static_cast<std::size_t>(std::min<std::uint64_t>(frame_remaining_, avail));
-    unmask(payload, take, mask_, frame_offset_);
+    unmask(payload, take, frame_offset_);
     if (is_control(frame_op_)) {
       if (take != 0) std::memcpy(control_.data() + control_have_, payload, take);
       control_have_ = static_cast<std::uint8_t>(control_have_ + take);

@@ -1,6 +1,6 @@
-// Incremental RFC 6455 frame parser for the server role: bytes from a client in, whole
+// Incremental RFC 6455 frame parser for either role: bytes from the other end in, whole
 // messages and control frames out through a handler. Pure: no I/O; fuzzed with chunked input.
-// data path: socket bytes ─► frame_parser ─► session (join check / hub.publish)
+// data path: socket bytes ─► frame_parser ─► session (join check / hub.publish) or peer link
 #pragma once
 
 #include "ws/frame.hpp"
@@ -21,7 +21,7 @@ namespace mles::ws {
 class frame_handler {
  public:
   // A complete data message (opcode text or binary), fragments already joined,
-  // unmasked, text already checked to be valid UTF-8.
+  // unmasked (server role), text already checked to be valid UTF-8.
   virtual bool on_message(opcode op, std::span<const std::uint8_t> payload) = 0;
   virtual bool on_ping(std::span<const std::uint8_t> payload) = 0;
   virtual bool on_pong(std::span<const std::uint8_t> payload) = 0;
@@ -35,7 +35,8 @@ class frame_handler {
 
 struct consume_result {
   // none, or the close code the server must send because the input broke a rule:
-  //   protocol_error (1002): unmasked frame, RSV bits set (no extension is negotiated),
+  //   protocol_error (1002): masking wrong for the role (RFC 6455 §5.1: an unmasked frame
+  //     from a client, a masked frame from a server), RSV bits set (no extension is negotiated),
   //     unknown opcode, fragmented or >125-byte control frame, continuation without a
   //     started message, new data frame inside a fragmented message, non-minimal
   //     length encoding, 64-bit length with the top bit set, bad close frame body
@@ -49,11 +50,17 @@ struct consume_result {
   bool closed = false;
 };
 
+// Which end of the connection the parser reads for (RFC 6455 §5.1).
+//   server: we are the server; every frame from the client must be masked, and is unmasked.
+//   client: we are a client reading a server; no frame may be masked, nothing is unmasked.
+enum class role : std::uint8_t { server, client };
+
 class frame_parser {
  public:
-  explicit frame_parser(std::size_t max_message) noexcept : max_message_(max_message) {}
+  explicit frame_parser(std::size_t max_message, role r = role::server) noexcept
+      : max_message_(max_message), role_(r) {}
 
-  // Parses as much of data as possible, unmasking payload bytes in place. A frame split
+  // Parses as much of data as possible, unmasking payload bytes in place (server role). A frame split
   // across calls is resumed on the next call; a whole unfragmented message found inside
   // data is handed out without copying; anything else is gathered in an internal buffer.
   // After an error or a close frame the parser must not be fed again.
@@ -67,6 +74,7 @@ class frame_parser {
   void shrink() noexcept;
 
   std::size_t max_message() const noexcept { return max_message_; }
+  role parser_role() const noexcept { return role_; }
   // Changes the limit for the next message (call between messages, e.g. after the join).
   void set_max_message(std::size_t n) noexcept { max_message_ = n; }
 
@@ -74,13 +82,14 @@ class frame_parser {
   // Implementation state; see frame_parser.cpp.
   enum class stage : std::uint8_t { header, payload };
   std::size_t max_message_;
+  role role_;
   stage stage_ = stage::header;
   std::array<std::uint8_t, 14> header_{};  // partial header bytes across calls
   std::uint8_t header_have_ = 0;
   // current frame
   opcode frame_op_ = opcode::continuation;
   bool frame_fin_ = false;
-  std::array<std::uint8_t, 4> mask_{};
+  masking_key mask_{};  // server role only
   std::uint64_t frame_remaining_ = 0;
   std::uint64_t frame_offset_ = 0;  // payload bytes of this frame already seen (mask phase)
   // current (possibly fragmented) data message
@@ -95,7 +104,9 @@ class frame_parser {
   bool closed_ = false;
 
   close_code check_frame_start(std::uint8_t b0, std::uint8_t b1) const noexcept;
+  std::size_t header_length(std::uint8_t b1) const noexcept;
   close_code begin_frame(const std::uint8_t* header) noexcept;
+  void unmask(std::uint8_t* payload, std::size_t n, std::uint64_t offset) const noexcept;
   void append_to_message(const std::uint8_t* bytes, std::size_t n);
   void release_message_buffer() noexcept;
 };

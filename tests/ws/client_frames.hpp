@@ -1,5 +1,5 @@
-// Test support for tests/ws: builds masked client frames byte by byte and records what a
-// frame_parser delivers, so tests compare whole event sequences.
+// Test support for tests/ws: builds masked client frames and unmasked server frames byte by
+// byte and records what a frame_parser delivers, so tests compare whole event sequences.
 #pragma once
 
 #include "ws/frame_parser.hpp"
@@ -49,6 +49,31 @@ inline bytes client_frame(std::uint8_t b0, std::string_view payload,
                           length_form form = length_form::minimal) {
   const bytes p = to_bytes(payload);
   return client_frame(b0, std::span<const std::uint8_t>(p), key, form);
+}
+
+// A server frame: b0 (FIN/RSV/opcode) as given, MASK bit clear, payload as is.
+inline bytes server_frame(std::uint8_t b0, std::span<const std::uint8_t> payload,
+                          length_form form = length_form::minimal) {
+  bytes out{b0};
+  const std::uint64_t n = payload.size();
+  if (form == length_form::force64 || (form == length_form::minimal && n > 0xFFFF)) {
+    out.push_back(127);
+    for (int i = 7; i >= 0; --i) out.push_back(static_cast<std::uint8_t>(n >> (8 * i)));
+  } else if (form == length_form::force16 || (form == length_form::minimal && n >= 126)) {
+    out.push_back(126);
+    out.push_back(static_cast<std::uint8_t>(n >> 8));
+    out.push_back(static_cast<std::uint8_t>(n));
+  } else {
+    out.push_back(static_cast<std::uint8_t>(n));
+  }
+  out.insert(out.end(), payload.begin(), payload.end());
+  return out;
+}
+
+inline bytes server_frame(std::uint8_t b0, std::string_view payload,
+                          length_form form = length_form::minimal) {
+  const bytes p = to_bytes(payload);
+  return server_frame(b0, std::span<const std::uint8_t>(p), form);
 }
 
 inline bytes concat(std::initializer_list<bytes> parts) {
@@ -109,8 +134,8 @@ struct run_result {
 // Feeds input (a copy: the parser unmasks in place) in chunks of the given sizes (the last
 // size repeats), stopping at the first error or close.
 inline run_result feed_chunked(bytes input, std::span<const std::size_t> sizes,
-                               std::size_t max_message = 1 << 20) {
-  frame_parser parser(max_message);
+                               std::size_t max_message = 1 << 20, role parser_role = role::server) {
+  frame_parser parser(max_message, parser_role);
   recorder rec;
   run_result out;
   std::size_t pos = 0;
@@ -132,8 +157,8 @@ inline run_result feed_chunked(bytes input, std::span<const std::size_t> sizes,
   return out;
 }
 
-inline run_result feed_whole(bytes input, std::size_t max_message = 1 << 20) {
-  return feed_chunked(std::move(input), {}, max_message);
+inline run_result feed_whole(bytes input, std::size_t max_message = 1 << 20, role parser_role = role::server) {
+  return feed_chunked(std::move(input), {}, max_message, parser_role);
 }
 
 }  // namespace mles::ws::test
