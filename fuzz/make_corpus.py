@@ -3,7 +3,8 @@
 
 frame_parser inputs: byte 0 = max_message index (bits 0-2) | chunking style << 3,
 byte 1 = chunk seed, then the byte stream (parsed in the server and the client role: masked
-client frames, or unmasked server frames for the client role). join_frame inputs: the text of a first message.
+client frames, or unmasked server frames for the client role). join_frame inputs: the text
+of a first message. peer_envelope inputs: a whole peer-link message (envelope + payload).
 Run from anywhere: python3 fuzz/make_corpus.py (existing seed_* files are replaced; files
 added by libFuzzer -merge keep their hash names)."""
 import os
@@ -135,6 +136,32 @@ JOIN_SEEDS = {
 }
 
 
+def envelope(flags, server, instance, seq, payload=b""):
+    return bytes([0xE1, flags, len(server)]) + server + struct.pack(">QQ", instance, seq) + payload
+
+
+ENVELOPE_SEEDS = {
+    "text_hi": envelope(1, b"alpha", 0x0102030405060708, 42, b"hi"),
+    "binary_empty": envelope(0, b"b", 1, 1),
+    "history_join": envelope(3, b"node-1.example:8443", 7, 1, b'{"uid":"alice","channel":"example"}'),
+    "hashed_all_flags": envelope(7, b"~", 2**64 - 1, 2**64 - 1, bytes(range(256))),
+    "server_id_64": envelope(0, b"z" * 64, 5, 9, b"x"),
+    "nested_envelope": envelope(0, b"b", 1, 1, envelope(1, b"alpha", 2, 3, b"\x80")),
+    "bad_magic": b"\xe2" + envelope(1, b"alpha", 1, 1, b"hi")[1:],
+    "member_json": b'{"uid":"alice","channel":"example"}',
+    "bad_flags": envelope(8, b"alpha", 1, 1),
+    "bad_flags_high": envelope(0x81, b"alpha", 1, 1),
+    "server_id_0": bytes([0xE1, 0, 0]) + bytes(16),
+    "server_id_65": bytes([0xE1, 0, 65]) + b"y" * 65 + bytes(16),
+    "server_id_space": envelope(0, b"a b", 1, 1),
+    "server_id_del": envelope(0, b"a\x7f", 1, 1),
+    "sequence_0": envelope(0, b"a", 1, 0),
+    "truncated_header": envelope(1, b"alpha", 1, 1)[:20],
+    "truncated_id": bytes([0xE1, 0, 10]) + b"abc",
+    "empty": b"",
+}
+
+
 def write(target, seeds, encode):
     directory = os.path.join(HERE, "corpus", target)
     os.makedirs(directory, exist_ok=True)
@@ -148,3 +175,4 @@ def write(target, seeds, encode):
 
 write("frame_parser", FRAME_SEEDS, lambda v: bytes([v[0], v[1]]) + v[2])
 write("join_frame", JOIN_SEEDS, lambda v: v)
+write("peer_envelope", ENVELOPE_SEEDS, lambda v: v)

@@ -43,6 +43,16 @@ class mles_error_category final : public boost::system::error_category {
         return "uid already joined to this channel";
       case errc::join_timeout:
         return "no join frame in time";
+      case errc::envelope_truncated:
+        return "peer envelope truncated";
+      case errc::envelope_bad_magic:
+        return "peer envelope: bad magic or version";
+      case errc::envelope_bad_flags:
+        return "peer envelope: unknown flag bits";
+      case errc::envelope_bad_server_id:
+        return "peer envelope: bad origin server id";
+      case errc::envelope_bad_sequence:
+        return "peer envelope: sequence 0";
     }
     return "unknown mles error";
   }

@@ -20,6 +20,12 @@ enum class errc {
   auth_mismatch,         // auth does not match the expected SipHash
   duplicate_uid,         // (uid, channel) already joined
   join_timeout,          // no join frame in time
+  // peer links (proto/peer_envelope.hpp)
+  envelope_truncated,      // shorter than its header says
+  envelope_bad_magic,      // first byte is not 0xE1 (magic + version 1)
+  envelope_bad_flags,      // a flag bit beyond text/history/hashed
+  envelope_bad_server_id,  // origin id empty, over 64 bytes, or outside 0x21..0x7E
+  envelope_bad_sequence,   // sequence 0
 };
 
 const boost::system::error_category& mles_category() noexcept;
