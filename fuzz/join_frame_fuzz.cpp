@@ -1,4 +1,4 @@
-// libFuzzer target for the join path (SPEC §1.2-1.3): parse_join_frame on arbitrary bytes, then
+// libFuzzer target for the join path: parse_join_frame on arbitrary bytes, then
 // authenticator::verify with and without a key, checking the invariants of what is accepted.
 #include "proto/auth.hpp"
 #include "proto/join_frame.hpp"

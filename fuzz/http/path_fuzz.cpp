@@ -1,4 +1,4 @@
-// libFuzzer target for request-path resolution (SPEC §3, issue 3): resolve_path on arbitrary
+// libFuzzer target for request-path resolution: resolve_path on arbitrary
 // targets against a real temporary tree whose root holds symlinks to files outside it.
 // Invariant: an ok result is a regular file inside the canonical root, never the outside file.
 #include "http/path_resolver.hpp"

@@ -25,7 +25,7 @@ struct proxy_rule {
 };
 
 struct config {
-  // --- reference flags (SPEC §2) ---
+  // --- reference flags (same names, defaults and ranges as the reference server) ---
   std::vector<std::string> domains;            // -d, required
   std::vector<std::string> emails;             // -e
   std::optional<std::filesystem::path> cache;  // -c
@@ -55,6 +55,28 @@ struct config {
   std::chrono::milliseconds acme_retry_initial{60'000};  // first retry after a failed order
   bool acme_prefer_http01 = false;                      // HTTP-01 first (needs --redirect)
   std::optional<std::string> mles_key;     // MLES_KEY
+
+  // --- peer links (links to other servers that share channels) ---
+  std::vector<std::string> peers;                       // --peer ws[s]://host[:port][/path]
+  std::string server_id;                                // --server-id; empty: <first domain>:<port>
+  std::optional<std::filesystem::path> peer_ca;         // --peer-ca: trusted besides the system store
+  bool peer_mode = true;                                // --no-peer-mode: reference protocol only
+  std::chrono::milliseconds peer_linger{60'000};        // link kept after the last local member left
+  std::chrono::milliseconds peer_retry_initial{1'000};  // first retry of a failed link (doubling)
+  std::chrono::milliseconds peer_retry_max{60'000};     // --peer-retry-max
+  std::chrono::milliseconds peer_connect_timeout{10'000};  // resolve + connect + TLS + upgrade
+  std::size_t dedup_hashes = 1024;   // --peer-dedup-window: payload hashes per channel (hash mode)
+  std::size_t dedup_window = 1024;   // sequence window per origin (peer mode)
+  std::size_t dedup_origins = 64;    // origins remembered per channel
+
+  // --- HTTP and protocol bounds ---
+  std::size_t max_join_frame = 64 * 1024;             // join frame; larger: close 1009
+  std::size_t http_max_request_head = 16 * 1024;      // over it: 431
+  std::size_t http_max_request_body = 1024 * 1024;    // over it: 413
+  std::size_t http_max_pipelined = 64 * 1024;         // buffered while a response is busy
+  std::chrono::milliseconds proxy_connect_timeout{5'000};    // --proxy: resolve + connect
+  std::chrono::milliseconds proxy_response_timeout{30'000};  // --proxy: whole exchange
+  std::size_t proxy_max_response = 64u << 20;                // --proxy: response body
 
   // --- timings (tests shrink them) ---
   std::chrono::milliseconds ping_interval{24'000};     // ping every; close after 3 silent

@@ -10,9 +10,12 @@
 #include "net/listener.hpp"
 #include "net/session_context.hpp"
 #include "net/tls_context.hpp"
+#include "peer/federation.hpp"
 #include "proto/auth.hpp"
+#include "proto/peer_envelope.hpp"
 
 #include <boost/asio/ip/address.hpp>
+#include <openssl/rand.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -36,7 +39,36 @@ net::session_settings settings_of(const config& c) {
   s.join_timeout = c.join_timeout;
   s.close_timeout = c.close_timeout;
   s.single_loop = c.threads == 1 || (c.threads == 0 && std::thread::hardware_concurrency() <= 1);
+  s.max_join_frame = c.max_join_frame;
+  s.http.max_request_head = c.http_max_request_head;
+  s.http.max_request_body = c.http_max_request_body;
+  s.http.max_pipelined = c.http_max_pipelined;
+  s.http.proxy.connect_timeout = c.proxy_connect_timeout;
+  s.http.proxy.response_timeout = c.proxy_response_timeout;
+  s.http.proxy.max_response_bytes = c.proxy_max_response;
+  s.peer_mode = c.peer_mode;
+  s.server_id = c.server_id;
   return s;
+}
+
+hub::hub_limits hub_limits_of(const config& c) {
+  hub::hub_limits l;
+  l.history_limit = c.history_limit;
+  l.history_bytes = c.history_bytes;
+  l.one_thread = settings_of(c).single_loop;
+  l.dedup_hashes = c.dedup_hashes;
+  l.dedup_window = c.dedup_window;
+  l.dedup_origins = c.dedup_origins;
+  return l;
+}
+
+// A number drawn once per run: a restarted server's messages are told apart from the last
+// run's by it (their sequence numbers start at 1 again).
+std::uint64_t random_instance() {
+  std::uint64_t v = 0;
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(&v), sizeof v) != 1)
+    throw std::runtime_error("cannot draw a random instance number (OpenSSL RAND_bytes failed)");
+  return v;
 }
 
 std::unique_ptr<http::proxy_table> make_proxies(const config& c) {
@@ -74,7 +106,7 @@ std::string acme_directory_of(const config& c) {
 struct server::impl {
   explicit impl(config c)
       : cfg(std::move(c)), auth(cfg.mles_key),
-        hub({cfg.history_limit, cfg.history_bytes, settings_of(cfg).single_loop}),
+        hub(hub_limits_of(cfg)),
         web(cfg.wwwroot, cfg.domains, cfg.file_limit, cfg.compression_cache_mb << 20),
         proxies(make_proxies(cfg)),
         ctx{hub, auth, settings_of(cfg), counters, &web, proxies.get(), &acme_tokens}, tls(make_tls(cfg)) {}
@@ -92,6 +124,7 @@ struct server::impl {
   std::unique_ptr<net::listener> listener;
   std::unique_ptr<net::listener> redirect_listener;  // --redirect: plain HTTP → HTTPS
   std::unique_ptr<acme_manager> acme;                // default TLS mode: certificates from a CA
+  std::unique_ptr<peer::federation> peers;           // --peer: links to peer servers
   std::uint16_t port = 0;
 
   std::mutex mutex;
@@ -124,6 +157,35 @@ void server::start() {
                                                m.tls.get(), c.rate_limit);
   m.port = m.listener->local_endpoint().port();
   m.ctx.https_port = m.port;
+  // The id this server gives itself on links; the default is stable across restarts.
+  std::string server_id = c.server_id.empty() ? c.domains.front() + ":" + std::to_string(m.port) : c.server_id;
+  if (!proto::is_valid_server_id(server_id)) {
+    throw std::runtime_error("server id '" + server_id + "' (from the first domain and the port) is not usable: "
+                             "give --server-id");
+  }
+  m.ctx.settings.server_id = server_id;
+  m.hub.set_self(hub::origin{server_id, random_instance()});
+  if (!c.peers.empty()) {
+    std::vector<peer::peer_url> urls;
+    for (const auto& text : c.peers) {
+      std::string why;
+      auto u = peer::parse_peer_url(text, why);
+      if (!u) throw std::runtime_error("bad --peer " + text + ": " + why);
+      urls.push_back(std::move(*u));
+    }
+    peer::link_settings ls;
+    ls.tls = net::make_client_context(c.peer_ca);
+    ls.server_id = server_id;
+    ls.peer_mode = c.peer_mode;
+    ls.auth = &m.auth;
+    ls.linger = c.peer_linger;
+    ls.retry_initial = c.peer_retry_initial;
+    ls.retry_max = c.peer_retry_max;
+    ls.connect_timeout = c.peer_connect_timeout;
+    ls.max_message = c.max_message;
+    m.peers = std::make_unique<peer::federation>(std::move(urls), std::move(ls), raw, *m.loops[0]);
+    m.hub.set_observer(m.peers.get());
+  }
   if (c.redirect) {
     m.redirect_listener = std::make_unique<net::listener>(*m.loops[0], raw, boost::asio::ip::tcp::endpoint(address, c.http_port),
                                                           nullptr, c.rate_limit, net::listener_role::redirect);
@@ -141,7 +203,7 @@ void server::start() {
     as.retry_initial = c.acme_retry_initial;
     m.acme = std::make_unique<acme_manager>(std::move(as), *m.tls, m.acme_tokens, m.loops[0]->io().get_executor());
   }
-  // Channel expiry (SPEC §1.7) runs on loop 0, at most once a minute.
+  // Channel expiry (30 days without traffic) runs on loop 0, at most once a minute.
   auto next_expiry = std::make_shared<std::chrono::steady_clock::time_point>();
   const auto ttl = std::chrono::duration_cast<std::chrono::steady_clock::duration>(c.channel_ttl);
   m.loops[0]->start([&m, next_expiry, ttl](std::chrono::steady_clock::time_point now) {
@@ -188,12 +250,13 @@ void server::stop() {
   m.listener->stop();
   if (m.redirect_listener) m.redirect_listener->stop();
   if (m.acme) m.acme->stop();
+  if (m.peers) m.peers->stop();
   for (auto& l : m.loops) l->close_all();
   // Wait for the close handshakes, bounded by the shutdown deadline.
   const auto deadline = std::chrono::steady_clock::now() + m.cfg.shutdown_timeout;
   while (std::chrono::steady_clock::now() < deadline) {
     std::size_t open = 0;
-    for (auto& l : m.loops) open += l->session_count();
+    for (auto& l : m.loops) open += l->connection_count();
     if (open == 0) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
@@ -201,6 +264,8 @@ void server::stop() {
   for (auto& l : m.loops) l->join();
   m.acme.reset();  // its timers and driver belong to loop 0: gone before the loop is
   for (auto& l : m.loops) l->abort_all();
+  m.hub.set_observer(nullptr);
+  m.peers.reset();  // its links' timers belong to the loops: gone before the loops are
   m.listener.reset();
   m.redirect_listener.reset();
   m.loops.clear();

@@ -2,6 +2,8 @@
 #include "cli/options.hpp"
 
 #include "app/logging.hpp"
+#include "peer/peer_url.hpp"
+#include "proto/peer_envelope.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -103,6 +105,21 @@ parse_outcome parse_command_line(int argc, const char* const* argv, const getenv
                  "Challenge tried first: tls-alpn-01 (TLS port) or http-01 (needs --redirect)")
       ->check(CLI::IsMember({"tls-alpn-01", "http-01"}))
       ->default_val("tls-alpn-01");
+  std::vector<std::string> peers;
+  cli.add_option("--peer", peers, "Link to a peer server, ws[s]://host[:port][/path]; repeatable")->take_all();
+  cli.add_option("--server-id", cfg.server_id, "This server's id on peer links (default <first domain>:<port>)");
+  std::string peer_ca;
+  cli.add_option("--peer-ca", peer_ca, "PEM CA certificate(s) trusted for peers, besides the system store");
+  bool no_peer_mode = false;
+  cli.add_flag("--no-peer-mode", no_peer_mode, "Speak only the reference protocol on links (no origin envelope)");
+  double peer_linger_s = 60, peer_retry_max_s = 60;
+  cli.add_option("--peer-linger", peer_linger_s, "Seconds a link stays after its channel's last local member left")
+      ->check(CLI::Range(0.1, 86400.0))->default_val(60);
+  cli.add_option("--peer-retry-max", peer_retry_max_s, "Longest wait in seconds between attempts of a failed link")
+      ->check(CLI::Range(1.0, 3600.0))->default_val(60);
+  cli.add_option("--peer-dedup-window", cfg.dedup_hashes,
+                 "Payload hashes remembered per channel for links to servers without the peer mode")
+      ->check(CLI::Range(16, 1000000))->default_val(1024);
   cli.add_option("--log-level", log_level, "trace|debug|info|warn|error|off (else MLES_LOG, else RUST_LOG; default warn)");
 
   try {
@@ -140,6 +157,17 @@ parse_outcome parse_command_line(int argc, const char* const* argv, const getenv
     if (!valid_proxy(p, rule, why)) return usage_error("--proxy " + p + ": " + why);
     cfg.proxies.push_back(rule);
   }
+  for (const auto& p : peers) {
+    std::string why;
+    if (!peer::parse_peer_url(p, why)) return usage_error("--peer " + p + ": " + why);
+    cfg.peers.push_back(p);
+  }
+  if (!cfg.server_id.empty() && !proto::is_valid_server_id(cfg.server_id))
+    return usage_error("--server-id: 1 to 64 printable ASCII characters without spaces");
+  if (!peer_ca.empty()) cfg.peer_ca = peer_ca;
+  cfg.peer_mode = !no_peer_mode;
+  cfg.peer_linger = std::chrono::milliseconds(static_cast<long long>(peer_linger_s * 1000));
+  cfg.peer_retry_max = std::chrono::milliseconds(static_cast<long long>(peer_retry_max_s * 1000));
   if (self_signed) cfg.tls = app::tls_mode::self_signed;
   else if (no_tls) cfg.tls = app::tls_mode::none;
   else if (!tls_cert.empty()) {

@@ -1,5 +1,5 @@
 // Command line (+ MLES_KEY, MLES_LOG, RUST_LOG) → app::config. Flags and defaults follow the
-// reference server (SPEC §2); the rest is ours. Pure apart from reading the environment
+// reference server; the rest is ours. Pure apart from reading the environment
 // through the getenv function it is given.
 #pragma once
 

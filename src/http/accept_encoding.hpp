@@ -1,5 +1,5 @@
 // Content-coding negotiation: the client's Accept-Encoding picks the body's encoding for a
-// compressible file (SPEC §3: zstd preferred, then brotli; gzip beyond the reference).
+// compressible file (as in the reference server: zstd preferred, then brotli; gzip beyond the reference).
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,4 @@
-// The compression cache: compressed static-file bodies kept between requests (SPEC §3), an
+// The compression cache: compressed static-file bodies kept between requests, an
 // LRU bounded by bytes. Event loops look bodies up; the worker that compressed one inserts it.
 // One instance per server, shared by all loops and workers: every member is thread-safe.
 #pragma once
@@ -28,7 +28,7 @@ class compression_cache {
  public:
   using body = std::shared_ptr<const std::string>;
 
-  // SPEC §3: files over 12 MB are not cached (they are compressed per request or sent
+  // As in the reference server, files over 12 MB are not cached (they are compressed per request or sent
   // identity; the connection code decides).
   static constexpr std::uint64_t max_file_bytes = 12u << 20;
 

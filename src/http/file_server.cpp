@@ -66,7 +66,7 @@ file_response file_server::respond(const file_request& req) {
   };
   if (!req.get_or_head) return text(405, "method not allowed\n", "Allow: GET, HEAD\r\n");
   const auto domain = domains_.match(req.host);
-  // SPEC §3: a Host that is not one of the domains gets no file.
+  // As in the reference server, a Host that is not one of the domains gets no file.
   if (!domain || root_.empty()) return text(404, "not found\n");
   const auto resolved = resolve_cached(*domain, req.target);
   switch (resolved.status) {

@@ -1,4 +1,4 @@
-// Static files per domain (SPEC §3, issue 3): turns one GET/HEAD request into a response plan
+// Static files per domain: turns one GET/HEAD request into a response plan
 // (status, headers, and a body from memory or from a file range) for the connection to send.
 // data path: session (HTTP request) ─► file_server.respond ─► session (headers + body chunks)
 // Compressing a file is the only expensive step; it runs on the compression_worker thread.

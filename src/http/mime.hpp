@@ -11,7 +11,7 @@ namespace mles::http {
 // on text types; "application/octet-stream" for unknown or missing extensions.
 std::string_view content_type_for(const std::filesystem::path& file);
 
-// Text-like types worth compressing (SPEC §3): text/*, JSON and *+json, JavaScript, XML and
+// Text-like types worth compressing: text/*, JSON and *+json, JavaScript, XML and
 // *+xml (SVG), WASM. Parameters after ';' are ignored.
 bool is_compressible(std::string_view content_type);
 

@@ -1,4 +1,4 @@
-// The plain-HTTP port with --redirect (SPEC §3): a GET/HEAD for a known domain is sent to
+// The plain-HTTP port with --redirect: a GET/HEAD for a known domain is sent to
 // https, except ACME http-01 challenges, which the ACME responder answers on this port.
 #pragma once
 

@@ -1,32 +1,32 @@
-// channel_history: a ring of shared frames bounded by count and bytes.
+// channel_history: a ring of messages bounded by count and bytes.
 #include "hub/channel_history.hpp"
 
 #include <algorithm>
 
 namespace mles::hub {
 
-void channel_history::push(shared_frame frame) {
+void channel_history::push(message m) {
   if (limit_ == 0) return;
   if (count_ == limit_) pop_front();
   if (count_ == ring_.size()) {
     // Grow by doubling up to the limit, re-linearising so head_ becomes 0.
-    std::vector<shared_frame> bigger;
+    std::vector<message> bigger;
     bigger.reserve(std::min(limit_, std::max<std::size_t>(8, ring_.size() * 2)));
     for (std::size_t i = 0; i < count_; ++i) bigger.push_back(std::move(ring_[(head_ + i) % ring_.size()]));
     bigger.resize(bigger.capacity());
     ring_ = std::move(bigger);
     head_ = 0;
   }
-  bytes_ += frame.size();
-  ring_[(head_ + count_) % ring_.size()] = std::move(frame);
+  bytes_ += m.frame.size();
+  ring_[(head_ + count_) % ring_.size()] = std::move(m);
   ++count_;
   while (count_ > 1 && bytes_ > max_bytes_) pop_front();
 }
 
 void channel_history::pop_front() noexcept {
-  auto& f = ring_[head_];
-  bytes_ -= f.size();
-  f = shared_frame{};
+  auto& m = ring_[head_];
+  bytes_ -= m.frame.size();
+  m = message{};
   head_ = (head_ + 1) % ring_.size();
   --count_;
 }

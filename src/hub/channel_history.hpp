@@ -1,8 +1,8 @@
-// A channel's history: the last `limit` frames, also bounded by bytes, oldest dropped first.
+// A channel's history: the last `limit` messages, also bounded by bytes, oldest dropped first.
 // Not thread-safe: the owning channel's lock protects it.
 #pragma once
 
-#include "hub/shared_frame.hpp"
+#include "hub/message.hpp"
 
 #include <cstddef>
 #include <vector>
@@ -14,10 +14,10 @@ class channel_history {
   channel_history(std::size_t limit, std::size_t max_bytes) noexcept
       : limit_(limit), max_bytes_(max_bytes) {}
 
-  // Appends, then drops the oldest frames while over the count or byte limit. The newest
-  // frame is always kept, even if it alone is over the byte limit.
-  void push(shared_frame frame);
-  // Calls fn(const shared_frame&) for every frame, oldest first.
+  // Appends, then drops the oldest messages while over the count or byte limit. The newest
+  // message is always kept, even if it alone is over the byte limit.
+  void push(message m);
+  // Calls fn(const message&) for every message, oldest first.
   template <class Fn>
   void for_each(Fn&& fn) const {
     for (std::size_t i = 0; i < count_; ++i) fn(ring_[(head_ + i) % ring_.size()]);
@@ -32,7 +32,7 @@ class channel_history {
 
   std::size_t limit_;
   std::size_t max_bytes_;
-  std::vector<shared_frame> ring_;  // grows to limit_ (doubling), then used as a ring
+  std::vector<message> ring_;  // grows to limit_ (doubling), then used as a ring
   std::size_t head_ = 0;
   std::size_t count_ = 0;
   std::size_t bytes_ = 0;

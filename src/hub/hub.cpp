@@ -1,13 +1,16 @@
-// hub: membership, history and fan-out for every channel.
+// hub: membership, history, deduplication and fan-out for every channel.
 #include "hub/hub.hpp"
 
 #include <algorithm>
 
 namespace mles::hub {
 
+hub::hub(hub_limits limits, origin self)
+    : limits_(limits), self_(std::make_shared<const origin>(std::move(self))) {}
+
 membership hub::join(std::string_view channel_name, std::string_view uid, shared_frame join_frame,
-                     std::shared_ptr<member> who, boost::system::error_code& ec,
-                     clock::time_point now) {
+                     std::shared_ptr<member> who, boost::system::error_code& ec, clock::time_point now,
+                     member_role role) {
   std::shared_ptr<channel> ch;
   std::uint64_t id = 0;
   {
@@ -23,32 +26,96 @@ membership hub::join(std::string_view channel_name, std::string_view uid, shared
     // Take the channel lock before releasing the map lock so expire() cannot remove the
     // channel between lookup and join.
     channel_lock chlock(ch->mutex_, locking());
-    if (std::any_of(ch->members_.begin(), ch->members_.end(),
-                    [&](const channel::entry& e) { return e.uid == uid; })) {
+    const bool outbound = role == member_role::peer_link || role == member_role::reference_link;
+    if (!outbound && std::any_of(ch->members_.begin(), ch->members_.end(),
+                                 [&](const channel::entry& e) { return !e.uid.empty() && e.uid == uid; })) {
       ec = proto::errc::duplicate_uid;
       return {};
     }
-    ch->history_.for_each([&](const shared_frame& f) { who->deliver(f, delivery_kind::history); });
-    ch->history_.push(std::move(join_frame));
-    ch->members_.push_back({id, std::string(uid), std::move(who)});
+    switch (role) {
+      case member_role::client: {
+        ch->history_.for_each([&](const message& m) { who->deliver(m.frame, delivery_kind::history); });
+        message joined{std::move(join_frame), self_, ch->next_seq_++, message_flags::join};
+        store(*ch, joined);
+        // Links carry the join on (history only at the far end).
+        for (const auto& e : ch->members_) {
+          if (is_relay(e.role)) e.who->relay(joined, delivery_kind::live);
+        }
+        break;
+      }
+      case member_role::peer_session:
+        ch->history_.for_each([&](const message& m) { who->relay(m, delivery_kind::history); });
+        break;
+      case member_role::peer_link: break;
+      case member_role::reference_link:
+        ++ch->reference_links_;
+        ch->hash_mode_ = true;
+        break;
+    }
+    ch->members_.push_back({id, outbound ? std::string() : std::string(uid), std::move(who), role});
     ch->last_activity_ = now;
+    if (role == member_role::client && ch->clients_++ == 0 && observer_) observer_->on_interest(ch->name_, true);
   }
   ec = {};
-  return {std::move(ch), id};
+  return {std::move(ch), id, role};
 }
 
-void hub::publish(const membership& m, const shared_frame& frame, clock::time_point now) {
+publish_result hub::check_duplicate(channel& ch, const message& msg) {
+  const bool hashed = ch.hash_mode_ || (msg.flags & message_flags::hashed) != 0;
+  if (!msg.from && !hashed) return publish_result::delivered;  // ours, nothing to check
+  if (!ch.dedup_) ch.dedup_ = std::make_unique<channel::dedup_state>(limits_);
+  if (msg.from) {
+    if (*msg.from == *self_) return publish_result::own;
+    switch (ch.dedup_->origins.check_and_record(msg.from->server, msg.from->instance, msg.seq)) {
+      case origin_verdict::fresh: break;
+      case origin_verdict::duplicate: return publish_result::duplicate;
+      case origin_verdict::too_old: return publish_result::too_old;
+    }
+  }
+  if (hashed) {
+    // Join frames are never delivered live: they only need their origin checked.
+    if ((msg.flags & message_flags::join) == 0 && ch.dedup_->hashes.seen_or_record(payload_hash(msg.frame.bytes())))
+      return publish_result::duplicate;
+    // A hashed message seen here makes the channel check hashes from now on (it may come back
+    // through another path without its origin).
+    if (msg.flags & message_flags::hashed) ch.hash_mode_ = true;
+  }
+  return publish_result::delivered;
+}
+
+void hub::store(channel& ch, const message& msg) {
+  ch.history_.push(msg);
+  if (store_) store_->append(ch.name_, msg);
+}
+
+publish_result hub::publish(const membership& m, message msg, clock::time_point now) {
   channel& ch = *m.where;
   channel_lock lock(ch.mutex_, locking());
-  ch.history_.push(frame);
-  ch.last_activity_ = now;
-  // One atomic add for every recipient's reference, then each adopts one.
-  std::uint32_t recipients = 0;
-  for (const auto& e : ch.members_) recipients += e.id != m.id ? 1u : 0u;
-  frame.add_refs(recipients);
-  for (const auto& e : ch.members_) {
-    if (e.id != m.id) e.who->deliver(frame.adopt(), delivery_kind::live);
+  const publish_result verdict = check_duplicate(ch, msg);
+  if (verdict != publish_result::delivered) return verdict;
+  if (!msg.from) {
+    msg.from = self_;
+    msg.seq = ch.next_seq_++;
+    if (m.role == member_role::reference_link) msg.flags |= message_flags::hashed;
   }
+  store(ch, msg);
+  ch.last_activity_ = now;
+  if (msg.flags & message_flags::join) {
+    for (const auto& e : ch.members_) {
+      if (e.id != m.id && is_relay(e.role)) e.who->relay(msg, delivery_kind::live);
+    }
+    return verdict;
+  }
+  // One atomic add for every client's reference, then each adopts one.
+  std::uint32_t clients = 0;
+  for (const auto& e : ch.members_) clients += e.id != m.id && e.role == member_role::client ? 1u : 0u;
+  msg.frame.add_refs(clients);
+  for (const auto& e : ch.members_) {
+    if (e.id == m.id) continue;
+    if (e.role == member_role::client) e.who->deliver(msg.frame.adopt(), delivery_kind::live);
+    else e.who->relay(msg, delivery_kind::live);
+  }
+  return verdict;
 }
 
 void hub::leave(membership& m) {
@@ -59,9 +126,12 @@ void hub::leave(membership& m) {
     auto it = std::find_if(ch.members_.begin(), ch.members_.end(),
                            [&](const channel::entry& e) { return e.id == m.id; });
     if (it != ch.members_.end()) {
+      const member_role role = it->role;
       // Order among members does not matter: swap-and-pop.
       if (it != ch.members_.end() - 1) *it = std::move(ch.members_.back());
       ch.members_.pop_back();
+      if (role == member_role::client && --ch.clients_ == 0 && observer_) observer_->on_interest(ch.name_, false);
+      if (role == member_role::reference_link) --ch.reference_links_;
     }
   }
   m = {};
@@ -75,6 +145,9 @@ std::size_t hub::expire(clock::time_point now, clock::duration ttl) {
     channel_lock chlock(ch.mutex_, locking());
     if (now - ch.last_activity_ >= ttl) {
       ch.history_.clear();
+      ch.dedup_.reset();
+      ch.hash_mode_ = ch.reference_links_ > 0;
+      if (store_) store_->forget(ch.name_);
       if (ch.members_.empty()) {
         chlock.unlock();
         it = channels_.erase(it);
@@ -85,6 +158,16 @@ std::size_t hub::expire(clock::time_point now, clock::duration ttl) {
     ++it;
   }
   return removed;
+}
+
+std::vector<std::string> hub::channels_with_clients() const {
+  std::vector<std::string> out;
+  std::lock_guard lock(mutex_);
+  for (const auto& [name, ch] : channels_) {
+    channel_lock chlock(ch->mutex_, locking());
+    if (ch->clients_ > 0) out.push_back(name);
+  }
+  return out;
 }
 
 std::size_t hub::channel_count() const {

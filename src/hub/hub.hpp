@@ -1,14 +1,18 @@
-// The hub: channels by name, their members and history, and fan-out.
-// data path: session ─► hub.join / hub.publish ─► member.deliver (each member's send queue)
+// The hub: channels by name, their members and history, fan-out, and deduplication of what
+// links bring in. Messages are published by an *origin* member (a client session, an inbound
+// peer link, an outbound link) and go to every other member of the channel.
+// data path: session / link ─► hub.join / hub.publish ─► member.deliver / member.relay
 // Thread-safety: every member function is safe from any thread. Lock order: channel map,
-// then one channel; members' deliver() runs under the channel lock (it only enqueues).
-// Exception: with hub_limits::one_thread (a server with a single event loop) every call comes
-// from that loop's thread, and channels are not locked at all (a per-message mutex showed
-// as ~9% of a 100-channel fan-out profile).
+// then one channel; members' deliver()/relay() and the observer run under the channel lock
+// (they only enqueue or post). Exception: with hub_limits::one_thread (a server with a single
+// event loop) every call comes from that loop's thread, and channels are not locked at all
+// (a per-message mutex showed as ~9% of a 100-channel fan-out profile).
 #pragma once
 
 #include "hub/channel_history.hpp"
+#include "hub/dedup_window.hpp"
 #include "hub/member.hpp"
+#include "hub/message.hpp"
 #include "hub/shared_frame.hpp"
 #include "proto/error.hpp"
 
@@ -28,9 +32,35 @@ namespace mles::hub {
 using clock = std::chrono::steady_clock;
 
 struct hub_limits {
-  std::size_t history_limit = 200;         // frames per channel (SPEC §1.5)
+  std::size_t history_limit = 200;         // messages per channel
   std::size_t history_bytes = 32u << 20;   // bytes per channel
   bool one_thread = false;                 // every call from one thread: no channel locks
+  std::size_t dedup_hashes = 1024;         // payload hashes remembered per channel (hash mode)
+  std::size_t dedup_window = 1024;         // sequence window per origin (peer mode)
+  std::size_t dedup_origins = 64;          // origins remembered per channel
+};
+
+// Told when a channel gains its first or loses its last client (local interest): that is
+// when links to peers open and close. Called under the channel lock, from any thread: must
+// not block and must not call back into the hub (post the work elsewhere).
+class interest_observer {
+ public:
+  virtual void on_interest(const std::string& channel, bool has_clients) = 0;
+
+ protected:
+  ~interest_observer() = default;
+};
+
+// Where history goes besides the in-memory ring: a durable store sees every message stored
+// and every channel forgotten. Called under the channel lock: must not block (queue the
+// write). The hub's in-memory ring stays the working set that newcomers are served from.
+class history_store {
+ public:
+  virtual void append(const std::string& channel, const message& m) = 0;
+  virtual void forget(const std::string& channel) = 0;
+
+ protected:
+  ~history_store() = default;
 };
 
 class channel {
@@ -46,12 +76,24 @@ class channel {
     std::uint64_t id;
     std::string uid;
     std::shared_ptr<member> who;
+    member_role role;
+  };
+  // Deduplication state, made on the first message that needs it.
+  struct dedup_state {
+    dedup_state(const hub_limits& l) : origins(l.dedup_origins, l.dedup_window), hashes(l.dedup_hashes) {}
+    origin_window origins;
+    hash_window hashes;
   };
 
   std::string name_;
   mutable std::mutex mutex_;
   channel_history history_;
   std::vector<entry> members_;
+  std::size_t clients_ = 0;           // members with role client
+  std::size_t reference_links_ = 0;   // members with role reference_link
+  bool hash_mode_ = false;            // payload hashes are checked for every message
+  std::uint64_t next_seq_ = 1;        // for messages of this server's own members
+  std::unique_ptr<dedup_state> dedup_;
   clock::time_point last_activity_;
 };
 
@@ -59,33 +101,62 @@ class channel {
 struct membership {
   std::shared_ptr<channel> where;
   std::uint64_t id = 0;
+  member_role role = member_role::client;
   explicit operator bool() const noexcept { return where != nullptr; }
+};
+
+enum class publish_result : std::uint8_t {
+  delivered,  // stored and delivered
+  duplicate,  // seen before (same origin and sequence, or same payload hash in hash mode)
+  too_old,    // below the origin's sequence window: treated as seen
+  own,        // our own message come back over a link
 };
 
 class hub {
  public:
-  explicit hub(hub_limits limits) : limits_(limits) {}
+  // self: this server's origin (its id and this run's instance number).
+  explicit hub(hub_limits limits, origin self = {"mles", 0});
 
-  // SPEC §1.4-1.5, atomically under the channel lock: refuse a uid already joined to the
-  // channel (error duplicate_uid, nothing stored); else deliver the channel's history to
-  // `who` oldest first, append `join_frame` to the history (it is not sent to the members
-  // already present) and add `who`. Creates the channel on first use.
+  // Before any join: this server's origin, the observer of local interest and the durable
+  // history store (either may be null). They must outlive the hub's use.
+  void set_self(origin self) { self_ = std::make_shared<const origin>(std::move(self)); }
+  void set_observer(interest_observer* o) noexcept { observer_ = o; }
+  void set_history_store(history_store* s) noexcept { store_ = s; }
+
+  // Atomically under the channel lock: refuse a uid already joined to the channel (error
+  // duplicate_uid, nothing stored); then by role:
+  //  - client: deliver the channel's history to `who` oldest first, append `join_frame` to the
+  //    history (not sent to the members already present; relayed to links as a join) and add;
+  //  - peer_session: relay the history (with origins) to `who` and add; the link's own join
+  //    frame is not stored;
+  //  - peer_link / reference_link: add (no uid check, no history, nothing stored).
+  // Creates the channel on first use.
   membership join(std::string_view channel_name, std::string_view uid, shared_frame join_frame,
                   std::shared_ptr<member> who, boost::system::error_code& ec,
-                  clock::time_point now = clock::now());
+                  clock::time_point now = clock::now(), member_role role = member_role::client);
 
-  // SPEC §1.6: append to history and deliver to every member but the sender.
-  void publish(const membership& m, const shared_frame& frame, clock::time_point now = clock::now());
+  // A message of member m: deduplicated (messages with an origin by origin and sequence,
+  // every message by payload hash while the channel is in hash mode), then appended to the
+  // history and delivered to every member but m (joins: history only, and to relays).
+  // A message without origin (m.from null) is this server's: the hub stamps it with `self`
+  // and the channel's next sequence number; one from a reference link is also marked hashed.
+  publish_result publish(const membership& m, message msg, clock::time_point now = clock::now());
+  publish_result publish(const membership& m, shared_frame frame, clock::time_point now = clock::now()) {
+    return publish(m, message{std::move(frame), nullptr, 0, 0}, now);
+  }
 
-  // Removes the member; the channel and its history stay (SPEC §1.7).
+  // Removes the member; the channel and its history stay.
   void leave(membership& m);
 
   // Forgets channels idle (no publish or join) for at least ttl: their history is dropped, and
   // channels without members are removed. Returns the number of channels removed.
   std::size_t expire(clock::time_point now, clock::duration ttl);
 
+  // Channels that have clients now (for links opened after start).
+  std::vector<std::string> channels_with_clients() const;
   std::size_t channel_count() const;
   const hub_limits& limits() const noexcept { return limits_; }
+  const origin_ptr& self() const noexcept { return self_; }
 
  private:
   struct name_hash {
@@ -114,8 +185,14 @@ class hub {
     std::mutex* m_;
   };
   bool locking() const noexcept { return !limits_.one_thread; }
+  // Under the channel lock: is msg new? Records it when it is.
+  publish_result check_duplicate(channel& ch, const message& msg);
+  void store(channel& ch, const message& msg);
 
   hub_limits limits_;
+  origin_ptr self_;
+  interest_observer* observer_ = nullptr;
+  history_store* store_ = nullptr;
   mutable std::mutex mutex_;
   std::unordered_map<std::string, std::shared_ptr<channel>, name_hash, std::equal_to<>> channels_;
   std::uint64_t next_id_ = 1;  // under mutex_

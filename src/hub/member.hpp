@@ -1,8 +1,12 @@
-// What the hub delivers to: one joined session (or, later, a peer link). The hub knows members
-// only through this interface, so it stays free of I/O.
+// What the hub delivers to: a joined client session, an inbound link from a peer server, or
+// an outbound link of ours. The hub knows them only through this interface, so it stays free
+// of I/O.
 #pragma once
 
+#include "hub/message.hpp"
 #include "hub/shared_frame.hpp"
+
+#include <cstdint>
 
 namespace mles::hub {
 
@@ -11,12 +15,28 @@ enum class delivery_kind : bool {
   live,     // a message forwarded now
 };
 
+// What a member is to its channel.
+enum class member_role : std::uint8_t {
+  client,          // a client session (a reference server's link looks like one): receives
+                   // frames; its presence is the channel's local interest
+  peer_session,    // an inbound link from a server in peer mode: receives messages with their
+                   // origin (history too); its join frame is not stored
+  peer_link,       // our outbound link in peer mode: messages with origin, no history, no uid
+  reference_link,  // our outbound link to a server without peer mode: messages without
+                   // origin; the channel deduplicates by payload hash while it is attached
+};
+
+constexpr bool is_relay(member_role r) noexcept { return r != member_role::client; }
+
 class member {
  public:
-  // Called with the channel's lock held, from any thread: must not block and must not call
-  // back into the hub. A member that cannot keep up (its send ceiling is exceeded) drops the
-  // frame, arranges its own disconnection and returns; the hub never waits for anyone.
+  // Clients: the frame to send. Called with the channel's lock held, from any thread: must
+  // not block and must not call back into the hub. A member that cannot keep up (its send
+  // ceiling is exceeded) drops the frame, arranges its own disconnection and returns; the
+  // hub never waits for anyone.
   virtual void deliver(shared_frame frame, delivery_kind kind) = 0;
+  // Relays (links): the message with its origin, to encode for the link. Same rules.
+  virtual void relay(const message& m, delivery_kind kind) { deliver(m.frame, kind); }
 
  protected:
   ~member() = default;

@@ -1,5 +1,5 @@
 // An encoded server frame (or raw handshake bytes): built once, then immutable and shared by
-// every recipient's send queue and the channel history (DESIGN §2.1: encode once).
+// every recipient's send queue and the channel history (encode once).
 // Intrusive reference count in the same allocation as the bytes. Fan-out adds the references
 // for all recipients with one atomic add (add_refs + adopt) instead of one per recipient.
 // Thread-safety: like std::shared_ptr (handles are not shared, the block is), unless built

@@ -1,7 +1,7 @@
-// event_loop: one thread, one io_context, one sweep timer for all of its sessions.
+// event_loop: one thread, one io_context, one sweep timer for all of its connections.
 #include "net/event_loop.hpp"
 
-#include "net/session.hpp"
+#include "net/connection.hpp"
 
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
@@ -44,25 +44,26 @@ void event_loop::join() noexcept {
   if (thread_.joinable()) thread_.join();
 }
 
-void event_loop::add(session& s) noexcept {
-  sessions_.push_back(s);
+void event_loop::add(connection& c) noexcept {
+  connections_.push_back(c);
   count_.fetch_add(1, std::memory_order_relaxed);
 }
 
 void event_loop::close_all() {
   boost::asio::post(io_, [this] {
-    for (auto it = sessions_.begin(); it != sessions_.end();) {
-      session& s = *it++;  // go_away may unlink s
-      s.go_away();
+    for (auto it = connections_.begin(); it != connections_.end();) {
+      connection& c = *it++;  // go_away may unlink c
+      auto keep = c.shared_from_this();
+      c.go_away();
     }
   });
 }
 
 void event_loop::abort_all() {
-  while (!sessions_.empty()) {
-    session& s = sessions_.front();
-    auto keep = s.shared_from_this();
-    s.abort("server stopped");
+  while (!connections_.empty()) {
+    connection& c = connections_.front();
+    auto keep = c.shared_from_this();
+    c.abort();
   }
 }
 
@@ -77,11 +78,11 @@ void event_loop::arm_sweep() {
 
 void event_loop::on_sweep() {
   now_ = clock::now();
-  for (auto it = sessions_.begin(); it != sessions_.end();) {
-    session& s = *it++;  // on_sweep may finish and unlink s
-    // Keep s alive through the call even if finishing drops the last reference.
-    auto keep = s.shared_from_this();
-    s.on_sweep(now_);
+  for (auto it = connections_.begin(); it != connections_.end();) {
+    connection& c = *it++;  // on_sweep may finish and unlink c
+    // Keep c alive through the call even if finishing drops the last reference.
+    auto keep = c.shared_from_this();
+    c.on_sweep(now_);
   }
   if (extra_sweep_) extra_sweep_(now_);
 }

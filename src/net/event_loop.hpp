@@ -1,6 +1,6 @@
-// One event loop per core: an io_context run by one thread, the sessions living on it, a
-// coarse clock and one sweep timer that drives every session's deadlines and pings (one timer
-// per loop instead of one per session keeps idle sessions small).
+// One event loop per core: an io_context run by one thread, the connections living on it, a
+// coarse clock and one sweep timer that drives every connection's deadlines and pings (one
+// timer per loop instead of one per connection keeps idle connections small).
 // Thread-safety: post()/io() from any thread; everything else on the loop's own thread.
 #pragma once
 
@@ -21,9 +21,9 @@
 
 namespace mles::net {
 
-class session;
+class connection;
 
-using session_hook =
+using connection_hook =
     boost::intrusive::list_base_hook<boost::intrusive::link_mode<boost::intrusive::auto_unlink>>;
 
 class event_loop {
@@ -45,10 +45,10 @@ class event_loop {
   void join() noexcept;  // waits for the thread
 
   // On the loop thread:
-  void add(session& s) noexcept;
-  // Sends close 1001 to every session (graceful stop). Posts itself to the loop.
+  void add(connection& c) noexcept;
+  // Graceful stop: every connection goes away (WebSocket: close 1001). Posts itself to the loop.
   void close_all();
-  // After the thread has stopped: ends every remaining session on the calling thread.
+  // After the thread has stopped: ends every remaining connection on the calling thread.
   void abort_all();
   std::span<std::uint8_t> read_buffer() noexcept { return read_buffer_; }
   std::span<std::uint8_t> write_buffer() noexcept { return write_buffer_; }
@@ -60,8 +60,8 @@ class event_loop {
 
   // Any thread.
   bool running_in_this_thread() const noexcept { return current_ == this; }
-  std::size_t session_count() const noexcept { return count_.load(std::memory_order_relaxed); }
-  void on_session_closed() noexcept { count_.fetch_sub(1, std::memory_order_relaxed); }
+  std::size_t connection_count() const noexcept { return count_.load(std::memory_order_relaxed); }
+  void on_connection_closed() noexcept { count_.fetch_sub(1, std::memory_order_relaxed); }
 
  private:
   static thread_local const event_loop* current_;
@@ -75,9 +75,9 @@ class event_loop {
   boost::asio::steady_timer sweep_timer_;
   std::thread thread_;
   std::function<void(clock::time_point)> extra_sweep_;
-  boost::intrusive::list<session, boost::intrusive::base_hook<session_hook>,
+  boost::intrusive::list<connection, boost::intrusive::base_hook<connection_hook>,
                          boost::intrusive::constant_time_size<false>>
-      sessions_;
+      connections_;
   std::atomic<std::size_t> count_{0};
   clock::time_point now_ = clock::now();
   std::vector<std::uint8_t> read_buffer_;

@@ -1,7 +1,7 @@
 // listener: accept loop, rate limit, distribution of connections over the event loops.
 #include "net/listener.hpp"
 
-#include "net/session.hpp"
+#include "net/connection.hpp"
 
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/post.hpp>
@@ -33,7 +33,7 @@ listener::listener(event_loop& home, std::vector<event_loop*> loops,
   if (ec) fail("socket");
   acceptor_.set_option(boost::asio::socket_base::reuse_address(true), ec);
   if (at.address().is_v6()) {
-    // Dual stack on [::] (SPEC §3): IPv4 clients arrive as IPv4-mapped addresses.
+    // Dual stack on [::]: IPv4 clients arrive as IPv4-mapped addresses.
     acceptor_.set_option(boost::asio::ip::v6_only(false), ec);
   }
   acceptor_.bind(at, ec);
@@ -99,9 +99,11 @@ void listener::on_accept(const boost::system::error_code& ec, boost::asio::ip::t
       return do_accept();
     }
   }
-  // The socket already belongs to the target loop's io_context: start the session there.
+  // The socket already belongs to the target loop's io_context: start the connection there.
   boost::asio::post(target.io(), [&target, ssl = std::move(ssl), s = std::move(socket), role = role_]() mutable {
-    std::make_shared<session>(target, std::move(s), ssl.release(), role)->start();
+    auto c = std::make_shared<connection>(target, std::move(s), ssl.release(), tls_role::server);
+    auto first = std::make_unique<http_session>(*c, role);
+    c->start(std::move(first), target.now() + target.context().settings.handshake_timeout);
   });
   do_accept();
 }

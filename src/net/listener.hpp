@@ -1,11 +1,11 @@
 // The TCP listener: accepts on one loop, applies the per-IP rate limit before any TLS work,
-// and hands each connection to the next event loop (round robin) as a new session.
+// and hands each connection to the next event loop (round robin), starting its HTTP phase.
 // Thread-safety: start/stop post to the listener's loop; local_endpoint() after start.
 #pragma once
 
 #include "net/event_loop.hpp"
 #include "net/rate_limiter.hpp"
-#include "net/session.hpp"
+#include "net/http_session.hpp"
 #include "net/tls_context.hpp"
 
 #include <boost/asio/ip/tcp.hpp>

@@ -333,3 +333,31 @@ int tls_registry::on_servername(SSL* ssl, int*, void* arg) {
 }
 
 }  // namespace mles::net
+
+namespace mles::net {
+
+ssl_ctx_ptr make_client_context(const std::optional<std::filesystem::path>& extra_ca) {
+  SSL_CTX* raw = SSL_CTX_new(TLS_client_method());
+  if (!raw) throw std::runtime_error("cannot create TLS client context: " + openssl_error());
+  ssl_ctx_ptr ctx(raw, ssl_ctx_deleter{});
+  SSL_CTX_set_min_proto_version(raw, TLS1_2_VERSION);
+  SSL_CTX_set_max_proto_version(raw, TLS1_3_VERSION);
+  SSL_CTX_set_options(raw, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF);
+  // The same transport as the server side: moving write buffers, partial writes, read-ahead.
+  SSL_CTX_set_mode(raw, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
+                            SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  SSL_CTX_set_read_ahead(raw, 1);
+  static const unsigned char alpn[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+  SSL_CTX_set_alpn_protos(raw, alpn, sizeof alpn);
+  // Peers are verified by default: the system's trust store, plus a private CA if given.
+  SSL_CTX_set_verify(raw, SSL_VERIFY_PEER, nullptr);
+  if (SSL_CTX_set_default_verify_paths(raw) != 1) ERR_clear_error();
+  if (extra_ca) {
+    require_readable(*extra_ca, "peer CA file");
+    if (SSL_CTX_load_verify_locations(raw, extra_ca->c_str(), nullptr) != 1)
+      throw std::runtime_error("bad peer CA file " + extra_ca->string() + ": " + openssl_error());
+  }
+  return ctx;
+}
+
+}  // namespace mles::net

@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <memory>
 #include <shared_mutex>
 #include <string>
@@ -36,6 +37,12 @@ ssl_ctx_ptr make_server_context_from_pem(std::string_view chain_pem, std::string
 ssl_ctx_ptr make_acme_challenge_context(std::string_view cert_pem, std::string_view key_pem);
 
 inline constexpr std::string_view acme_tls_alpn = "acme-tls/1";
+
+// The client context for links to peers: TLS 1.2/1.3, ALPN http/1.1, the peer's certificate
+// verified against the system trust store and, if given, the PEM CA file (a private CA).
+// Host names are set per connection (SNI + name check). Throws std::runtime_error with one
+// line when the CA file cannot be read.
+ssl_ctx_ptr make_client_context(const std::optional<std::filesystem::path>& extra_ca);
 
 class tls_registry {
  public:

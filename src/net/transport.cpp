@@ -45,7 +45,8 @@ struct tls_sink_access {
   }
 };
 
-transport::transport(boost::asio::ip::tcp::socket socket, SSL* ssl, std::vector<std::uint8_t>& tls_scratch)
+transport::transport(boost::asio::ip::tcp::socket socket, SSL* ssl, tls_role role,
+                     std::vector<std::uint8_t>& tls_scratch)
     : socket_(std::move(socket)), ssl_(ssl), scratch_(tls_scratch) {
   boost::system::error_code ec;
   socket_.non_blocking(true, ec);
@@ -54,6 +55,8 @@ transport::transport(boost::asio::ip::tcp::socket socket, SSL* ssl, std::vector<
     BIO* wbio = BIO_new(tls_sink_access::method());
     BIO_set_data(wbio, this);
     SSL_set_bio(ssl_, rbio, wbio);
+    if (role == tls_role::server) SSL_set_accept_state(ssl_);
+    else SSL_set_connect_state(ssl_);
   }
 }
 
@@ -136,7 +139,7 @@ io_result transport::handshake() {
   if (!ssl_) return {io_status::ok};
   ERR_clear_error();
   scratch_.clear();
-  const int ret = SSL_accept(ssl_);
+  const int ret = SSL_do_handshake(ssl_);
   const io_result shipped = ship_scratch();
   if (shipped.status == io_status::error) return shipped;
   if (ret == 1) return {io_status::ok};

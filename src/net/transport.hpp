@@ -1,6 +1,6 @@
 // A connection's byte transport: a non-blocking TCP socket, optionally wrapped in TLS driven
 // directly through OpenSSL (no Asio ssl::stream and its per-stream buffers: an idle TLS session
-// then costs only OpenSSL's SSL object, DESIGN §2 memory targets).
+// then costs only OpenSSL's SSL object).
 // TLS reads go through a socket BIO. TLS writes go through a memory sink: OpenSSL encrypts a
 // whole burst of records into the loop's scratch buffer and the transport sends it with one
 // send() (OpenSSL's socket BIO would make one syscall per 16 KiB record). Ciphertext the
@@ -36,11 +36,14 @@ struct io_result {
   std::size_t n = 0;
 };
 
+// Which side of the TLS handshake this end plays.
+enum class tls_role : std::uint8_t { server, client };
+
 class transport {
  public:
   // ssl == nullptr: plain TCP. The transport takes ownership of ssl. tls_scratch is the
-  // event loop's buffer for freshly encrypted records (shared by its sessions).
-  transport(boost::asio::ip::tcp::socket socket, SSL* ssl, std::vector<std::uint8_t>& tls_scratch);
+  // event loop's buffer for freshly encrypted records (shared by its connections).
+  transport(boost::asio::ip::tcp::socket socket, SSL* ssl, tls_role role, std::vector<std::uint8_t>& tls_scratch);
   ~transport();
   transport(const transport&) = delete;
   transport& operator=(const transport&) = delete;
@@ -48,7 +51,7 @@ class transport {
   bool is_tls() const noexcept { return ssl_ != nullptr; }
   boost::asio::ip::tcp::socket& socket() noexcept { return socket_; }
 
-  // TLS server handshake step (plain: always ok).
+  // TLS handshake step in this end's role (plain: always ok).
   io_result handshake();
   io_result read(std::span<std::uint8_t> buf);
   // Plain: send() what the kernel takes. TLS: encrypts all of buf (n == buf.size()) and sends

@@ -1,4 +1,4 @@
-// Join authentication (SPEC §1.3): SipHash-2-4 (OpenSSL EVP_MAC "SIPHASH") over
+// Join authentication: SipHash-2-4 (OpenSSL EVP_MAC "SIPHASH") over
 // uid ‖ channel ‖ MLES_KEY with the all-zero key, compared in constant time. Pure: no I/O.
 #include "proto/auth.hpp"
 

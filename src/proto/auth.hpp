@@ -1,4 +1,4 @@
-// Mles join authentication (SPEC §1.3): SipHash-2-4 with the all-zero 128-bit key over
+// Mles join authentication: SipHash-2-4 with the all-zero 128-bit key over
 // uid ‖ channel ‖ MLES_KEY, written as hex. Pure: no I/O; SipHash comes from OpenSSL's EVP_MAC.
 #pragma once
 

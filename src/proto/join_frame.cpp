@@ -1,4 +1,4 @@
-// Join frame parsing (SPEC §1.2): the session's first TEXT message, checked before the hub
+// Join frame parsing: the session's first TEXT message, checked before the hub
 // sees anything. Pure: no I/O. Boost.JSON with a depth limit; never throws.
 #include "proto/join_frame.hpp"
 

@@ -1,5 +1,5 @@
 // The Mles join frame: the first (TEXT) message of a session, {"uid","channel","auth"?}.
-// Pure: no I/O. SPEC §1.2: uid and channel required, non-empty, ASCII; unknown members ignored.
+// Pure: no I/O. uid and channel required, non-empty, ASCII; unknown members ignored.
 #pragma once
 
 #include "proto/error.hpp"

@@ -219,3 +219,196 @@ TEST(hub, one_thread_mode_behaves_the_same_without_channel_locks) {
   join(h, "ch", "c", c, ec);
   EXPECT_THAT(c->received(), testing::ElementsAre("x", "y"));  // limit 2
 }
+
+// ---------------------------------------------------------------- links between servers
+
+namespace {
+
+// A relay (a link) that records the messages with their origin.
+struct recording_relay final : member {
+  struct got_message {
+    std::string text;
+    std::string server;
+    std::uint64_t seq;
+    std::uint8_t flags;
+    delivery_kind kind;
+  };
+  void deliver(shared_frame, delivery_kind) override { ADD_FAILURE() << "a relay gets messages, not frames"; }
+  void relay(const message& m, delivery_kind kind) override {
+    got.push_back({text_of(m.frame), m.from ? m.from->server : std::string(), m.seq, m.flags, kind});
+  }
+  std::vector<std::string> texts() const {
+    std::vector<std::string> out;
+    for (const auto& g : got) out.push_back(g.text);
+    return out;
+  }
+  std::vector<got_message> got;
+};
+
+struct recording_observer final : interest_observer {
+  void on_interest(const std::string& channel, bool has_clients) override {
+    events.push_back(channel + (has_clients ? ":on" : ":off"));
+  }
+  std::vector<std::string> events;
+};
+
+message from_peer(std::string_view text, const origin_ptr& o, std::uint64_t seq, std::uint8_t flags = 0) {
+  return message{frame_of(text), o, seq, flags};
+}
+
+}  // namespace
+
+TEST(hub, stamps_local_messages_with_this_server_and_a_per_channel_sequence) {
+  hub h({200, 1 << 20}, origin{"a.example:443", 7});
+  boost::system::error_code ec;
+  auto link = std::make_shared<recording_relay>();
+  h.join("ch", {}, {}, link, ec, clock::now(), member_role::peer_link);
+  auto m = join(h, "ch", "alice", std::make_shared<recording_member>(), ec);
+  h.publish(m, frame_of("one"));
+  h.publish(m, frame_of("two"));
+  ASSERT_EQ(link->got.size(), 3u);
+  // The join goes to links as history-only (flag join), then the messages, numbered in order.
+  EXPECT_EQ(link->got[0].text, "join:alice");
+  EXPECT_EQ(link->got[0].flags & message_flags::join, message_flags::join);
+  EXPECT_EQ(link->got[1].text, "one");
+  EXPECT_EQ(link->got[2].text, "two");
+  for (const auto& g : link->got) EXPECT_EQ(g.server, "a.example:443");
+  EXPECT_LT(link->got[0].seq, link->got[1].seq);
+  EXPECT_LT(link->got[1].seq, link->got[2].seq);
+}
+
+TEST(hub, a_message_from_a_link_reaches_members_and_other_links_never_back) {
+  hub h({200, 1 << 20}, origin{"a", 1});
+  boost::system::error_code ec;
+  auto l1 = std::make_shared<recording_relay>(), l2 = std::make_shared<recording_relay>();
+  auto m1 = h.join("ch", {}, {}, l1, ec, clock::now(), member_role::peer_link);
+  h.join("ch", {}, {}, l2, ec, clock::now(), member_role::peer_link);
+  auto alice = std::make_shared<recording_member>();
+  join(h, "ch", "alice", alice, ec);
+  l1->got.clear();
+  l2->got.clear();
+  auto b = std::make_shared<const origin>(origin{"b", 9});
+  EXPECT_EQ(h.publish(m1, from_peer("hello", b, 1)), publish_result::delivered);
+  EXPECT_THAT(alice->received(), testing::ElementsAre("hello"));
+  EXPECT_TRUE(l1->got.empty());
+  ASSERT_EQ(l2->got.size(), 1u);
+  EXPECT_EQ(l2->got[0].server, "b");  // the origin travels on unchanged
+  EXPECT_EQ(l2->got[0].seq, 1u);
+}
+
+TEST(hub, drops_a_message_that_arrives_twice_over_two_paths) {
+  hub h({200, 1 << 20}, origin{"a", 1});
+  boost::system::error_code ec;
+  auto l1 = std::make_shared<recording_relay>(), l2 = std::make_shared<recording_relay>();
+  auto m1 = h.join("ch", {}, {}, l1, ec, clock::now(), member_role::peer_link);
+  auto m2 = h.join("ch", {}, {}, l2, ec, clock::now(), member_role::peer_link);
+  auto alice = std::make_shared<recording_member>();
+  join(h, "ch", "alice", alice, ec);
+  auto b = std::make_shared<const origin>(origin{"b", 9});
+  auto c = std::make_shared<const origin>(origin{"c", 3});
+  EXPECT_EQ(h.publish(m1, from_peer("x1", b, 1)), publish_result::delivered);
+  EXPECT_EQ(h.publish(m2, from_peer("x1", b, 1)), publish_result::duplicate);
+  // Reordered across paths: 3 before 2 is still delivered once each.
+  EXPECT_EQ(h.publish(m2, from_peer("x3", b, 3)), publish_result::delivered);
+  EXPECT_EQ(h.publish(m1, from_peer("x2", b, 2)), publish_result::delivered);
+  EXPECT_EQ(h.publish(m1, from_peer("x3", b, 3)), publish_result::duplicate);
+  // Identical payloads from another origin are different messages.
+  EXPECT_EQ(h.publish(m1, from_peer("x1", c, 1)), publish_result::delivered);
+  // Our own message come back is dropped.
+  EXPECT_EQ(h.publish(m2, from_peer("mine", h.self(), 1)), publish_result::own);
+  EXPECT_THAT(alice->received(), testing::ElementsAre("x1", "x3", "x2", "x1"));
+  // A restarted peer (new instance) numbers from 1 again: new messages.
+  auto b2 = std::make_shared<const origin>(origin{"b", 10});
+  EXPECT_EQ(h.publish(m1, from_peer("after restart", b2, 1)), publish_result::delivered);
+}
+
+TEST(hub, a_reference_link_puts_the_channel_in_hash_mode) {
+  hub h({200, 1 << 20}, origin{"a", 1});
+  boost::system::error_code ec;
+  auto ref = std::make_shared<recording_relay>();
+  auto mr = h.join("ch", {}, {}, ref, ec, clock::now(), member_role::reference_link);
+  auto peer = std::make_shared<recording_relay>();
+  auto mp = h.join("ch", {}, {}, peer, ec, clock::now(), member_role::peer_link);
+  auto alice = std::make_shared<recording_member>();
+  auto ma = join(h, "ch", "alice", alice, ec);
+  auto bob = std::make_shared<recording_member>();
+  join(h, "ch", "bob", bob, ec);
+  bob->got.clear();
+  // alice's message goes out to the reference server and comes back over it: dropped by hash.
+  EXPECT_EQ(h.publish(ma, frame_of("hi")), publish_result::delivered);
+  EXPECT_EQ(h.publish(mr, frame_of("hi")), publish_result::duplicate);
+  // A message first seen from the reference link is marked hashed for peer links.
+  EXPECT_EQ(h.publish(mr, frame_of("from ref")), publish_result::delivered);
+  ASSERT_FALSE(peer->got.empty());
+  EXPECT_EQ(peer->got.back().text, "from ref");
+  EXPECT_EQ(peer->got.back().flags & message_flags::hashed, message_flags::hashed);
+  // ...and the same payload arriving from a peer with another origin is a duplicate.
+  auto b = std::make_shared<const origin>(origin{"b", 2});
+  EXPECT_EQ(h.publish(mp, from_peer("from ref", b, 5, message_flags::hashed)), publish_result::duplicate);
+  EXPECT_THAT(bob->received(), testing::ElementsAre("hi", "from ref"));
+  // The trade-off: the same payload again inside the window counts as one.
+  EXPECT_EQ(h.publish(ma, frame_of("hi")), publish_result::duplicate);
+}
+
+TEST(hub, joins_from_links_are_history_only) {
+  hub h({200, 1 << 20}, origin{"a", 1});
+  boost::system::error_code ec;
+  auto link = std::make_shared<recording_relay>();
+  auto ml = h.join("ch", {}, {}, link, ec, clock::now(), member_role::peer_link);
+  auto alice = std::make_shared<recording_member>();
+  join(h, "ch", "alice", alice, ec);
+  auto b = std::make_shared<const origin>(origin{"b", 2});
+  h.publish(ml, from_peer("join:remote", b, 1, message_flags::join));
+  EXPECT_TRUE(alice->received().empty());
+  auto late = std::make_shared<recording_member>();
+  join(h, "ch", "late", late, ec);
+  EXPECT_THAT(late->received(), testing::ElementsAre("join:alice", "join:remote"));
+}
+
+TEST(hub, a_peer_session_gets_the_history_with_origins_and_its_join_is_not_stored) {
+  hub h({200, 1 << 20}, origin{"a", 1});
+  boost::system::error_code ec;
+  auto m = join(h, "ch", "alice", std::make_shared<recording_member>(), ec);
+  h.publish(m, frame_of("one"));
+  auto peer = std::make_shared<recording_relay>();
+  auto mp = h.join("ch", "mles-peer:b", frame_of("join:peer"), peer, ec, clock::now(), member_role::peer_session);
+  ASSERT_FALSE(ec);
+  EXPECT_THAT(peer->texts(), testing::ElementsAre("join:alice", "one"));
+  for (const auto& g : peer->got) {
+    EXPECT_EQ(g.kind, delivery_kind::history);
+    EXPECT_EQ(g.server, "a");
+  }
+  auto late = std::make_shared<recording_member>();
+  join(h, "ch", "late", late, ec);
+  EXPECT_THAT(late->received(), testing::ElementsAre("join:alice", "one"));
+  // The peer's uid is taken while its session is joined.
+  h.join("ch", "mles-peer:b", frame_of("x"), std::make_shared<recording_relay>(), ec, clock::now(),
+         member_role::peer_session);
+  EXPECT_EQ(ec, mles::proto::errc::duplicate_uid);
+  h.leave(mp);
+}
+
+TEST(hub, tells_the_observer_when_a_channel_gains_its_first_and_loses_its_last_client) {
+  hub h({200, 1 << 20}, origin{"a", 1});
+  recording_observer obs;
+  h.set_observer(&obs);
+  boost::system::error_code ec;
+  // Links and peer sessions are not local interest.
+  auto ml = h.join("ch", {}, {}, std::make_shared<recording_relay>(), ec, clock::now(), member_role::peer_link);
+  auto mp = h.join("ch", "mles-peer:b", frame_of("j"), std::make_shared<recording_relay>(), ec, clock::now(),
+                   member_role::peer_session);
+  EXPECT_TRUE(obs.events.empty());
+  auto a = join(h, "ch", "a", std::make_shared<recording_member>(), ec);
+  auto b = join(h, "ch", "b", std::make_shared<recording_member>(), ec);
+  h.leave(a);
+  EXPECT_THAT(obs.events, testing::ElementsAre("ch:on"));
+  h.leave(b);
+  EXPECT_THAT(obs.events, testing::ElementsAre("ch:on", "ch:off"));
+  EXPECT_THAT(h.channels_with_clients(), testing::IsEmpty());
+  auto c = join(h, "ch", "c", std::make_shared<recording_member>(), ec);
+  EXPECT_THAT(h.channels_with_clients(), testing::ElementsAre("ch"));
+  h.leave(ml);
+  h.leave(mp);
+  h.leave(c);
+  EXPECT_THAT(obs.events, testing::ElementsAre("ch:on", "ch:off", "ch:on", "ch:off"));
+}

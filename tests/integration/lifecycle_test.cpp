@@ -20,7 +20,7 @@ std::string join_of(std::string_view uid, std::string_view channel) { return ws_
 millis since(steady::time_point t0) { return std::chrono::duration_cast<millis>(steady::now() - t0); }
 
 // ---------------------------------------------------------------------------------------------
-// Liveness (SPEC §1.8) with the interval shrunk to 200 ms
+// Liveness with the interval shrunk to 200 ms
 
 constexpr millis ping_interval{200};
 
@@ -339,7 +339,7 @@ TEST_P(mles_shutdown, stop_returns_within_the_deadline_when_clients_never_answer
 }
 
 // ---------------------------------------------------------------------------------------------
-// Per-IP rate limit (SPEC §2 --rate-limit)
+// Per-IP rate limit (--rate-limit)
 
 class mles_rate_limit : public server_test {};
 MLES_INSTANTIATE_OVER_TRANSPORTS(mles_rate_limit);

@@ -1,4 +1,4 @@
-// The opening handshake (SPEC §1.1) and RFC 6455 framing rules as a client sees them from the
+// The opening handshake and RFC 6455 framing rules as a client sees them from the
 // real server, plain and TLS: refused upgrades, close codes 1002/1007/1009, the close
 // handshake, fragmentation, control frames.
 #include "integration_test.hpp"

@@ -1,4 +1,4 @@
-// Mles sessions against the real server (SPEC §1 items 2-7), plain and TLS: forwarding,
+// Mles sessions against the real server (the protocol rules in the README), plain and TLS: forwarding,
 // history, one session per (uid, channel), auth, bad join frames.
 #include "integration_test.hpp"
 
@@ -19,7 +19,7 @@ std::string join_of(std::string_view uid, std::string_view channel, std::optiona
 }
 
 // ---------------------------------------------------------------------------------------------
-// Forwarding (SPEC §1.6)
+// Forwarding
 
 class mles_session : public server_test {};
 MLES_INSTANTIATE_OVER_TRANSPORTS(mles_session);
@@ -139,7 +139,7 @@ TEST_P(mles_session, channels_are_independent) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// History (SPEC §1.5)
+// History
 
 TEST_P(mles_session, newcomer_gets_history_oldest_first_then_live_messages) {
   auto& s = start();
@@ -208,7 +208,7 @@ TEST_P(mles_session, history_outlives_the_members_who_wrote_it) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// One session per (uid, channel) (SPEC §1.4)
+// One session per (uid, channel)
 
 TEST_P(mles_session, second_session_of_a_uid_on_a_channel_is_closed_and_the_first_is_unaffected) {
   auto& s = start();
@@ -293,7 +293,7 @@ TEST_P(mles_session, a_member_that_drops_its_connection_leaves_and_may_rejoin) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Authentication (SPEC §1.3)
+// Authentication
 
 constexpr const char* secret = "s3cr3t-Key";
 
@@ -362,7 +362,7 @@ TEST_P(mles_session, a_refused_join_stores_and_forwards_nothing) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Bad join frames (SPEC §1.2): close frame, then TCP close; nothing stored or forwarded.
+// Bad join frames: close frame, then TCP close; nothing stored or forwarded.
 
 struct bad_join {
   const char* name;

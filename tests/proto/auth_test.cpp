@@ -1,4 +1,4 @@
-// Tests for proto auth (SPEC §1.3): SipHash-2-4 paper vector, the reference's hex parsing,
+// Tests for proto auth: SipHash-2-4 paper vector, the reference's hex parsing,
 // and authenticator::verify with and without MLES_KEY.
 #include "proto/auth.hpp"
 

@@ -1,4 +1,4 @@
-// Tests for proto::parse_join_frame: SPEC §1.2 join frame rules (JSON object, uid/channel
+// Tests for proto::parse_join_frame: the join frame rules (JSON object, uid/channel
 // non-empty ASCII strings, optional string auth, unknown members ignored, hostile input).
 #include "proto/join_frame.hpp"
 
@@ -65,7 +65,7 @@ TEST(join_frame, decodes_json_escapes) {
 }
 
 TEST(join_frame, accepts_base64_like_strings) {
-  // Real clients send encrypted, base64-like uid and channel (SPEC §4).
+  // Real clients send encrypted, base64-like uid and channel.
   EXPECT_FALSE(parse(R"({"uid":"q83vEjRWeJA+/w==","channel":"AAECAwQFBgcICQ=="})"));
 }
 

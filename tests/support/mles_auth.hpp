@@ -1,4 +1,4 @@
-// The Mles join `auth` value a test client must send (SPEC §1.3), computed independently of
+// The Mles join `auth` value a test client must send, computed independently of
 // the server's src/proto: SipHash-2-4 (OpenSSL EVP_MAC, 8-byte output) with the all-zero key
 // over uid ‖ channel ‖ secret, written as lowercase hex without leading zeros.
 #pragma once

@@ -1,0 +1,37 @@
+// One message as the hub keeps and forwards it: the encoded server frame every client
+// receives, and where it entered the mesh of linked servers (origin + sequence), so peer
+// links can carry it on and deduplicate it exactly.
+#pragma once
+
+#include "hub/shared_frame.hpp"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace mles::hub {
+
+// A server instance messages come from: its server id and a number drawn at its start (a
+// restarted server numbers its messages from 1 again under a new instance).
+struct origin {
+  std::string server;
+  std::uint64_t instance = 0;
+  bool operator==(const origin& o) const noexcept { return instance == o.instance && server == o.server; }
+};
+using origin_ptr = std::shared_ptr<const origin>;
+
+// Flags of a message; the same bits as the peer envelope's (proto/peer_envelope.hpp).
+namespace message_flags {
+inline constexpr std::uint8_t text = 1;     // (wire only) the member's message was TEXT
+inline constexpr std::uint8_t join = 2;     // a join frame: history only, never delivered live
+inline constexpr std::uint8_t hashed = 4;   // entered from a link without peer mode
+}  // namespace message_flags
+
+struct message {
+  shared_frame frame;      // header + payload, as clients receive it (history holds this)
+  origin_ptr from;         // null until the hub stamps it (messages of local members)
+  std::uint64_t seq = 0;   // sequence number at `from`, per channel, from 1
+  std::uint8_t flags = 0;  // message_flags
+};
+
+}  // namespace mles::hub

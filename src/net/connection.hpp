@@ -1,0 +1,190 @@
+// One TCP connection, plain or TLS, in the server or the client role: readiness waits, the
+// bounded send queue and the corked writer, the closing sequence, and the phase handler that
+// gives the bytes a meaning. The listener's connections start with the HTTP phase, which
+// hands the connection to a WebSocket session on upgrade; an outbound peer link starts with
+// the client upgrade and hands over to its link session (Beast's http_session →
+// websocket_session model, with one connection object instead of a moved stream).
+// data path: socket ─► transport.read ─► handler.on_bytes
+//            deliver/enqueue ─► send queue ─► corked write (one writev / one SSL_write burst)
+// Thread-safety: deliver() from any thread (the queue lock, then a posted flush); everything
+// else on the connection's event loop. Owned by shared_ptr: pending waits, posted flushes and
+// whoever a handler registers with (the hub) hold references.
+#pragma once
+
+#include "hub/member.hpp"
+#include "hub/shared_frame.hpp"
+#include "net/error.hpp"
+#include "net/event_loop.hpp"
+#include "net/spin_lock.hpp"
+#include "net/transport.hpp"
+
+#include <boost/asio/ip/tcp.hpp>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace mles::net {
+
+class connection;
+
+// What runs on a connection: one phase of its life. Called on the connection's loop only.
+class connection_handler {
+ public:
+  virtual ~connection_handler() = default;
+  // The transport is ready (TLS handshake done; at once for plain TCP).
+  virtual void on_ready() {}
+  // Bytes read. Called while the connection is open or closing (a closing WebSocket still
+  // looks for the peer's close frame); never after it finished.
+  virtual void on_bytes(std::span<std::uint8_t> bytes) = 0;
+  // Everything queued so far has been written.
+  virtual void on_drained() {}
+  // The send queue went over its ceiling: it was emptied (but for a frame already half
+  // written); the handler says why and closes. Default: end at once.
+  virtual void on_overflow();
+  // The loop's sweep, while the connection is open: the handler's deadlines and pings.
+  virtual void on_sweep(event_loop::clock::time_point now) = 0;
+  // Graceful server stop.
+  virtual void on_go_away() = 0;
+  // The connection ended (socket closed): release memberships and resources. Last call.
+  virtual void on_finished(const boost::system::error_code& why, std::string_view detail) = 0;
+  // Appended to the peer address in logs ("uid=... channel=...").
+  virtual std::string describe() const { return {}; }
+
+ protected:
+  explicit connection_handler(connection& c) noexcept : conn_(c) {}
+  connection& conn_;
+};
+
+class connection final : public std::enable_shared_from_this<connection>, public connection_hook {
+ public:
+  // ssl == nullptr: plain TCP; the connection takes ownership of ssl. role: which side of the
+  // TLS handshake this end plays (ignored for plain TCP).
+  connection(event_loop& loop, boost::asio::ip::tcp::socket socket, SSL* ssl, tls_role role);
+  ~connection();
+  connection(const connection&) = delete;
+  connection& operator=(const connection&) = delete;
+
+  // Registers with the loop and runs the first phase (after the TLS handshake, if any, which
+  // must finish before `handshake_deadline`).
+  void start(std::unique_ptr<connection_handler> first, event_loop::clock::time_point handshake_deadline);
+  // Hands the connection to the next phase. The current handler stays alive until the call
+  // that replaced it returns.
+  void replace_handler(std::unique_ptr<connection_handler> next);
+  connection_handler* handler() noexcept { return handler_.get(); }
+
+  // ---- send queue
+  // Any thread: queue a frame. A live frame over the ceiling (max_queue plus the history
+  // still being replayed) is refused, the queue closes, and the loop calls on_overflow().
+  void deliver(hub::shared_frame frame, hub::delivery_kind kind);
+  // Loop thread: deliver, then false if the queue has overflowed.
+  bool enqueue(hub::shared_frame frame, hub::delivery_kind kind);
+  // Loop thread: queue bytes past the ceiling (HTTP heads and bodies, handshake bytes).
+  void push(hub::shared_frame frame);
+  // Bytes queued and not yet written.
+  std::size_t queued_bytes() const noexcept;
+
+  // ---- closing
+  // The last bytes this connection sends (a close frame or an HTTP error, may be empty):
+  // closes the queue to deliveries, queues them after what is already queued, and once all
+  // is written sends TLS close_notify + TCP FIN, then keeps reading (handed to the handler)
+  // until EOF or `deadline`; `why` is the reason logged when it ends.
+  void close_after(hub::shared_frame last, boost::system::error_code why, std::string detail,
+                   event_loop::clock::time_point deadline);
+  bool closing() const noexcept { return state_ == state::closing; }
+  bool closed() const noexcept { return state_ == state::closed; }
+  // Our last bytes were written and the FIN sent.
+  bool close_flushed() const noexcept { return close_flushed_; }
+  // Ends now: closes the socket, drops the queue, tells the handler. Idempotent.
+  void finish(boost::system::error_code why, std::string_view detail = {});
+  // The close handshake completed (the peer answered our close): ends with the reason given
+  // to close_after.
+  void complete_close() { finish(close_reason_, close_detail_); }
+
+  // ---- from the loop
+  void on_sweep(event_loop::clock::time_point now);
+  void go_away();
+  void abort() { finish(errc::server_stopping, "server stopped"); }
+
+  // ---- facts
+  event_loop& loop() noexcept { return loop_; }
+  const session_context& ctx() const noexcept { return ctx_; }
+  transport& io() noexcept { return transport_; }
+  bool is_tls() const noexcept { return transport_.is_tls(); }
+  const boost::asio::ip::tcp::endpoint& remote() const noexcept { return remote_address_; }
+  event_loop::clock::time_point last_rx() const noexcept { return last_rx_; }
+  std::string describe() const;
+  hub::sharing frame_sharing() const noexcept {
+    return ctx_.settings.single_loop ? hub::sharing::one_thread : hub::sharing::threads;
+  }
+  // Loop thread: wait until the socket is writable, then on_drained() when all is written
+  // (a handler streaming a body with sendfile uses the socket directly).
+  void wait_writable();
+
+ private:
+  enum class state : std::uint8_t { handshake, open, closing, closed };
+
+  void wait_readable();
+  void on_readable(const boost::system::error_code& ec);
+  void on_writable(const boost::system::error_code& ec);
+  void do_read();
+  void after_handshake();
+
+  void schedule_local_flush();
+  void drain_remote_into(std::vector<hub::shared_frame>& out);
+  void handle_overflow();
+  void flush();
+  void write_some();
+  void advance(std::size_t n);
+  void on_all_written();
+  void release_idle_queues();
+  void retire_replaced() noexcept { retired_.reset(); }
+
+  event_loop& loop_;
+  const session_context& ctx_;
+  transport transport_;
+  boost::asio::ip::tcp::endpoint remote_address_;
+  state state_ = state::handshake;
+  bool read_waiting_ = false;
+  bool write_waiting_ = false;
+  bool read_wants_write_ = false;   // TLS read needs the socket writable
+  bool write_wants_read_ = false;   // TLS write needs the socket readable
+  bool close_flushed_ = false;      // our last bytes written: FIN sent
+  bool tls_buffers_kept_ = false;   // busy: OpenSSL keeps its record buffers (see transport)
+  std::uint32_t writes_since_sweep_ = 0;
+  event_loop::clock::time_point deadline_{};  // handshake, then closing
+  event_loop::clock::time_point last_rx_{};
+  boost::system::error_code close_reason_;
+  std::string close_detail_;
+
+  std::unique_ptr<connection_handler> handler_;
+  std::unique_ptr<connection_handler> retired_;  // replaced during a call; freed after it
+
+  // Send queue. Frames reach a connection two ways: from its own loop (same-loop publishers,
+  // the history at join, its own control frames) into local_ without any lock, and from
+  // other loops into remote_ under remote_lock_. flush() moves local_, then remote_, into
+  // writing_: history (always local) thus precedes live messages from other loops, and each
+  // sender, whose path never changes, keeps its order. The byte counters are written by one
+  // side only and read relaxed by both for the ceiling check.
+  std::vector<hub::shared_frame> local_;                  // loop thread only
+  bool local_flush_posted_ = false;                       // loop thread only
+  bool overflow_handled_ = false;                         // loop thread only
+  spin_lock remote_lock_;
+  std::vector<hub::shared_frame> remote_;                 // under remote_lock_
+  bool remote_flush_posted_ = false;                      // under remote_lock_
+  std::atomic<std::size_t> remote_bytes_{0};              // remote_; written under remote_lock_
+  std::atomic<std::size_t> loop_bytes_{0};                // local_ + unwritten writing_; loop writes
+  std::atomic<std::size_t> replay_allowance_{0};          // history bytes exempt from the ceiling
+  std::atomic<bool> queue_closed_{false};                 // no more deliveries accepted
+  std::atomic<bool> overflowed_{false};                   // a live delivery hit the ceiling
+  std::vector<hub::shared_frame> writing_;                // the burst being written (loop)
+  std::size_t write_index_ = 0;
+  std::size_t write_offset_ = 0;
+};
+
+}  // namespace mles::net

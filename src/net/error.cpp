@@ -1,0 +1,58 @@
+// The "mles.net" error category: short messages for net::errc, used in logs and counters.
+#include "net/error.hpp"
+
+#include <string>
+
+namespace mles::net {
+
+namespace {
+
+class net_error_category final : public boost::system::error_category {
+ public:
+  const char* name() const noexcept override { return "mles.net"; }
+  std::string message(int ev) const override { return describe(ev); }
+  const char* message(int ev, char*, std::size_t) const noexcept override { return describe(ev); }
+
+ private:
+  static const char* describe(int ev) noexcept {
+    switch (static_cast<errc>(ev)) {
+      case errc::ok: return "ok";
+      case errc::tls_handshake_timeout: return "TLS handshake timeout";
+      case errc::tls_handshake_failed: return "TLS handshake failed";
+      case errc::acme_validation_done: return "ACME tls-alpn-01 validation handshake";
+      case errc::http_timeout: return "HTTP timeout";
+      case errc::http_stalled: return "HTTP response stalled";
+      case errc::http_closed: return "HTTP connection: close";
+      case errc::http_refused: return "HTTP request refused";
+      case errc::too_many_pipelined: return "too many pipelined requests";
+      case errc::file_read_error: return "file read error while streaming";
+      case errc::join_timeout: return "join timeout";
+      case errc::join_refused: return "join refused";
+      case errc::ping_timeout: return "ping timeout: nothing received";
+      case errc::close_timeout: return "close timeout";
+      case errc::slow_consumer: return "slow consumer";
+      case errc::protocol_error: return "protocol error";
+      case errc::invalid_utf8: return "invalid UTF-8";
+      case errc::message_too_big: return "message too big";
+      case errc::closed_by_peer: return "closed by peer";
+      case errc::closed: return "closed";
+      case errc::connection_lost: return "connection closed by peer";
+      case errc::transport_error: return "transport error";
+      case errc::server_stopping: return "server stopping";
+      case errc::upgrade_refused: return "upgrade refused";
+      case errc::connect_failed: return "cannot connect";
+      case errc::connect_timeout: return "connect timeout";
+      case errc::link_closed: return "link closed";
+    }
+    return "unknown net error";
+  }
+};
+
+}  // namespace
+
+const boost::system::error_category& net_category() noexcept {
+  static const net_error_category category;
+  return category;
+}
+
+}  // namespace mles::net

@@ -1,0 +1,114 @@
+// ws_session: join and publish for one client (or peer) session.
+#include "net/ws_session.hpp"
+
+#include "net/peer_wire.hpp"
+#include "proto/auth.hpp"
+#include "proto/join_frame.hpp"
+
+#include <spdlog/spdlog.h>
+
+namespace mles::net {
+
+namespace {
+
+std::string_view as_text(std::span<const std::uint8_t> p) {
+  return {reinterpret_cast<const char*>(p.data()), p.size()};
+}
+
+}  // namespace
+
+ws_session::ws_session(connection& c, std::string peer_id)
+    : websocket(c, ws::role::server, std::min(c.ctx().settings.max_message, c.ctx().settings.max_join_frame)),
+      peer_id_(std::move(peer_id)) {
+  join_deadline_ = c.loop().now() + c.ctx().settings.join_timeout;
+}
+
+std::string ws_session::describe() const {
+  std::string s;
+  if (!uid_.empty()) s = "uid=" + uid_ + " channel=" + channel_;
+  if (!peer_id_.empty()) s += (s.empty() ? "" : " ") + std::string("peer=") + peer_id_;
+  return s;
+}
+
+void ws_session::deliver(hub::shared_frame frame, hub::delivery_kind kind) {
+  conn_.deliver(std::move(frame), kind);
+}
+
+void ws_session::relay(const hub::message& m, hub::delivery_kind kind) {
+  if (peer_id_.empty()) {
+    // A reference server's link is a client to us: joins are history only.
+    if (!(m.flags & hub::message_flags::join)) conn_.deliver(m.frame, kind);
+    return;
+  }
+  conn_.deliver(encode_enveloped(m, ws::role::server, conn_.frame_sharing()), kind);
+}
+
+bool ws_session::on_data(ws::opcode op, std::span<const std::uint8_t> payload) {
+  if (!joined_) return handle_join(op, payload);
+  if (!peer_id_.empty()) return handle_peer_message(payload);
+  conn_.ctx().hub.publish(membership_, encode(op, payload), conn_.loop().now());
+  return true;
+}
+
+bool ws_session::handle_peer_message(std::span<const std::uint8_t> payload) {
+  hub::message m;
+  if (auto ec = decode_enveloped(payload, last_origin_, m, conn_.frame_sharing())) {
+    close(ws::close_code::protocol_error, ec.message(), errc::protocol_error, ec.message());
+    return false;
+  }
+  conn_.ctx().hub.publish(membership_, std::move(m), conn_.loop().now());
+  return true;
+}
+
+bool ws_session::handle_join(ws::opcode op, std::span<const std::uint8_t> payload) {
+  const auto& ctx = conn_.ctx();
+  boost::system::error_code ec;
+  proto::join_frame join;
+  if (op != ws::opcode::text) ec = proto::errc::join_not_text;
+  else ec = proto::parse_join_frame(as_text(payload), join);
+  if (!ec) ec = ctx.auth.verify(join);
+  if (!ec) {
+    uid_ = join.uid;
+    channel_ = join.channel;
+    // The hub holds this session through the connection that owns it.
+    std::shared_ptr<hub::member> self(conn_.shared_from_this(), static_cast<hub::member*>(this));
+    const auto role = peer_id_.empty() ? hub::member_role::client : hub::member_role::peer_session;
+    membership_ = ctx.hub.join(join.channel, join.uid, encode(op, payload), std::move(self), ec,
+                               conn_.loop().now(), role);
+  }
+  if (ec) {
+    if (ec == proto::errc::auth_mismatch || ec == proto::errc::auth_required)
+      spdlog::warn("{}: join refused: {}", conn_.describe(), ec.message());
+    close(ws::close_code::policy_violation, ec.message(), errc::join_refused, ec.message());
+    return false;
+  }
+  joined_ = true;
+  parser().set_max_message(ctx.settings.max_message);
+  start_pinging();
+  spdlog::info("{}: joined", conn_.describe());
+  return true;
+}
+
+void ws_session::on_leave() {
+  if (membership_) conn_.ctx().hub.leave(membership_);
+}
+
+void ws_session::on_sweep(event_loop::clock::time_point now) {
+  if (!joined_ && !closing()) {
+    if (now >= join_deadline_) {
+      close(ws::close_code::policy_violation, proto::make_error_code(proto::errc::join_timeout).message(),
+            errc::join_timeout);
+    }
+    return;
+  }
+  websocket::on_sweep(now);
+}
+
+void ws_session::on_finished(const boost::system::error_code& why, std::string_view detail) {
+  if (membership_) conn_.ctx().hub.leave(membership_);
+  const std::string text = detail.empty() ? why.message() : why.message() + ": " + std::string(detail);
+  if (!uid_.empty()) spdlog::info("{}: session ended: {}", conn_.describe(), text);
+  else spdlog::debug("{}: connection ended: {}", conn_.describe(), text);
+}
+
+}  // namespace mles::net

@@ -1,0 +1,48 @@
+// The server's WebSocket session: the join frame (JSON, auth, one session per uid), then every
+// message to the hub and every delivery from it to the client. An upgrade that negotiated the
+// peer mode (another server of this project linking to us) makes it a peer session: its
+// messages carry the origin envelope, and what it receives is enveloped too.
+// data path: frames ─► join check ─► hub.join;  frames ─► hub.publish
+//            hub ─► deliver / relay ─► connection send queue
+// Thread-safety: deliver()/relay() from any thread (they only enqueue); the rest on the loop.
+// Owned by its connection; the hub holds it through an aliasing pointer to the connection.
+#pragma once
+
+#include "hub/hub.hpp"
+#include "hub/member.hpp"
+#include "net/websocket.hpp"
+
+#include <string>
+
+namespace mles::net {
+
+class ws_session final : public websocket, public hub::member {
+ public:
+  // peer_id: the linking server's id when the upgrade negotiated the peer mode, else empty.
+  ws_session(connection& c, std::string peer_id);
+
+  // hub::member
+  void deliver(hub::shared_frame frame, hub::delivery_kind kind) override;
+  void relay(const hub::message& m, hub::delivery_kind kind) override;
+
+  // connection_handler
+  void on_sweep(event_loop::clock::time_point now) override;
+  void on_finished(const boost::system::error_code& why, std::string_view detail) override;
+  std::string describe() const override;
+
+ private:
+  bool on_data(ws::opcode op, std::span<const std::uint8_t> payload) override;
+  void on_leave() override;
+  bool handle_join(ws::opcode op, std::span<const std::uint8_t> payload);
+  bool handle_peer_message(std::span<const std::uint8_t> payload);
+
+  std::string peer_id_;
+  hub::membership membership_;
+  std::string uid_;
+  std::string channel_;
+  bool joined_ = false;
+  event_loop::clock::time_point join_deadline_{};
+  hub::origin_ptr last_origin_;  // peer mode: origin of the previous message
+};
+
+}  // namespace mles::net
