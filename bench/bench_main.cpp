@@ -55,6 +55,8 @@ int main(int argc, char** argv) {
   add_common(*fanout, common);
   fanout->add_option("--channels", fo.channels, "channels")->capture_default_str()->check(CLI::Range(1u, 100000u));
   fanout->add_option("--subscribers", fo.subscribers, "subscribers per channel")->capture_default_str();
+  fanout->add_option("--publisher-port", fo.publisher_port,
+                     "publishers join on this port instead (a server linked to --port with --peer)");
   fanout->add_option("--publishers", fo.publishers, "publishers per channel (they also receive)")
       ->capture_default_str()->check(CLI::Range(1u, 100000u));
   fanout->add_option("--size", fo.size, "payload bytes (>= 16)")->capture_default_str()

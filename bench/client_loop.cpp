@@ -59,16 +59,23 @@ client_loop::~client_loop() {
   ::close(epoll_fd_);
 }
 
-connection& client_loop::create(std::uint32_t id) {
+const endpoint& client_loop::target_of(const connection& c) const noexcept {
+  return c.target_ ? *c.target_ : endpoint_;
+}
+
+connection& client_loop::create(std::uint32_t id, const endpoint* target, const std::string* host) {
   connection& c = connections_.emplace_back();
   c.id_ = id;
+  c.target_ = target;
+  c.target_host_ = host;
   c.mask_rng_ = (id + 1) * 2654435761u | 1u;
   return c;
 }
 
 void client_loop::start_connect(connection& c) {
   c.t_connect_ = now_ns();
-  const int fd = ::socket(endpoint_.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  const endpoint& ep = target_of(c);
+  const int fd = ::socket(ep.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     handler_->on_failure(c, fmt::format("socket(): {}", std::strerror(errno)));
     c.state_ = conn_state::closed;
@@ -87,20 +94,21 @@ void client_loop::start_connect(connection& c) {
     fail(c, fmt::format("epoll_ctl: {}", std::strerror(errno)));
     return;
   }
-  const int r = ::connect(fd, reinterpret_cast<const sockaddr*>(&endpoint_.addr), endpoint_.addr_len);
+  const int r = ::connect(fd, reinterpret_cast<const sockaddr*>(&ep.addr), ep.addr_len);
   if (r == 0) {
     finish_connect(c);
   } else if (errno != EINPROGRESS) {
-    fail(c, fmt::format("connect to {}: {}", endpoint_.text, std::strerror(errno)));
+    fail(c, fmt::format("connect to {}: {}", ep.text, std::strerror(errno)));
   }
 }
 
 void client_loop::finish_connect(connection& c) {
+  const endpoint& ep = target_of(c);
   int err = 0;
   socklen_t len = sizeof err;
   if (::getsockopt(c.fd_, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
   if (err != 0) {
-    fail(c, fmt::format("connect to {}: {}", endpoint_.text, std::strerror(err)));
+    fail(c, fmt::format("connect to {}: {}", ep.text, std::strerror(err)));
     return;
   }
   c.t_tcp_ = now_ns();
@@ -125,6 +133,7 @@ void client_loop::finish_connect(connection& c) {
 void client_loop::continue_tls_handshake(connection& c) {
   ERR_clear_error();
   errno = 0;
+  const endpoint& ep = target_of(c);
   const int r = SSL_do_handshake(c.ssl_);
   if (r == 1) {
     c.read_wants_write_ = false;
@@ -137,7 +146,7 @@ void client_loop::continue_tls_handshake(connection& c) {
   } else if (e == SSL_ERROR_WANT_WRITE) {
     c.read_wants_write_ = true;
   } else {
-    fail(c, fmt::format("TLS handshake with {} failed: {}", endpoint_.text,
+    fail(c, fmt::format("TLS handshake with {} failed: {}", ep.text,
                         e == SSL_ERROR_SYSCALL || e == SSL_ERROR_ZERO_RETURN
                             ? std::string("connection closed by the server")
                             : tls_error_string()));
@@ -153,7 +162,7 @@ void client_loop::send_upgrade_request(connection& c) {
       "GET / HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
       "Sec-WebSocket-Key: {}\r\nSec-WebSocket-Version: 13\r\n"
       "Sec-WebSocket-Protocol: {}\r\n\r\n",
-      host_header_, c.ws_key_, mles_subprotocol);
+      c.target_host_ ? *c.target_host_ : host_header_, c.ws_key_, mles_subprotocol);
   flush(c);
 }
 

@@ -41,6 +41,8 @@ struct connection {
   clock_ns t_connect_ = 0;         // connect() called
   clock_ns t_tcp_ = 0;             // TCP established
   clock_ns t_open_ = 0;            // 101 received
+  const endpoint* target_ = nullptr;          // server to dial; null: the loop's
+  const std::string* target_host_ = nullptr;  // its Host header; null: the loop's
 
   std::size_t queued() const noexcept { return out_.size() - out_off_; }
 };
@@ -79,7 +81,8 @@ class client_loop {
   void set_handler(client_handler* h) noexcept { handler_ = h; }
 
   // A new, unconnected connection with a stable address.
-  connection& create(std::uint32_t id);
+  // target/host: another server for this connection (e.g. publishers on a linked server).
+  connection& create(std::uint32_t id, const endpoint* target = nullptr, const std::string* host = nullptr);
   // Starts a non-blocking connect (then TLS, then the upgrade request). On an immediate
   // failure the handler's on_failure is called.
   void start_connect(connection& c);
@@ -120,6 +123,7 @@ class client_loop {
   void fail(connection& c, std::string_view why);
   void mark_dirty(connection& c);
 
+  const endpoint& target_of(const connection& c) const noexcept;
   const endpoint& endpoint_;
   SSL_CTX* tls_;
   std::string host_header_;

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <optional>
 #include <atomic>
 #include <bit>
 #include <cstring>
@@ -31,6 +32,8 @@ struct fanout_shared {
   unsigned ack_stride = 0;           // P rounded up to a cache line of u64
   std::uint64_t window = 0;          // effective window
   std::string nonce;
+  const endpoint* publisher_target = nullptr;    // --publisher-port: the publishers' server
+  const std::string* publisher_host = nullptr;
   std::atomic<int> phase_{static_cast<int>(phase::connect)};
   std::atomic<clock_ns> run_start{0};
   std::atomic<clock_ns> measure_start{0};
@@ -103,8 +106,11 @@ class fanout_worker final : public client_handler {
   }
 
   void create_connections() {
-    for (std::size_t i = 0; i < members_.size(); ++i)
-      members_[i].conn = &loop_.create(static_cast<std::uint32_t>(i));
+    for (std::size_t i = 0; i < members_.size(); ++i) {
+      const bool publisher = members_[i].m < sh_.opt.publishers;
+      members_[i].conn = &loop_.create(static_cast<std::uint32_t>(i), publisher ? sh_.publisher_target : nullptr,
+                                       publisher ? sh_.publisher_host : nullptr);
+    }
   }
 
   fanout_stats& stats() noexcept { return stats_; }
@@ -325,6 +331,14 @@ int run_fanout(const common_options& common, const fanout_options& opt) {
   const endpoint ep = resolve_loopback(common.host, common.port);
   const std::string host_header =
       common.host_header.empty() ? fmt::format("localhost:{}", common.port) : common.host_header;
+  std::optional<endpoint> publisher_ep;
+  std::string publisher_host;
+  if (opt.publisher_port != 0) {
+    publisher_ep = resolve_loopback(common.host, opt.publisher_port);
+    publisher_host = fmt::format("localhost:{}", opt.publisher_port);
+    sh.publisher_target = &*publisher_ep;
+    sh.publisher_host = &publisher_host;
+  }
 
   std::vector<std::unique_ptr<client_loop>> loops;
   std::vector<std::unique_ptr<fanout_worker>> workers;

@@ -29,6 +29,9 @@ struct fanout_options {
   double warmup_s = 1;
   double barrier_timeout_s = 30;
   double drain_timeout_s = 10;
+  // Publishers on another server (e.g. one linked to the subscribers' server with --peer):
+  // 0 = the same server as everyone.
+  std::uint16_t publisher_port = 0;
 };
 
 struct idle_options {

@@ -78,6 +78,14 @@ TEST(options, usage_errors_exit_2_with_one_line) {
            {"-d", "a", "-w", "/w", "--acme-challenge", "http-01"},   // http-01 needs --redirect
            {"-d", "a", "-w", "/w", "--acme-challenge", "dns-01"},
            {"-d", "a", "-w", "/w", "--acme-retry", "0"},
+           {"-d", "a", "-w", "/w", "--no-tls", "--peer", "http://b.example"},
+           {"-d", "a", "-w", "/w", "--no-tls", "--peer", "wss://b.example:0"},
+           {"-d", "a", "-w", "/w", "--no-tls", "--peer", "b.example"},
+           {"-d", "a", "-w", "/w", "--no-tls", "--server-id", "has space"},
+           {"-d", "a", "-w", "/w", "--no-tls", "--server-id", std::string(65, 'x')},
+           {"-d", "a", "-w", "/w", "--no-tls", "--peer-linger", "0"},
+           {"-d", "a", "-w", "/w", "--no-tls", "--peer-retry-max", "0.5"},
+           {"-d", "a", "-w", "/w", "--no-tls", "--peer-dedup-window", "1"},
        }) {
     auto r = run(args);
     EXPECT_FALSE(r.config) << testing::PrintToString(args);
@@ -133,4 +141,28 @@ TEST(options, mles_key_comes_from_the_environment) {
   auto base = std::vector<std::string>{"-d", "a", "-w", "/w", "--no-tls"};
   EXPECT_FALSE(run(base).config->mles_key);
   EXPECT_EQ(run(base, {{"MLES_KEY", "s3cret"}}).config->mles_key, "s3cret");
+}
+
+TEST(options, peer_links) {
+  auto none = run({"-d", "a.io", "-w", "/w", "--no-tls"});
+  ASSERT_TRUE(none.config) << none.output;
+  EXPECT_TRUE(none.config->peers.empty());
+  EXPECT_TRUE(none.config->server_id.empty());  // derived at start from the domain and port
+  EXPECT_TRUE(none.config->peer_mode);
+  EXPECT_EQ(none.config->peer_linger, std::chrono::seconds(60));
+  EXPECT_EQ(none.config->peer_retry_max, std::chrono::seconds(60));
+  EXPECT_EQ(none.config->dedup_hashes, 1024u);
+
+  auto r = run({"-d", "a.io", "-w", "/w", "--no-tls", "--peer", "wss://b.io", "--peer", "ws://127.0.0.1:8080",
+                "--server-id", "a.io:443", "--peer-ca", "/etc/ca.pem", "--no-peer-mode", "--peer-linger", "2.5",
+                "--peer-retry-max", "10", "--peer-dedup-window", "4096"});
+  ASSERT_TRUE(r.config) << r.output;
+  const auto& c = *r.config;
+  EXPECT_THAT(c.peers, testing::ElementsAre("wss://b.io", "ws://127.0.0.1:8080"));
+  EXPECT_EQ(c.server_id, "a.io:443");
+  EXPECT_EQ(c.peer_ca, std::filesystem::path("/etc/ca.pem"));
+  EXPECT_FALSE(c.peer_mode);
+  EXPECT_EQ(c.peer_linger, std::chrono::milliseconds(2500));
+  EXPECT_EQ(c.peer_retry_max, std::chrono::seconds(10));
+  EXPECT_EQ(c.dedup_hashes, 4096u);
 }
