@@ -8,6 +8,7 @@
 #include <bit>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <iterator>
 
@@ -65,8 +66,9 @@ origin_verdict origin_window::check_and_record(std::string_view server, std::uin
     if (advance >= bits) {
       std::fill(o.seen.begin(), o.seen.end(), 0);
     } else {
-      for (std::uint64_t s = o.highest + 1; s <= seq; ++s) {
-        const auto [word, mask] = bit_of(s);
+      // Counted, not `s <= seq`, which never ends when seq is the largest u64.
+      for (std::uint64_t i = 1; i <= advance; ++i) {
+        const auto [word, mask] = bit_of(o.highest + i);
         o.seen[word] &= ~mask;
       }
     }
@@ -130,9 +132,15 @@ std::size_t hash_window::memory_bytes() const noexcept {
 namespace {
 
 std::uint64_t load_le64(const std::uint8_t* p) noexcept {
-  std::uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
-  return v;
+  if constexpr (std::endian::native == std::endian::little) {
+    std::uint64_t v;
+    std::memcpy(&v, p, 8);  // one unaligned load
+    return v;
+  } else {
+    std::uint64_t v = 0;
+    for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
+    return v;
+  }
 }
 
 struct sip_state {
