@@ -96,11 +96,7 @@ class hash_window {
   std::unordered_set<std::uint64_t> set_;
 };
 
-// SipHash-2-4 (Aumasson & Bernstein, "SipHash: a fast short-input PRF", 2012) of bytes
-// under a 128-bit key (k0 = key[0..7], k1 = key[8..15], little-endian), as a u64.
-std::uint64_t siphash24(const std::array<std::uint8_t, 16>& key, std::span<const std::uint8_t> bytes) noexcept;
-
-// siphash24 under a key drawn from OpenSSL's CSPRNG once per process, so no client can craft
+// SipHash-2-4 (proto/siphash.hpp) under a key drawn from OpenSSL's CSPRNG once per process, so no client can craft
 // colliding payloads. Aborts if the CSPRNG cannot produce the key (there is no safe fallback).
 std::uint64_t payload_hash(std::span<const std::uint8_t> bytes) noexcept;
 

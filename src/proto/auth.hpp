@@ -1,9 +1,10 @@
 // Mles join authentication: SipHash-2-4 with the all-zero 128-bit key over
-// uid ‖ channel ‖ MLES_KEY, written as hex. Pure: no I/O; SipHash comes from OpenSSL's EVP_MAC.
+// uid ‖ channel ‖ MLES_KEY, written as hex. Pure: no I/O.
 #pragma once
 
 #include "proto/error.hpp"
 #include "proto/join_frame.hpp"
+#include "proto/siphash.hpp"
 
 #include <array>
 #include <cstdint>
@@ -13,10 +14,6 @@
 #include <string_view>
 
 namespace mles::proto {
-
-// SipHash-2-4 of data under a 128-bit key, as the 64-bit value (little-endian output
-// read as u64, i.e. what Rust's SipHasher::finish returns).
-std::uint64_t siphash24(const std::array<std::uint8_t, 16>& key, std::span<const std::uint8_t> data);
 
 // Parses the auth field as the reference does (u64::from_str_radix(auth, 16)): an optional
 // leading '+', then 1+ hex digits of either case, value fitting 64 bits. nullopt otherwise.
