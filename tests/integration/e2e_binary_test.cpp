@@ -2,6 +2,7 @@
 // a session over plain and TLS, SIGTERM/SIGINT with close 1001 and exit 0, usage errors
 // (exit 2 with the --help hint), start-up failures (exit 1 with one line), --version.
 #include "support/child_process.hpp"
+#include "support/mles_binary.hpp"
 #include "support/mles_auth.hpp"
 #include "support/test_certificate.hpp"
 #include "support/ws_client.hpp"
@@ -28,31 +29,8 @@ namespace {
 
 using namespace std::chrono_literals;
 
-constexpr millis startup_timeout{10'000};
-
 std::string join_of(std::string_view uid, std::string_view channel, std::optional<std::string> auth = std::nullopt) {
   return ws_client::join_text(uid, channel, std::move(auth));
-}
-
-// The port at the end of a "listening on 127.0.0.1:PORT" line: the last ':<digits>'.
-std::optional<std::uint16_t> parse_port(const std::string& line) {
-  std::optional<std::uint16_t> port;
-  for (std::size_t i = line.find(':'); i != std::string::npos; i = line.find(':', i + 1)) {
-    std::size_t j = i + 1;
-    unsigned long value = 0;
-    while (j < line.size() && line[j] >= '0' && line[j] <= '9' && value <= 65535) {
-      value = value * 10 + static_cast<unsigned long>(line[j] - '0');
-      ++j;
-    }
-    if (j > i + 1 && value > 0 && value <= 65535) port = static_cast<std::uint16_t>(value);
-  }
-  return port;
-}
-
-std::string joined(const std::vector<std::string>& lines) {
-  std::string out;
-  for (const auto& l : lines) out += "\n  | " + l;
-  return out;
 }
 
 std::vector<std::string> base_args(const temp_dir& www) {
@@ -62,29 +40,6 @@ std::vector<std::string> base_args(const temp_dir& www) {
 std::vector<std::string> with(std::vector<std::string> args, std::initializer_list<std::string> more) {
   args.insert(args.end(), more.begin(), more.end());
   return args;
-}
-
-// A started binary and the port it reported.
-struct started {
-  std::unique_ptr<child_process> process;
-  std::uint16_t port = 0;
-};
-
-started start_binary(std::vector<std::string> args, std::vector<std::string> env = {}) {
-  started s;
-  s.process = std::make_unique<child_process>(std::move(args), std::move(env));
-  const auto line = s.process->wait_stderr_line("listening on ", startup_timeout);
-  if (!line) {
-    ADD_FAILURE() << "no 'listening on' line on stderr; stderr was:" << joined(s.process->err_lines());
-    return s;
-  }
-  const auto port = parse_port(*line);
-  if (!port) {
-    ADD_FAILURE() << "no port at the end of: " << *line;
-    return s;
-  }
-  s.port = *port;
-  return s;
 }
 
 ::testing::AssertionResult receives_text(ws_client& c, const std::string& payload) {
@@ -109,7 +64,7 @@ std::unique_ptr<ws_client> open_session(std::uint16_t port, transport mode) {
 
 // Two members exchange a message; then the signal stops the server: both get close 1001,
 // and the process exits 0 within 5 s.
-void run_session_then_stop(started& s, transport mode, int sig) {
+void run_session_then_stop(started_binary& s, transport mode, int sig) {
   ASSERT_NE(s.port, 0);
   auto a = open_session(s.port, mode);
   ASSERT_TRUE(a->join("alice", "e2e"));
@@ -132,25 +87,25 @@ void run_session_then_stop(started& s, transport mode, int sig) {
   }
   const auto code = s.process->wait_exit(5s);
   ASSERT_TRUE(code.has_value()) << "still running 5 s after signal " << sig;
-  EXPECT_EQ(*code, 0) << "stderr:" << joined(s.process->err_lines());
+  EXPECT_EQ(*code, 0) << "stderr:" << joined_lines(s.process->err_lines());
   EXPECT_LE(steady::now() - t0, 5s);
 }
 
 TEST(mles_binary, serves_plain_sessions_and_exits_0_on_sigterm_after_closing_them_with_1001) {
   temp_dir www;
-  started s = start_binary(with(base_args(www), {"--no-tls"}));
+  started_binary s = start_binary(with(base_args(www), {"--no-tls"}));
   run_session_then_stop(s, transport::plain, SIGTERM);
 }
 
 TEST(mles_binary, exits_0_on_sigint) {
   temp_dir www;
-  started s = start_binary(with(base_args(www), {"--no-tls"}));
+  started_binary s = start_binary(with(base_args(www), {"--no-tls"}));
   run_session_then_stop(s, transport::plain, SIGINT);
 }
 
 TEST(mles_binary, serves_tls_sessions_with_a_self_signed_certificate) {
   temp_dir www;
-  started s = start_binary(with(base_args(www), {"--self-signed"}));
+  started_binary s = start_binary(with(base_args(www), {"--self-signed"}));
   ASSERT_NE(s.port, 0);
   ws_client probe;
   connect_options o;
@@ -167,13 +122,13 @@ TEST(mles_binary, serves_tls_sessions_with_a_certificate_from_files) {
   const auto cert = certs.path() / "cert.pem";
   const auto key = certs.path() / "key.pem";
   write_test_certificate(cert, key, "localhost");
-  started s = start_binary(with(base_args(www), {"--tls-cert", cert.string(), "--tls-key", key.string()}));
+  started_binary s = start_binary(with(base_args(www), {"--tls-cert", cert.string(), "--tls-key", key.string()}));
   run_session_then_stop(s, transport::tls, SIGTERM);
 }
 
 TEST(mles_binary, requires_the_keyed_auth_when_MLES_KEY_is_set) {
   temp_dir www;
-  started s = start_binary(with(base_args(www), {"--no-tls"}), {"MLES_KEY=e2e-secret"});
+  started_binary s = start_binary(with(base_args(www), {"--no-tls"}), {"MLES_KEY=e2e-secret"});
   ASSERT_NE(s.port, 0);
   auto refused = open_session(s.port, transport::plain);
   ASSERT_TRUE(refused->join("alice", "keyed"));
@@ -214,11 +169,11 @@ TEST_P(mles_binary_usage, exits_2_with_one_line_and_the_help_hint) {
   child_process p(args);
   const auto code = p.wait_exit(5s);
   ASSERT_TRUE(code.has_value()) << "still running: a usage error was accepted";
-  EXPECT_EQ(*code, 2) << "stderr:" << joined(p.err_lines());
+  EXPECT_EQ(*code, 2) << "stderr:" << joined_lines(p.err_lines());
   const auto lines = p.err_lines();
   EXPECT_GE(lines.size(), 1u);
-  EXPECT_LE(lines.size(), 2u) << "one clear line (and the --help hint) expected:" << joined(lines);
-  EXPECT_NE(p.err().find("--help"), std::string::npos) << "no --help hint:" << joined(lines);
+  EXPECT_LE(lines.size(), 2u) << "one clear line (and the --help hint) expected:" << joined_lines(lines);
+  EXPECT_NE(p.err().find("--help"), std::string::npos) << "no --help hint:" << joined_lines(lines);
   EXPECT_EQ(p.err().find("listening on"), std::string::npos) << "started despite the usage error";
 }
 
@@ -237,8 +192,8 @@ TEST(mles_binary, exits_2_without_the_required_domains_or_wwwroot) {
        {std::vector<std::string>{MLES_BINARY, "--no-tls", "--port", "0", "--wwwroot", www.path().string()},
         std::vector<std::string>{MLES_BINARY, "--no-tls", "--port", "0", "--domains", "localhost"}}) {
     child_process p(args);
-    EXPECT_EQ(p.wait_exit(5s).value_or(-1), 2) << "stderr:" << joined(p.err_lines());
-    EXPECT_NE(p.err().find("--help"), std::string::npos) << joined(p.err_lines());
+    EXPECT_EQ(p.wait_exit(5s).value_or(-1), 2) << "stderr:" << joined_lines(p.err_lines());
+    EXPECT_NE(p.err().find("--help"), std::string::npos) << joined_lines(p.err_lines());
   }
 }
 
@@ -249,16 +204,16 @@ TEST(mles_binary, exits_1_with_one_line_when_the_tls_key_cannot_be_read) {
   child_process p(with(base_args(www), {"--tls-cert", (certs.path() / "cert.pem").string(), "--tls-key", "/nonexistent"}));
   const auto code = p.wait_exit(5s);
   ASSERT_TRUE(code.has_value()) << "still running without a readable key";
-  EXPECT_EQ(*code, 1) << "stderr:" << joined(p.err_lines());
+  EXPECT_EQ(*code, 1) << "stderr:" << joined_lines(p.err_lines());
   // One clear line naming the file, last (start-up notices about inactive features may precede it).
   const auto lines = p.err_lines();
   ASSERT_FALSE(lines.empty());
   EXPECT_NE(lines.back().find("/nonexistent"), std::string::npos) << "the last line does not name the key file:"
-                                                                  << joined(lines);
+                                                                  << joined_lines(lines);
   EXPECT_EQ(std::count_if(lines.begin(), lines.end(),
                           [](const std::string& l) { return l.find("/nonexistent") != std::string::npos; }),
             1)
-      << joined(lines);
+      << joined_lines(lines);
 }
 
 TEST(mles_binary, exits_1_with_one_line_when_the_port_is_taken) {
@@ -280,14 +235,14 @@ TEST(mles_binary, exits_1_with_one_line_when_the_port_is_taken) {
   const auto code = p.wait_exit(5s);
   ::close(fd);
   ASSERT_TRUE(code.has_value()) << "still running on a port that is taken";
-  EXPECT_EQ(*code, 1) << "stderr:" << joined(p.err_lines());
+  EXPECT_EQ(*code, 1) << "stderr:" << joined_lines(p.err_lines());
   const auto lines = p.err_lines();
   ASSERT_FALSE(lines.empty());
-  EXPECT_NE(lines.back().find(":" + port), std::string::npos) << "the last line does not name the port:" << joined(lines);
+  EXPECT_NE(lines.back().find(":" + port), std::string::npos) << "the last line does not name the port:" << joined_lines(lines);
   EXPECT_EQ(std::count_if(lines.begin(), lines.end(),
                           [&](const std::string& l) { return l.find(":" + port) != std::string::npos; }),
             1)
-      << joined(lines);
+      << joined_lines(lines);
 }
 
 TEST(mles_binary, keeps_serving_with_a_temporary_certificate_while_the_ca_is_down) {
@@ -295,11 +250,11 @@ TEST(mles_binary, keeps_serving_with_a_temporary_certificate_while_the_ca_is_dow
   temp_dir cache;
   // No --no-tls/--self-signed/--tls-cert: certificates come from ACME. The directory is a
   // closed port, so every order fails; the server must keep serving and say why.
-  started s = start_binary(with(base_args(www), {"--acme-directory", "https://127.0.0.1:1/dir", "--cache",
+  started_binary s = start_binary(with(base_args(www), {"--acme-directory", "https://127.0.0.1:1/dir", "--cache",
                                                  (cache.path() / "acme").string(), "--log-level", "info"}));
   ASSERT_NE(s.port, 0);
-  EXPECT_TRUE(s.process->wait_stderr_line("ACME: order failed", 5s)) << joined(s.process->err_lines());
-  EXPECT_TRUE(s.process->wait_stderr_line("next attempt at", 5s)) << joined(s.process->err_lines());
+  EXPECT_TRUE(s.process->wait_stderr_line("ACME: order failed", 5s)) << joined_lines(s.process->err_lines());
+  EXPECT_TRUE(s.process->wait_stderr_line("next attempt at", 5s)) << joined_lines(s.process->err_lines());
   // The account key was created and stored privately.
   std::size_t accounts = 0;
   for (const auto& e : std::filesystem::directory_iterator(cache.path() / "acme")) {
@@ -313,13 +268,13 @@ TEST(mles_binary, keeps_serving_with_a_temporary_certificate_while_the_ca_is_dow
 
 TEST(mles_binary, prints_its_version_and_exits_0) {
   child_process p({MLES_BINARY, "--version"});
-  EXPECT_EQ(p.wait_exit(5s).value_or(-1), 0) << "stderr:" << joined(p.err_lines());
+  EXPECT_EQ(p.wait_exit(5s).value_or(-1), 0) << "stderr:" << joined_lines(p.err_lines());
   EXPECT_NE((p.out() + p.err()).find(MLES_VERSION), std::string::npos) << "stdout: " << p.out();
 }
 
 TEST(mles_binary, prints_help_and_exits_0) {
   child_process p({MLES_BINARY, "--help"});
-  EXPECT_EQ(p.wait_exit(5s).value_or(-1), 0) << "stderr:" << joined(p.err_lines());
+  EXPECT_EQ(p.wait_exit(5s).value_or(-1), 0) << "stderr:" << joined_lines(p.err_lines());
   const std::string all = p.out() + p.err();
   for (const char* flag : {"--domains", "--wwwroot", "--limit", "--port", "--rate-limit", "--no-tls", "--tls-cert"}) {
     EXPECT_NE(all.find(flag), std::string::npos) << flag << " missing from --help";

@@ -145,6 +145,14 @@ std::optional<int> child_process::wait_exit(std::chrono::milliseconds timeout) {
   return exit_;
 }
 
+void child_process::poll_output(std::chrono::milliseconds timeout) {
+  if (!exit_) {
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) exit_ = to_code(status);
+  }
+  pump(timeout);
+}
+
 std::vector<std::string> child_process::err_lines() const {
   std::vector<std::string> lines;
   std::size_t pos = 0;

@@ -32,6 +32,12 @@ class child_process {
   // Waits for the exit, draining the pipes. Exit code, or 128 + signal number when killed
   // by a signal; nullopt when still running at the deadline.
   std::optional<int> wait_exit(std::chrono::milliseconds timeout);
+  // Reads what stdout/stderr hold, waiting at most timeout for something to arrive, and
+  // notes an exit. Lets a test keep the pipes drained (a child blocked on a full stderr pipe
+  // stops serving) and look at err() without the line cursor of wait_stderr_line.
+  void poll_output(std::chrono::milliseconds timeout = std::chrono::milliseconds{0});
+  // Exit code once the child was seen to exit (by wait_exit, wait_stderr_line or poll_output).
+  std::optional<int> exit_code() const noexcept { return exit_; }
 
   const std::string& out() const noexcept { return out_; }
   const std::string& err() const noexcept { return err_; }

@@ -2,7 +2,9 @@
 #include "support/test_certificate.hpp"
 
 #include <openssl/evp.h>
+#include <openssl/bn.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
 #include <cstdio>
@@ -31,14 +33,31 @@ void write_test_certificate(const std::filesystem::path& cert_pem, const std::fi
   std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key{EVP_EC_gen("P-256"), &EVP_PKEY_free};
   std::unique_ptr<X509, decltype(&X509_free)> cert{X509_new(), &X509_free};
   if (!key || !cert) throw std::runtime_error("test certificate: key or X509 allocation failed");
+  // A random serial and a random organisation make every certificate's subject (= issuer)
+  // unique: several of these trusted at once (a CA bundle of self-signed certificates, as
+  // for --peer-ca) are then told apart by name, as RFC 5280 §4.1.2.4 and §4.1.2.2 expect.
+  unsigned char random[8];
+  if (RAND_bytes(random, sizeof random) != 1) throw std::runtime_error("test certificate: RAND_bytes failed");
+  random[0] &= 0x7f;  // a positive serial
+  std::string organisation = "mles test certificate ";
+  for (unsigned char b : random) {
+    static constexpr char hex[] = "0123456789abcdef";
+    organisation += hex[b >> 4];
+    organisation += hex[b & 0xf];
+  }
   X509_set_version(cert.get(), 2);
-  ASN1_INTEGER_set(X509_get_serialNumber(cert.get()), 1);
+  std::unique_ptr<BIGNUM, decltype(&BN_free)> serial{BN_bin2bn(random, sizeof random, nullptr), &BN_free};
+  if (!serial || BN_to_ASN1_INTEGER(serial.get(), X509_get_serialNumber(cert.get())) == nullptr) {
+    throw std::runtime_error("test certificate: serial number failed");
+  }
   X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600);
   X509_gmtime_adj(X509_getm_notAfter(cert.get()), 7 * 24 * 3600);
   X509_set_pubkey(cert.get(), key.get());
   X509_NAME* name = X509_get_subject_name(cert.get());
   X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(host.c_str()), -1,
                              -1, 0);
+  X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(organisation.c_str()),
+                             -1, -1, 0);
   X509_set_issuer_name(cert.get(), name);
   X509V3_CTX v3;
   X509V3_set_ctx_nodb(&v3);

@@ -1,5 +1,5 @@
-// A throwaway self-signed certificate (EC P-256, SAN DNS:<host>) written as PEM files, for
-// tests of --tls-cert/--tls-key.
+// A throwaway self-signed certificate (EC P-256, SAN DNS:<host>, a random serial and a unique
+// subject) written as PEM files, for tests of --tls-cert/--tls-key and --peer-ca.
 #pragma once
 
 #include <filesystem>
