@@ -162,7 +162,7 @@ class cluster {
     s.process = std::move(b.process);
     if (b.port != s.port) {
       ADD_FAILURE() << "server " << s.options.name << " did not listen on its reserved port " << s.port
-                    << " (reported " << b.port << "); command line:" << joined_lines(s.argv);
+                    << " (reported " << b.port << ")";
       return false;
     }
     return true;
@@ -331,8 +331,10 @@ class cluster {
     for (auto& s : servers_) {
       if (!s.process) continue;
       s.process->poll_output();
-      os << "---- server " << s.options.name << " (port " << s.port << "):" << joined_lines(s.argv)
-         << "\n---- its stderr:" << joined_lines(s.process->err_lines()) << "\n";
+      std::string command;
+      for (const auto& a : s.argv) command += (command.empty() ? "" : " ") + a;
+      os << "---- server " << s.options.name << ": " << command << "\n---- its stderr:"
+         << joined_lines(s.process->err_lines()) << "\n";
     }
   }
 
@@ -553,7 +555,7 @@ class delivery_checker {
             problem = std::to_string(distinct_[r][s]) + " of " + std::to_string(count_) + " distinct arrived, " +
                       std::to_string(dups) + " duplicate(s)";
             if (disorder + 1 < seq.size()) {
-              problem += ", order breaks after index " + std::to_string(disorder) + " (" +
+              problem += ", not increasing after index " + std::to_string(disorder) + " (" +
                          std::to_string(seq[disorder]) + " then " + std::to_string(seq[disorder + 1]) + ")";
             }
           }
@@ -601,14 +603,6 @@ void exchange(cluster& net, const std::vector<member*>& senders, const std::vect
   }
   pump(net, receivers, quiet_period, record);
   checker.verify();
-}
-
-std::vector<member*> on_servers(const std::vector<member*>& members, std::initializer_list<std::size_t> servers) {
-  std::vector<member*> out;
-  for (member* m : members) {
-    if (std::find(servers.begin(), servers.end(), m->server) != servers.end()) out.push_back(m);
-  }
-  return out;
 }
 
 // Two members ("<name>1", "<name>2") on every server of the cluster.
