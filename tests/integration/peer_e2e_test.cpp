@@ -760,10 +760,14 @@ TEST_F(peer_links, keeps_retrying_a_peer_that_refuses_the_join_and_keeps_local_t
   ASSERT_TRUE(net_.start_all());
   const auto members = two_members_each(net_);
   MLES_ASSERT_NO_FAILURE_YET();
-  const auto first = net_.wait_log(0, net_.link_line(1, "join refused"), 0, log_timeout);
-  ASSERT_TRUE(first) << "no 'join refused' warning";
-  EXPECT_TRUE(net_.wait_log(0, net_.link_line(1, "join refused"), first->next, log_timeout))
-      << "the refused link was not retried";
+  EXPECT_TRUE(net_.wait_log(0, net_.link_line(1, "join refused"), 0, log_timeout)) << "no 'join refused' warning";
+  // The link is retried: b refuses it again and again (README, "Logging": b warns about every
+  // refused auth; its own members join with the right key). a itself need not repeat an
+  // identical warning for every attempt.
+  const auto refused_at_b = [](std::string_view line) { return line.find("join refused") != std::string_view::npos; };
+  const auto again = net_.wait_log(1, refused_at_b, 0, log_timeout);
+  ASSERT_TRUE(again) << "b refused no join";
+  EXPECT_TRUE(net_.wait_log(1, refused_at_b, again->next, log_timeout)) << "the refused link was not retried";
   exchange(net_, members, members, same_server, 0, 20);
   EXPECT_EQ(net_.count_log(0, net_.link_line(1, "link up")), 0u);
 }
