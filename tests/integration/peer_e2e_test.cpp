@@ -615,13 +615,14 @@ std::vector<member*> two_members_each(cluster& net) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Fixture: on failure, the servers' command lines and logs go to the test's output.
+// Fixture: on failure (or with MLES_PEER_E2E_LOGS set), the servers' command lines and logs go
+// to the test's output.
 
 class peer_links : public ::testing::Test {
  protected:
   void TearDown() override {
     net_.stop_all();
-    if (HasFailure()) net_.dump_logs(std::cerr);
+    if (HasFailure() || std::getenv("MLES_PEER_E2E_LOGS") != nullptr) net_.dump_logs(std::cerr);
   }
 
   cluster net_;
