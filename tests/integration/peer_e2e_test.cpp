@@ -383,6 +383,35 @@ class cluster {
 // ---------------------------------------------------------------------------------------------
 // Traffic
 
+// Whether a message can be one a client sent: the tests' text messages ("msg:", "warmup:",
+// "same:") or a JSON join frame replayed from the history. Anything else (say, a peer link's
+// own framing) must never reach a client: Mles forwards "same opcode, same bytes" (README).
+bool plausible(const message& m) {
+  if (m.opcode != op::text) return false;
+  for (std::string_view prefix : {"msg:", "warmup:", "same:", "{"}) {
+    if (m.payload.rfind(prefix, 0) == 0) return true;
+  }
+  return false;
+}
+
+// The start of a payload with bytes outside printable ASCII as \xNN, for failure messages.
+std::string printable_head(std::string_view payload) {
+  std::string out = "'";
+  for (std::size_t i = 0; i < payload.size() && i < 48; ++i) {
+    const auto c = static_cast<unsigned char>(payload[i]);
+    if (c >= 0x20 && c < 0x7f) {
+      out += static_cast<char>(c);
+    } else {
+      static constexpr char hex[] = "0123456789abcdef";
+      out += "\\x";
+      out += hex[c >> 4];
+      out += hex[c & 0xf];
+    }
+  }
+  out += payload.size() > 48 ? "'..." : "'";
+  return out + " (" + std::to_string(payload.size()) + " bytes)";
+}
+
 // Reads what has arrived for the open members until done() holds or duration has passed (at
 // least one pass), handing every data message to on_message(receiver index, payload). A member
 // whose session ends is a failure (the tests never expect a server to drop a client).
@@ -400,6 +429,10 @@ bool pump(cluster& net, const std::vector<member*>& members, millis duration,
         if (msg.status == io_status::timeout) break;
         if (msg.ok() && msg.opcode != op::close) {
           got = true;
+          if (!plausible(msg)) {
+            ADD_FAILURE() << m.uid << " received a message no client sent: " << opcode_name(msg.opcode) << " "
+                          << printable_head(msg.payload);
+          }
           on_message(r, msg.payload);
           continue;
         }
@@ -678,6 +711,45 @@ INSTANTIATE_TEST_SUITE_P(
     [](const ::testing::TestParamInfo<topology_case>& param_info) {
       return std::string{param_info.param.shape.name} + "_" + to_string(param_info.param.mode);
     });
+
+// Between servers that both speak the peer mode, duplicates are recognised by origin, not by
+// payload: a member that sends the same bytes several times has each of them delivered (Mles
+// forwards every message), across a mesh with two links between every pair of servers.
+TEST_F(peer_links, delivers_every_copy_of_a_repeated_payload_between_peer_mode_servers) {
+  net_.declare({{.name = "a", .peers = {1, 2}}, {.name = "b", .threads = 2, .peers = {0, 2}}, {.name = "c", .peers = {0, 1}}});
+  ASSERT_TRUE(net_.start_all());
+  std::vector<member*> members{&net_.join(0, "a1"), &net_.join(1, "b1"), &net_.join(2, "c1")};
+  MLES_ASSERT_NO_FAILURE_YET();
+  ASSERT_TRUE(net_.wait_all_links_up("peer mode"));
+  await_paths(net_, members, members, everyone_else);
+  MLES_ASSERT_NO_FAILURE_YET();
+
+  constexpr int copies = 10;
+  std::map<std::pair<std::size_t, std::string>, int> got;  // (receiver, payload) -> count
+  for (int i = 0; i < copies; ++i) {
+    for (member* m : members) EXPECT_TRUE(m->ws->send_text("same:" + m->uid)) << m->ws->error();
+  }
+  auto record = [&](std::size_t r, const std::string& payload) {
+    if (payload.rfind("same:", 0) == 0) ++got[{r, payload}];
+  };
+  auto all_arrived = [&] {
+    for (std::size_t r = 0; r < members.size(); ++r) {
+      for (member* s : members) {
+        if (s != members[r] && got[{r, "same:" + s->uid}] < copies) return false;
+      }
+    }
+    return true;
+  };
+  EXPECT_TRUE(pump(net_, members, delivery_timeout, record, all_arrived))
+      << "not every copy arrived within " << delivery_timeout.count() << " ms";
+  pump(net_, members, quiet_period, record);
+  for (std::size_t r = 0; r < members.size(); ++r) {
+    for (member* s : members) {
+      const int received = got[std::pair{r, "same:" + s->uid}];
+      EXPECT_EQ(received, s == members[r] ? 0 : copies) << s->uid << " -> " << members[r]->uid;
+    }
+  }
+}
 
 // ---------------------------------------------------------------------------------------------
 // 3: a server without the peer mode (it behaves as the reference server): the link falls back
