@@ -35,7 +35,7 @@ membership hub::join(std::string_view channel_name, std::string_view uid, shared
     switch (role) {
       case member_role::client: {
         ch->history_.for_each([&](const message& m) { who->deliver(m.frame, delivery_kind::history); });
-        message joined{std::move(join_frame), self_, ch->next_seq_++, message_flags::join};
+        message joined{std::move(join_frame), nullptr, ch->next_seq_++, message_flags::join};
         store(*ch, joined);
         // Links carry the join on (history only at the far end).
         for (const auto& e : ch->members_) {
@@ -94,15 +94,15 @@ publish_result hub::publish(const membership& m, message msg, clock::time_point 
   const publish_result verdict = check_duplicate(ch, msg);
   if (verdict != publish_result::delivered) return verdict;
   if (!msg.from) {
-    msg.from = self_;
     msg.seq = ch.next_seq_++;
     if (m.role == member_role::reference_link) msg.flags |= message_flags::hashed;
   }
   store(ch, msg);
   ch.last_activity_ = now;
+  const delivery_kind kind = is_relay(m.role) ? delivery_kind::relayed : delivery_kind::live;
   if (msg.flags & message_flags::join) {
     for (const auto& e : ch.members_) {
-      if (e.id != m.id && is_relay(e.role)) e.who->relay(msg, delivery_kind::live);
+      if (e.id != m.id && is_relay(e.role)) e.who->relay(msg, kind);
     }
     return verdict;
   }
@@ -112,8 +112,8 @@ publish_result hub::publish(const membership& m, message msg, clock::time_point 
   msg.frame.add_refs(clients);
   for (const auto& e : ch.members_) {
     if (e.id == m.id) continue;
-    if (e.role == member_role::client) e.who->deliver(msg.frame.adopt(), delivery_kind::live);
-    else e.who->relay(msg, delivery_kind::live);
+    if (e.role == member_role::client) e.who->deliver(msg.frame.adopt(), kind);
+    else e.who->relay(msg, kind);
   }
   return verdict;
 }

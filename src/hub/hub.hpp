@@ -138,8 +138,9 @@ class hub {
   // A message of member m: deduplicated (messages with an origin by origin and sequence,
   // every message by payload hash while the channel is in hash mode), then appended to the
   // history and delivered to every member but m (joins: history only, and to relays).
-  // A message without origin (m.from null) is this server's: the hub stamps it with `self`
-  // and the channel's next sequence number; one from a reference link is also marked hashed.
+  // A message without origin (m.from null) is this server's: the hub numbers it with the
+  // channel's next sequence number (its origin stays null, meaning self(), in the history and
+  // for relays); one from a reference link is also marked hashed.
   publish_result publish(const membership& m, message msg, clock::time_point now = clock::now());
   publish_result publish(const membership& m, shared_frame frame, clock::time_point now = clock::now()) {
     return publish(m, message{std::move(frame), nullptr, 0, 0}, now);

@@ -10,9 +10,13 @@
 
 namespace mles::hub {
 
-enum class delivery_kind : bool {
+enum class delivery_kind : std::uint8_t {
   history,  // replayed at join: not counted against the member's send ceiling
-  live,     // a message forwarded now
+  live,     // a message of a client, forwarded now
+  relayed,  // a message that came over a link, forwarded now. One origin's messages may
+            // reach a member through links on different event loops (whichever path brought
+            // each first): they take the member's shared, locked queue even from its own
+            // loop, so they keep the order in which the hub accepted them.
 };
 
 // What a member is to its channel.

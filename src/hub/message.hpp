@@ -29,8 +29,9 @@ inline constexpr std::uint8_t hashed = 4;   // entered from a link without peer 
 
 struct message {
   shared_frame frame;      // header + payload, as clients receive it (history holds this)
-  origin_ptr from;         // null until the hub stamps it (messages of local members)
-  std::uint64_t seq = 0;   // sequence number at `from`, per channel, from 1
+  origin_ptr from;         // null: this server (its members' messages; no reference count
+                           // touched per message); else the server it came from
+  std::uint64_t seq = 0;   // sequence number at its origin, per channel, from 1
   std::uint8_t flags = 0;  // message_flags
 };
 

@@ -163,7 +163,7 @@ void connection::deliver(hub::shared_frame frame, hub::delivery_kind kind) {
   if (queue_closed_.load(std::memory_order_acquire)) return;
   const std::size_t size = frame.size();
   const std::size_t ceiling = ctx_.settings.max_queue + replay_allowance_.load(std::memory_order_relaxed);
-  if (loop_.running_in_this_thread()) {
+  if (loop_.running_in_this_thread() && kind != hub::delivery_kind::relayed) {
     const std::size_t mine = loop_bytes_.load(std::memory_order_relaxed);
     if (kind == hub::delivery_kind::live &&
         mine + remote_bytes_.load(std::memory_order_relaxed) + size > ceiling) {
@@ -183,6 +183,7 @@ void connection::deliver(hub::shared_frame frame, hub::delivery_kind kind) {
     schedule_local_flush();
     return;
   }
+  // From another loop, or relayed: the shared queue (history never comes this way).
   bool post = false;
   {
     std::lock_guard lock(remote_lock_);

@@ -81,6 +81,8 @@ class connection final : public std::enable_shared_from_this<connection>, public
   // ---- send queue
   // Any thread: queue a frame. A live frame over the ceiling (max_queue plus the history
   // still being replayed) is refused, the queue closes, and the loop calls on_overflow().
+  // Frames from this loop go to the lock-free local queue, except relayed ones (see
+  // hub::delivery_kind), which share the locked queue with other loops' frames.
   void deliver(hub::shared_frame frame, hub::delivery_kind kind);
   // Loop thread: deliver, then false if the queue has overflowed.
   bool enqueue(hub::shared_frame frame, hub::delivery_kind kind);

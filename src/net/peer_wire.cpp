@@ -80,12 +80,14 @@ hub::shared_frame encode_frame(ws::role role, ws::opcode op, std::span<const std
   return b.finish();
 }
 
-hub::shared_frame encode_enveloped(const hub::message& m, ws::role role, hub::sharing mode) {
+hub::shared_frame encode_enveloped(const hub::message& m, const hub::origin& self, ws::role role,
+                                   hub::sharing mode) {
   const frame_view v = view_server_frame(m.frame);
   std::uint8_t flags = m.flags & (proto::envelope_flags::history | proto::envelope_flags::hashed);
   if (v.op == ws::opcode::text) flags |= proto::envelope_flags::text;
-  const std::string_view server = m.from ? std::string_view(m.from->server) : std::string_view();
-  const std::uint64_t instance = m.from ? m.from->instance : 0;
+  const hub::origin& from = m.from ? *m.from : self;
+  const std::string_view server = from.server;
+  const std::uint64_t instance = from.instance;
   const std::size_t head = proto::envelope_header_size(server);
   frame_builder b(role, ws::opcode::binary, head + v.payload.size(), mode);
   proto::write_envelope_header(b.body(), flags, server, instance, m.seq);

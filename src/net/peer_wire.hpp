@@ -37,8 +37,10 @@ frame_view view_server_frame(const hub::shared_frame& frame) noexcept;
 // One frame in `role` (server: unmasked; client: masked with a fresh key) carrying payload.
 hub::shared_frame encode_frame(ws::role role, ws::opcode op, std::span<const std::uint8_t> payload,
                                hub::sharing mode);
-// A hub message in the peer envelope, as one binary frame in `role`.
-hub::shared_frame encode_enveloped(const hub::message& m, ws::role role, hub::sharing mode);
+// A hub message in the peer envelope, as one binary frame in `role`; a message without
+// origin is this server's (`self`).
+hub::shared_frame encode_enveloped(const hub::message& m, const hub::origin& self, ws::role role,
+                                   hub::sharing mode);
 // An enveloped message received from a link: the hub message (with the server frame members
 // receive), or the envelope's error. `last` caches the origin of the previous message so a
 // stream from one origin shares one allocation.

@@ -40,7 +40,7 @@ void ws_session::relay(const hub::message& m, hub::delivery_kind kind) {
     if (!(m.flags & hub::message_flags::join)) conn_.deliver(m.frame, kind);
     return;
   }
-  conn_.deliver(encode_enveloped(m, ws::role::server, conn_.frame_sharing()), kind);
+  conn_.deliver(encode_enveloped(m, *conn_.ctx().hub.self(), ws::role::server, conn_.frame_sharing()), kind);
 }
 
 bool ws_session::on_data(ws::opcode op, std::span<const std::uint8_t> payload) {

@@ -102,7 +102,7 @@ void link_session::deliver(hub::shared_frame frame, hub::delivery_kind kind) {
 
 void link_session::relay(const hub::message& m, hub::delivery_kind kind) {
   if (peer_mode_) {
-    conn_.deliver(net::encode_enveloped(m, ws::role::client, conn_.frame_sharing()), kind);
+    conn_.deliver(net::encode_enveloped(m, *conn_.ctx().hub.self(), ws::role::client, conn_.frame_sharing()), kind);
     return;
   }
   // A server without the peer mode would deliver a join frame to its members: joins stay here.

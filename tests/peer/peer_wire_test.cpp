@@ -88,7 +88,7 @@ TEST(peer_wire, a_hub_message_survives_the_envelope_in_both_roles) {
     m.from = std::make_shared<const hub::origin>(hub::origin{"a.example:443", 0x1122334455667788ull});
     m.seq = 42;
     m.flags = hub::message_flags::join;
-    const auto wire = net::encode_enveloped(m, role, hub::sharing::threads);
+    const auto wire = net::encode_enveloped(m, hub::origin{"self", 1}, role, hub::sharing::threads);
     ws::opcode op{};
     const auto body = parse_one(role == ws::role::server ? ws::role::client : ws::role::server, wire, op);
     EXPECT_EQ(op, ws::opcode::binary);  // envelopes always travel as binary messages
@@ -118,4 +118,19 @@ TEST(peer_wire, refuses_a_text_envelope_that_is_not_utf8) {
   hub::origin_ptr cache;
   hub::message out;
   EXPECT_TRUE(net::decode_enveloped(wire, cache, out, hub::sharing::threads));
+}
+
+TEST(peer_wire, a_message_of_this_server_carries_its_own_origin) {
+  hub::message m;
+  m.frame = net::encode_frame(ws::role::server, ws::opcode::binary, bytes_of("x"), hub::sharing::threads);
+  m.seq = 7;  // m.from null: ours
+  const auto wire = net::encode_enveloped(m, hub::origin{"me:443", 99}, ws::role::server, hub::sharing::threads);
+  ws::opcode op{};
+  const auto body = parse_one(ws::role::client, wire, op);
+  hub::origin_ptr cache;
+  hub::message back;
+  ASSERT_FALSE(net::decode_enveloped(body, cache, back, hub::sharing::threads));
+  EXPECT_EQ(back.from->server, "me:443");
+  EXPECT_EQ(back.from->instance, 99u);
+  EXPECT_EQ(back.seq, 7u);
 }
