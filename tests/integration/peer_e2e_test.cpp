@@ -594,9 +594,13 @@ class delivery_checker {
           }
         }
         if (!problem.empty() && ++reported <= 20) {
-          std::string head;
-          for (std::size_t i = 0; i < seq.size() && i < 12; ++i) head += " " + std::to_string(seq[i]);
-          ADD_FAILURE() << pair << ": " << problem << "; received:" << head << (seq.size() > 12 ? " ..." : "");
+          // 16 numbers around the first disorder (from the start when in order).
+          std::size_t from = 0;
+          while (from + 1 < seq.size() && seq[from] < seq[from + 1]) ++from;
+          from = from + 1 < seq.size() && from >= 4 ? from - 4 : 0;
+          std::string shown = from > 0 ? " ..." : "";
+          for (std::size_t i = from; i < seq.size() && i < from + 16; ++i) shown += " " + std::to_string(seq[i]);
+          ADD_FAILURE() << pair << ": " << problem << "; received:" << shown << (seq.size() > from + 16 ? " ..." : "");
         }
       }
     }
