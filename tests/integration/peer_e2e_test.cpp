@@ -3,9 +3,11 @@
 // that link as one more client session on the channel"), so that linked servers share the
 // channel's messages; chains, rings and meshes must neither lose, duplicate nor reorder a
 // message, over plain WebSocket (RFC 6455) and over TLS with verified certificates
-// (RFC 6125 host names, the peer's CA given by --peer-ca). Also: links to a server without the
+// (RFC 6125 host names, the peer's CA given by --peer-ca). Also: repeated payloads between
+// peer-mode servers (deduplicated by origin, not by payload), links to a server without the
 // peer mode (--no-peer-mode), a peer that is down at start or restarts, a peer that refuses the
-// join (wrong MLES_KEY), a certificate that fails verification, and --peer-linger.
+// join (wrong MLES_KEY), a certificate that fails verification, and --peer-linger. Every test
+// ends with SIGTERM to every server and expects exit 0 (README, "Exit codes").
 //
 // Every client message is "msg:<uid>:<n>"; everything else a client receives (history replay
 // of join frames, warm-up messages) is ignored. The binary is $MLES_TEST_BINARY when set (to
