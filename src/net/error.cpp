@@ -40,7 +40,6 @@ class net_error_category final : public boost::system::error_category {
       case errc::transport_error: return "transport error";
       case errc::server_stopping: return "server stopping";
       case errc::upgrade_refused: return "upgrade refused";
-      case errc::connect_failed: return "cannot connect";
       case errc::connect_timeout: return "connect timeout";
       case errc::link_closed: return "link closed";
     }

@@ -35,7 +35,6 @@ enum class errc {
   transport_error,            // socket or TLS error (detail: the system's/OpenSSL's text)
   server_stopping,            // graceful stop
   upgrade_refused,            // (client role) the peer did not accept the WebSocket upgrade
-  connect_failed,             // (client role) resolve or TCP connect failed
   connect_timeout,            // (client role) connect + handshakes took too long
   link_closed,                // (client role) the link is no longer needed
 };

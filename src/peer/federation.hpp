@@ -34,8 +34,6 @@ class federation final : public hub::interest_observer {
   // hub::interest_observer
   void on_interest(const std::string& channel, bool has_clients) override;
 
-  const link_settings& settings() const noexcept { return settings_; }
-
  private:
   struct channel_links {
     bool wanted = false;

@@ -160,8 +160,6 @@ void link::on_connected(const boost::system::error_code& ec) {
   c->start(std::move(first), deadline);
 }
 
-void link::on_upgraded(bool) {}
-
 void link::on_up(bool peer_mode) {
   if (state_ == state::closing) return;
   state_ = state::up;

@@ -70,7 +70,6 @@ class link : public std::enable_shared_from_this<link> {
   bool is_up() const noexcept { return state_ == state::up; }
 
   // From the link's connection handlers:
-  void on_upgraded(bool peer_mode);
   void on_up(bool peer_mode);
   void on_ended(const boost::system::error_code& why, std::string_view detail);
   // The join frame this link sends (a reference peer replays it to us in its history).

@@ -55,7 +55,6 @@ void link_upgrade::on_bytes(std::span<std::uint8_t> bytes) {
     }
   }
   handed_over_ = true;
-  owner_->on_upgraded(peer_mode);
   auto next = std::make_unique<link_session>(conn_, owner_, peer_mode, deadline_);
   link_session& session = *next;
   conn_.replace_handler(std::move(next));  // this phase stays alive until the read returns
