@@ -5,8 +5,8 @@
 
 namespace mles::hub {
 
-void channel_history::push(message m) {
-  if (limit_ == 0) return;
+const message* channel_history::push(message m) {
+  if (limit_ == 0) return nullptr;
   if (count_ == limit_) pop_front();
   if (count_ == ring_.size()) {
     // Grow by doubling up to the limit, re-linearising so head_ becomes 0.
@@ -18,9 +18,11 @@ void channel_history::push(message m) {
     head_ = 0;
   }
   bytes_ += m.frame.size();
-  ring_[(head_ + count_) % ring_.size()] = std::move(m);
+  message& stored = ring_[(head_ + count_) % ring_.size()];
+  stored = std::move(m);
   ++count_;
   while (count_ > 1 && bytes_ > max_bytes_) pop_front();
+  return &stored;
 }
 
 void channel_history::pop_front() noexcept {

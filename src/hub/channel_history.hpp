@@ -15,8 +15,9 @@ class channel_history {
       : limit_(limit), max_bytes_(max_bytes) {}
 
   // Appends, then drops the oldest messages while over the count or byte limit. The newest
-  // message is always kept, even if it alone is over the byte limit.
-  void push(message m);
+  // message is always kept, even if it alone is over the byte limit. Returns the stored
+  // message (valid until the next push or clear), or null with a limit of 0.
+  const message* push(message m);
   // Calls fn(const message&) for every message, oldest first.
   template <class Fn>
   void for_each(Fn&& fn) const {

@@ -27,8 +27,9 @@ membership hub::join(std::string_view channel_name, std::string_view uid, shared
     // channel between lookup and join.
     channel_lock chlock(ch->mutex_, locking());
     const bool outbound = role == member_role::peer_link || role == member_role::reference_link;
-    if (!outbound && std::any_of(ch->members_.begin(), ch->members_.end(),
-                                 [&](const channel::entry& e) { return !e.uid.empty() && e.uid == uid; })) {
+    auto same_uid = [&](const channel::entry& e) { return !e.uid.empty() && e.uid == uid; };
+    if (!outbound && (std::any_of(ch->members_.begin(), ch->members_.end(), same_uid) ||
+                      std::any_of(ch->relays_.begin(), ch->relays_.end(), same_uid))) {
       ec = proto::errc::duplicate_uid;
       return {};
     }
@@ -36,11 +37,9 @@ membership hub::join(std::string_view channel_name, std::string_view uid, shared
       case member_role::client: {
         ch->history_.for_each([&](const message& m) { who->deliver(m.frame, delivery_kind::history); });
         message joined{std::move(join_frame), nullptr, ch->next_seq_++, message_flags::join};
-        store(*ch, joined);
+        const message& stored = store(*ch, joined);
         // Links carry the join on (history only at the far end).
-        for (const auto& e : ch->members_) {
-          if (is_relay(e.role)) e.who->relay(joined, delivery_kind::live);
-        }
+        for (const auto& e : ch->relays_) e.who->relay(stored, delivery_kind::live);
         break;
       }
       case member_role::peer_session:
@@ -52,7 +51,7 @@ membership hub::join(std::string_view channel_name, std::string_view uid, shared
         ch->hash_mode_ = true;
         break;
     }
-    ch->members_.push_back({id, outbound ? std::string() : std::string(uid), std::move(who), role});
+    list_of(*ch, role).push_back({id, outbound ? std::string() : std::string(uid), std::move(who), role});
     ch->last_activity_ = now;
     if (role == member_role::client && ch->clients_++ == 0 && observer_) observer_->on_interest(ch->name_, true);
   }
@@ -83,9 +82,10 @@ publish_result hub::check_duplicate(channel& ch, const message& msg) {
   return publish_result::delivered;
 }
 
-void hub::store(channel& ch, const message& msg) {
-  ch.history_.push(msg);
+const message& hub::store(channel& ch, message& msg) {
   if (store_) store_->append(ch.name_, msg);
+  const message* stored = ch.history_.push(std::move(msg));
+  return stored ? *stored : msg;
 }
 
 publish_result hub::publish(const membership& m, message msg, clock::time_point now) {
@@ -97,23 +97,24 @@ publish_result hub::publish(const membership& m, message msg, clock::time_point 
     msg.seq = ch.next_seq_++;
     if (m.role == member_role::reference_link) msg.flags |= message_flags::hashed;
   }
-  store(ch, msg);
+  // From here on the history's copy is delivered: no second reference to count.
+  const message& out = store(ch, msg);
   ch.last_activity_ = now;
   const delivery_kind kind = is_relay(m.role) ? delivery_kind::relayed : delivery_kind::live;
-  if (msg.flags & message_flags::join) {
-    for (const auto& e : ch.members_) {
-      if (e.id != m.id && is_relay(e.role)) e.who->relay(msg, kind);
+  if (out.flags & message_flags::join) {
+    for (const auto& e : ch.relays_) {
+      if (e.id != m.id) e.who->relay(out, kind);
     }
     return verdict;
   }
-  // One atomic add for every client's reference, then each adopts one.
-  std::uint32_t clients = 0;
-  for (const auto& e : ch.members_) clients += e.id != m.id && e.role == member_role::client ? 1u : 0u;
-  msg.frame.add_refs(clients);
+  // One atomic add for every client's reference, then each adopts one (the sender, when a
+  // client, is a current member: it gets none).
+  out.frame.add_refs(static_cast<std::uint32_t>(ch.members_.size() - (m.role == member_role::client ? 1 : 0)));
   for (const auto& e : ch.members_) {
-    if (e.id == m.id) continue;
-    if (e.role == member_role::client) e.who->deliver(msg.frame.adopt(), kind);
-    else e.who->relay(msg, kind);
+    if (e.id != m.id) e.who->deliver(out.frame.adopt(), kind);
+  }
+  for (const auto& e : ch.relays_) {
+    if (e.id != m.id) e.who->relay(out, kind);
   }
   return verdict;
 }
@@ -123,13 +124,13 @@ void hub::leave(membership& m) {
   {
     channel& ch = *m.where;
     channel_lock lock(ch.mutex_, locking());
-    auto it = std::find_if(ch.members_.begin(), ch.members_.end(),
-                           [&](const channel::entry& e) { return e.id == m.id; });
-    if (it != ch.members_.end()) {
+    auto& list = list_of(ch, m.role);
+    auto it = std::find_if(list.begin(), list.end(), [&](const channel::entry& e) { return e.id == m.id; });
+    if (it != list.end()) {
       const member_role role = it->role;
       // Order among members does not matter: swap-and-pop.
-      if (it != ch.members_.end() - 1) *it = std::move(ch.members_.back());
-      ch.members_.pop_back();
+      if (it != list.end() - 1) *it = std::move(list.back());
+      list.pop_back();
       if (role == member_role::client && --ch.clients_ == 0 && observer_) observer_->on_interest(ch.name_, false);
       if (role == member_role::reference_link) --ch.reference_links_;
     }
@@ -148,7 +149,7 @@ std::size_t hub::expire(clock::time_point now, clock::duration ttl) {
       ch.dedup_.reset();
       ch.hash_mode_ = ch.reference_links_ > 0;
       if (store_) store_->forget(ch.name_);
-      if (ch.members_.empty()) {
+      if (ch.members_.empty() && ch.relays_.empty()) {
         chlock.unlock();
         it = channels_.erase(it);
         ++removed;

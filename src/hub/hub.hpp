@@ -88,8 +88,9 @@ class channel {
   std::string name_;
   mutable std::mutex mutex_;
   channel_history history_;
-  std::vector<entry> members_;
-  std::size_t clients_ = 0;           // members with role client
+  std::vector<entry> members_;        // role client: the fan-out loop touches only these
+  std::vector<entry> relays_;         // every other role (links and peer sessions)
+  std::size_t clients_ = 0;           // members_.size(), for the interest observer
   std::size_t reference_links_ = 0;   // members with role reference_link
   bool hash_mode_ = false;            // payload hashes are checked for every message
   std::uint64_t next_seq_ = 1;        // for messages of this server's own members
@@ -141,6 +142,7 @@ class hub {
   // A message without origin (m.from null) is this server's: the hub numbers it with the
   // channel's next sequence number (its origin stays null, meaning self(), in the history and
   // for relays); one from a reference link is also marked hashed.
+  // m must be a current membership (not left).
   publish_result publish(const membership& m, message msg, clock::time_point now = clock::now());
   publish_result publish(const membership& m, shared_frame frame, clock::time_point now = clock::now()) {
     return publish(m, message{std::move(frame), nullptr, 0, 0}, now);
@@ -186,9 +188,14 @@ class hub {
     std::mutex* m_;
   };
   bool locking() const noexcept { return !limits_.one_thread; }
+  static std::vector<channel::entry>& list_of(channel& ch, member_role role) noexcept {
+    return role == member_role::client ? ch.members_ : ch.relays_;
+  }
   // Under the channel lock: is msg new? Records it when it is.
   publish_result check_duplicate(channel& ch, const message& msg);
-  void store(channel& ch, const message& msg);
+  // Appends msg to the history (and the durable store); returns the stored copy, or msg itself
+  // when the history keeps nothing.
+  const message& store(channel& ch, message& msg);
 
   hub_limits limits_;
   origin_ptr self_;

@@ -210,6 +210,11 @@ void connection::deliver(hub::shared_frame frame, hub::delivery_kind kind) {
   }
 }
 
+void connection::relay(const hub::message& m, hub::delivery_kind kind) {
+  if (relay_target_) relay_target_->relay(m, kind);
+  else if (!(m.flags & hub::message_flags::join)) deliver(m.frame, kind);
+}
+
 bool connection::enqueue(hub::shared_frame frame, hub::delivery_kind kind) {
   deliver(std::move(frame), kind);
   return !overflowed_.load(std::memory_order_relaxed);

@@ -61,7 +61,12 @@ class connection_handler {
   connection& conn_;
 };
 
-class connection final : public std::enable_shared_from_this<connection>, public connection_hook {
+// The hub's member for a WebSocket session is the connection itself: a frame for a client
+// goes straight into its queue (one virtual call per recipient on the fan-out path); a
+// message for a link is handed to the phase that encodes it (set_relay_target).
+class connection final : public hub::member,  // first: the hub's calls need no this-adjustment
+                         public std::enable_shared_from_this<connection>,
+                         public connection_hook {
  public:
   // ssl == nullptr: plain TCP; the connection takes ownership of ssl. role: which side of the
   // TLS handshake this end plays (ignored for plain TCP).
@@ -83,7 +88,11 @@ class connection final : public std::enable_shared_from_this<connection>, public
   // still being replayed) is refused, the queue closes, and the loop calls on_overflow().
   // Frames from this loop go to the lock-free local queue, except relayed ones (see
   // hub::delivery_kind), which share the locked queue with other loops' frames.
-  void deliver(hub::shared_frame frame, hub::delivery_kind kind);
+  void deliver(hub::shared_frame frame, hub::delivery_kind kind) override;
+  // hub::member: a message for a link or a peer session, given to the relay target.
+  void relay(const hub::message& m, hub::delivery_kind kind) override;
+  // The phase that encodes messages for a link (null: plain frames, as for a client).
+  void set_relay_target(hub::member* target) noexcept { relay_target_ = target; }
   // Loop thread: deliver, then false if the queue has overflowed.
   bool enqueue(hub::shared_frame frame, hub::delivery_kind kind);
   // Loop thread: queue bytes past the ceiling (HTTP heads and bodies, handshake bytes).
@@ -164,6 +173,7 @@ class connection final : public std::enable_shared_from_this<connection>, public
   boost::system::error_code close_reason_;
   std::string close_detail_;
 
+  hub::member* relay_target_ = nullptr;
   std::unique_ptr<connection_handler> handler_;
   std::unique_ptr<connection_handler> retired_;  // replaced during a call; freed after it
 

@@ -70,10 +70,10 @@ bool ws_session::handle_join(ws::opcode op, std::span<const std::uint8_t> payloa
   if (!ec) {
     uid_ = join.uid;
     channel_ = join.channel;
-    // The hub holds this session through the connection that owns it.
-    std::shared_ptr<hub::member> self(conn_.shared_from_this(), static_cast<hub::member*>(this));
+    // The hub's member is the connection; a peer session encodes what it relays.
     const auto role = peer_id_.empty() ? hub::member_role::client : hub::member_role::peer_session;
-    membership_ = ctx.hub.join(join.channel, join.uid, encode(op, payload), std::move(self), ec,
+    if (!peer_id_.empty()) conn_.set_relay_target(this);
+    membership_ = ctx.hub.join(join.channel, join.uid, encode(op, payload), conn_.shared_from_this(), ec,
                                conn_.loop().now(), role);
   }
   if (ec) {

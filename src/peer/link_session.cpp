@@ -89,8 +89,8 @@ void link_session::start(std::span<std::uint8_t> early_bytes) {
   // first): the pong is the join's acknowledgement, from any server that speaks RFC 6455.
   conn_.push(encode(ws::opcode::ping, {reinterpret_cast<const std::uint8_t*>(join_ping.data()), join_ping.size()}));
   boost::system::error_code ec;
-  std::shared_ptr<hub::member> self(conn_.shared_from_this(), static_cast<hub::member*>(this));
-  membership_ = conn_.ctx().hub.join(owner_->channel(), {}, {}, std::move(self), ec, conn_.loop().now(),
+  conn_.set_relay_target(this);
+  membership_ = conn_.ctx().hub.join(owner_->channel(), {}, {}, conn_.shared_from_this(), ec, conn_.loop().now(),
                                      peer_mode_ ? hub::member_role::peer_link : hub::member_role::reference_link);
   begin(early_bytes);
 }
