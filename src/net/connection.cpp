@@ -418,7 +418,7 @@ void connection::on_all_written() {
   release_idle_queues();
   if (state_ == state::open) {
     // A handler streaming a body queues its next chunk here.
-    handler_->on_drained();
+    if (notify_drained_) handler_->on_drained();
     return;
   }
   // Anything still queued has a flush posted; it will come back here.

@@ -42,7 +42,8 @@ class connection_handler {
   // Bytes read. Called while the connection is open or closing (a closing WebSocket still
   // looks for the peer's close frame); never after it finished.
   virtual void on_bytes(std::span<std::uint8_t> bytes) = 0;
-  // Everything queued so far has been written.
+  // Everything queued so far has been written (only while the handler asked for it with
+  // connection::notify_drained: the fan-out path does not touch the handler).
   virtual void on_drained() {}
   // The send queue went over its ceiling: it was emptied (but for a frame already half
   // written); the handler says why and closes. Default: end at once.
@@ -133,6 +134,9 @@ class connection final : public hub::member,  // first: the hub's calls need no 
   hub::sharing frame_sharing() const noexcept {
     return ctx_.settings.single_loop ? hub::sharing::one_thread : hub::sharing::threads;
   }
+  // Loop thread: call the handler's on_drained() after each written burst (a body streamed
+  // chunk by chunk), or stop doing so.
+  void notify_drained(bool on) noexcept { notify_drained_ = on; }
   // Loop thread: wait until the socket is writable, then on_drained() when all is written
   // (a handler streaming a body with sendfile uses the socket directly).
   void wait_writable();
@@ -167,6 +171,7 @@ class connection final : public hub::member,  // first: the hub's calls need no 
   bool write_wants_read_ = false;   // TLS write needs the socket readable
   bool close_flushed_ = false;      // our last bytes written: FIN sent
   bool tls_buffers_kept_ = false;   // busy: OpenSSL keeps its record buffers (see transport)
+  bool notify_drained_ = false;     // the handler streams a body: tell it after each burst
   std::uint32_t writes_since_sweep_ = 0;
   event_loop::clock::time_point deadline_{};  // handshake, then closing
   event_loop::clock::time_point last_rx_{};

@@ -294,6 +294,7 @@ bool http_session::open_file_body() {
   }
   waiting_for_slot_ = false;
   fd_ = ::open(pending_.file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd_ >= 0) conn_.notify_drained(true);
   if (fd_ < 0) {
     end_body();
     busy_ = false;
@@ -361,6 +362,7 @@ void http_session::stream_next_chunk() {
 
 void http_session::end_body() noexcept {
   if (fd_ >= 0) {
+    conn_.notify_drained(false);
     ::close(fd_);
     fd_ = -1;
   }
