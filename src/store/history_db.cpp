@@ -59,6 +59,7 @@ using stmt_ptr = std::unique_ptr<sqlite3_stmt, stmt_finalizer>;
 struct db_error {
   int code = SQLITE_OK;
   std::string what;
+  bool ours = true;  // false: a database that is not a history database (moved aside, not salvaged)
   explicit operator bool() const noexcept { return code != SQLITE_OK; }
 };
 
@@ -183,7 +184,8 @@ wal_tail inspect_wal_tail(const fs::path& wal, std::int64_t valid_frames) {
     std::array<unsigned char, 24> next{};
     const bool whole = ::pread(fd, next.data(), next.size(), static_cast<off_t>(valid_end)) ==
                        static_cast<ssize_t>(next.size());
-    t.torn = !whole || t.bytes < frame || std::memcmp(next.data() + 8, header.data() + 16, 8) == 0;
+    // Older frames come whole; anything else is a torn write.
+    t.torn = !whole || t.bytes % frame != 0 || std::memcmp(next.data() + 8, header.data() + 16, 8) == 0;
   }
   ::close(fd);
   return t;
@@ -364,7 +366,7 @@ struct history_db::impl {
   bool drops_noted_ = false;   // records dropped since the store was last healthy
   bool drops_warned_ = false;
   stats st_;
-  std::string warned_;  // the failure last logged at warn ("" while healthy)
+  int warned_code_ = SQLITE_OK;  // the kind of failure last logged at warn (SQLITE_OK while healthy)
   steady::time_point next_retry_{};
 
   // The database: under db_mutex_ (constructor, load(), writer).
@@ -391,10 +393,10 @@ history_db::impl::impl(history_db_options o) : opt_(std::move(o)), path_(opt_.di
     e = open_db(true);
   }
   if (e) {
-    spdlog::warn("history: {}: {}; serving from memory, retrying every {:.1f} s", path_.string(), e.what,
+    spdlog::warn("history: {}: {}; serving from memory, retrying every {:g} s", path_.string(), e.what,
                  static_cast<double>(opt_.retry_interval.count()) / 1000.0);
     st_.last_error = e.what;
-    warned_ = e.what;
+    warned_code_ = e.code & 0xff;
     next_retry_ = steady::now() + opt_.retry_interval;
   } else {
     st_.healthy = true;
@@ -412,7 +414,10 @@ void history_db::impl::push(history_record&& r, callback&& done) {
   ++next_op_;
   queued_bytes_ += bytes;
   ++st_.appended;
-  if ((durable || opt_.sync_interval.count() == 0) && !wake_) {
+  // At once for durable appends and sync 0; early when half the queue's bound is used, so a
+  // burst is written before it has to be dropped.
+  if (!wake_ && (durable || opt_.sync_interval.count() == 0 ||
+                 (st_.healthy && queued_bytes_ > opt_.max_queued_bytes / 2))) {
     wake_ = true;
     wake_cv_.notify_one();
   }
@@ -556,19 +561,16 @@ void history_db::impl::commit_queue(std::unique_lock<std::mutex>& lk) {
   }
 
   lk.lock();
-  ++attempts_;
-  last_attempt_failed_ = !r.ok;
   st_.dropped += r.refused;
   std::string log_warn, log_info;
   if (r.ok) {
-    done_through_ = std::max(done_through_, through);
     st_.committed += r.committed;
     batch_.clear();
     if (!st_.healthy) {
       log_info = fmt::format("history: {}: healthy again ({} records committed)", path_.string(), r.committed);
     }
     st_.healthy = true;
-    warned_.clear();
+    warned_code_ = SQLITE_OK;
     drops_noted_ = drops_warned_ = false;
   } else {
     ++st_.failed_commits;
@@ -584,14 +586,15 @@ void history_db::impl::commit_queue(std::unique_lock<std::mutex>& lk) {
     if (queued_bytes_ > opt_.max_queued_bytes) enforce_bound_locked();
     next_retry_ = steady::now() + opt_.retry_interval;
     const std::size_t waiting = queue_.size();
-    if (warned_ != r.error.what) {
-      warned_ = r.error.what;
-      log_warn = fmt::format("history: {}: {}; serving from memory ({} records waiting), retrying every {:.1f} s",
+    // Warned once per kind of failure (the same disk-full error from another statement is
+    // the same state), then retried quietly.
+    if (warned_code_ != (r.error.code & 0xff)) {
+      warned_code_ = r.error.code & 0xff;
+      log_warn = fmt::format("history: {}: {}; serving from memory ({} records waiting), retrying every {:g} s",
                              path_.string(), r.error.what, waiting,
                              static_cast<double>(opt_.retry_interval.count()) / 1000.0);
     }
   }
-  done_cv_.notify_all();
   lk.unlock();
   if (!log_warn.empty()) spdlog::warn("{}", log_warn);
   else if (!r.ok) spdlog::debug("history: {}: {}; retrying", path_.string(), r.error.what);
@@ -599,6 +602,11 @@ void history_db::impl::commit_queue(std::unique_lock<std::mutex>& lk) {
   for (auto& cb : callbacks_) cb(r.ok);
   callbacks_.clear();
   lk.lock();
+  // flush() returns once the callbacks of what it waited for have run.
+  ++attempts_;
+  last_attempt_failed_ = !r.ok;
+  if (r.ok) done_through_ = std::max(done_through_, through);
+  done_cv_.notify_all();
 }
 
 // ---- database ----
@@ -959,9 +967,9 @@ db_error history_db::impl::open_db(bool at_start) {
     if (aside.empty()) {
       return errno_error(fmt::format("{}, and it cannot be moved aside:", e.what), path_, errno);
     }
-    spdlog::error("history: {} is unreadable ({}): moved to {}, starting afresh", path_.string(), e.what,
+    spdlog::error("history: {} cannot be used ({}): moved to {}, starting afresh", path_.string(), e.what,
                   aside.string());
-    salvage_ = aside;
+    if (e.ours) salvage_ = aside;
   }
   spdlog::info("history: {} open", path_.string());
   if (!at_start && !salvage_.empty()) salvage_from(std::exchange(salvage_, {}), nullptr);
@@ -1032,7 +1040,7 @@ db_error history_db::impl::try_open() {
     }
   } else if (app != application_id) {
     // Not ours: moved aside like a corrupt file (it has our file name in our directory).
-    return {SQLITE_NOTADB, fmt::format("not a history database (application_id {:#x})", app)};
+    return {SQLITE_NOTADB, fmt::format("not a history database (application_id {:#x})", app), false};
   } else if (version != schema_version) {
     // Written by another version of mles: left untouched.
     return {SQLITE_ERROR, fmt::format("history schema version {} (this mles reads {}); not touched", version,
