@@ -410,6 +410,12 @@ void history_db::impl::push(history_record&& r, callback&& done) {
   const std::size_t bytes = sizeof(op) + r.channel.size() + r.origin_server.size() + r.frame.size();
   const bool durable = static_cast<bool>(done);
   std::lock_guard lk(mutex_);
+  if (durable && !st_.healthy) {
+    // Failing: the caller hears at once (from the writer) that this one is not durable; the
+    // record is queued as a plain append and written with the next successful commit.
+    orphaned_.push_back(std::move(done));
+    done = nullptr;
+  }
   queue_.push_back(op{std::move(r), std::move(done), bytes, op::kind::append});
   ++next_op_;
   queued_bytes_ += bytes;
@@ -512,9 +518,9 @@ void history_db::impl::run() {
       lk.lock();
     }
     if (!st_.healthy && now < next_retry_ && flush_target_ <= done_through_) {
-      // Between retries: durable appends hear at once that they are not durable (they stay
-      // queued as plain appends, and are written with the next successful commit).
-      auto cbs = take_callbacks_locked();
+      // Between retries: durable appends made meanwhile hear that they are not durable.
+      auto cbs = std::move(orphaned_);
+      orphaned_.clear();
       if (!cbs.empty()) {
         lk.unlock();
         for (auto& cb : cbs) cb(false);
@@ -576,13 +582,22 @@ void history_db::impl::commit_queue(std::unique_lock<std::mutex>& lk) {
     ++st_.failed_commits;
     st_.healthy = false;
     st_.last_error = r.error.what;
-    // Back in front of what was queued meanwhile, without the dropped ones.
-    std::erase_if(batch_, [](const op& o) { return o.what == op::kind::dropped; });
+    // Back in front of what was queued meanwhile, without the dropped ones; durable appends
+    // queued meanwhile are told now that they are not durable (and stay as plain appends).
     std::move(queue_.begin(), queue_.end(), std::back_inserter(batch_));
     queue_.swap(batch_);
     batch_.clear();
+    std::erase_if(queue_, [](const op& o) { return o.what == op::kind::dropped; });
+    drop_cursor_ = 0;
+    dropped_slots_ = 0;
     queued_bytes_ = 0;
-    for (const op& o : queue_) queued_bytes_ += o.bytes;
+    for (op& o : queue_) {
+      queued_bytes_ += o.bytes;
+      if (o.done) {
+        callbacks_.push_back(std::move(o.done));
+        o.done = nullptr;
+      }
+    }
     if (queued_bytes_ > opt_.max_queued_bytes) enforce_bound_locked();
     next_retry_ = steady::now() + opt_.retry_interval;
     const std::size_t waiting = queue_.size();
@@ -1005,6 +1020,10 @@ db_error history_db::impl::try_open() {
   // (https://sqlite.org/pragma.html#pragma_synchronous).
   if (const int rc = exec(db, "PRAGMA synchronous=FULL")) return error_of(db, rc, "synchronous");
   (void)exec(db, fmt::format("PRAGMA journal_size_limit={}", wal_size_limit).c_str());
+  // 8 MiB of page cache instead of SQLite's 2 MB default: a group commit of many channels
+  // touches pages all over the index, and misses are a pread each (measured: one 200k-record
+  // commit 3x faster). https://sqlite.org/pragma.html#pragma_cache_size
+  (void)exec(db, "PRAGMA cache_size=-8192");
 
   std::string check;
   if (const int rc = first_row(db, "PRAGMA quick_check(1)", [&](sqlite3_stmt* s) {
