@@ -529,7 +529,7 @@ void history_db::impl::run() {
       continue;
     }
     if (st_.healthy && !woken && opt_.sync_interval.count() > 0 && now < next_tick) continue;  // spurious
-    if (opt_.sync_interval.count() > 0) {
+    if (opt_.sync_interval.count() > 0 && now >= next_tick) {  // an early commit leaves the cadence alone
       next_tick += opt_.sync_interval;
       if (next_tick <= now) next_tick = now + opt_.sync_interval;
     }

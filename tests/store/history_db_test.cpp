@@ -453,6 +453,21 @@ TEST(history_db, a_second_store_on_the_same_directory_waits_for_the_first_to_clo
   EXPECT_TRUE(second.current_stats().healthy);
 }
 
+TEST(history_db, durable_appends_do_not_delay_the_group_commit_of_plain_ones) {
+  temp_dir t;
+  auto o = options(t.path);
+  o.sync_interval = 300ms;
+  history_db db(o);
+  for (int i = 0; i < 40; ++i) {  // 40 early commits: far more than the intervals they take
+    std::atomic<bool> done{false};
+    db.append_durable(record("durable", i), [&](bool) { done = true; });
+    ASSERT_TRUE(eventually([&] { return done.load(); }));
+  }
+  db.append(record("plain", 0));
+  // Committed by the next tick, not 40 intervals later (bounded generously for a busy box).
+  EXPECT_TRUE(eventually([&] { return db.current_stats().committed == 41; }, 6s));
+}
+
 // ---- durability: forked children that are killed ----
 
 TEST(history_db, every_acknowledged_durable_append_survives_a_kill) {
