@@ -360,7 +360,7 @@ struct history_db::impl {
   bool stop_ = false;
   std::uint64_t next_op_ = 1;       // number of the next queued operation
   std::uint64_t done_through_ = 0;  // every operation up to this one is committed or dropped
-  std::uint64_t flush_target_ = 0;
+  bool flush_requested_ = false;    // flush() wants an attempt now, even between retries
   std::uint64_t attempts_ = 0;
   bool last_attempt_failed_ = false;
   bool drops_noted_ = false;   // records dropped since the store was last healthy
@@ -476,7 +476,7 @@ bool history_db::impl::flush(std::chrono::milliseconds timeout) {
   if (done_through_ >= target) return true;
   const std::uint64_t dropped_before = st_.dropped;
   const std::uint64_t attempts_before = attempts_;
-  flush_target_ = std::max(flush_target_, target);
+  flush_requested_ = true;
   wake_ = true;
   wake_cv_.notify_one();
   done_cv_.wait_for(lk, timeout, [&] {
@@ -517,7 +517,7 @@ void history_db::impl::run() {
       spdlog::warn("history: more than {} bytes waiting for the disk: dropping the oldest records", bound);
       lk.lock();
     }
-    if (!st_.healthy && now < next_retry_ && flush_target_ <= done_through_) {
+    if (!st_.healthy && now < next_retry_ && !flush_requested_) {
       // Between retries: durable appends made meanwhile hear that they are not durable.
       auto cbs = std::move(orphaned_);
       orphaned_.clear();
@@ -533,6 +533,7 @@ void history_db::impl::run() {
       next_tick += opt_.sync_interval;
       if (next_tick <= now) next_tick = now + opt_.sync_interval;
     }
+    flush_requested_ = false;
     commit_queue(lk);
   }
   // Stopping: what is still queued is lost (the destructor's flush has logged it).
