@@ -35,11 +35,10 @@ using callback = std::function<void(bool)>;
 constexpr const char* db_file_name = "history.sqlite3";
 constexpr std::int64_t application_id = 0x4D4C4553;  // "MLES"
 constexpr std::int64_t schema_version = 1;
-// We checkpoint after our own commits (the WAL hook replaces SQLite's auto-checkpoint, whose
-// default is the same 1000 pages): an auto-checkpoint's failure (say the disk fills while the
-// database file grows) is returned by the COMMIT's sqlite3_step although the commit itself
-// succeeded, and a commit believed failed would be retried and stored twice.
-// https://sqlite.org/c3ref/wal_hook.html, https://sqlite.org/wal.html#ckpt
+// We checkpoint after our own commits, at the same 1000 pages as SQLite's auto-checkpoint
+// (our WAL hook replaces it): the commit's result is known before the checkpoint runs, and a
+// failing checkpoint (say the disk fills while the database file grows) is logged, where the
+// default hook ignores it. https://sqlite.org/c3ref/wal_hook.html, https://sqlite.org/wal.html#ckpt
 constexpr int checkpoint_frames = 1000;
 // After a checkpoint the WAL is truncated back to this (https://sqlite.org/pragma.html#pragma_journal_size_limit).
 constexpr std::int64_t wal_size_limit = 8 << 20;
