@@ -46,8 +46,8 @@ struct history_db_options {
 // Durability: every commit runs with PRAGMA synchronous=FULL, i.e. the WAL is fsync'd before
 // the commit returns (https://sqlite.org/pragma.html#pragma_synchronous). Group commits happen
 // every sync_interval, so a killed process or a power loss loses at most the appends of the
-// last interval; append_durable (and every append when sync_interval is 0) reports success
-// only after such a commit. A torn WAL tail (checksums failing) is ignored by SQLite's
+// last interval (and of a commit still running); append_durable (and every append when
+// sync_interval is 0) reports success only after such a commit. A torn WAL tail (checksums failing) is ignored by SQLite's
 // recovery (https://sqlite.org/walformat.html) and reported once at start.
 //
 // Failures (disk full, I/O errors, unwritable or locked directory) never throw and never block
@@ -83,18 +83,23 @@ class history_db {
 
   // Start-up, before any append: calls fn once per channel with its records oldest first,
   // already bounded by limit / max_bytes / ttl (now = system_clock); what falls outside the
-  // bounds is deleted. Records the store cannot read (corruption) are skipped and logged.
+  // bounds is deleted. Records the store cannot read (corruption) are skipped and logged;
+  // after a corrupt database was moved aside, fn gets what could be salvaged from it (also
+  // written into the fresh database). If the store could not open, fn is not called (logged).
+  // fn runs on the caller's thread and must not throw.
   void load(const std::function<void(const std::string& channel, std::vector<history_record>&& oldest_first)>& fn);
 
   // Queued for the next group commit; never blocks on the disk.
   void append(history_record r);
   // Queued and committed at once: done(true) on the writer thread once r is committed durably,
-  // done(false) if it could not be (disk full, unhealthy, dropped); r then stays queued as a
-  // plain append and is retried. For --history-sync 0.
+  // done(false) if it could not be (disk full, unhealthy, dropped; while the store is failing,
+  // at once); r then stays queued as a plain append and is retried. Concurrent durable appends
+  // share one commit (one fsync). For --history-sync 0.
   void append_durable(history_record r, std::function<void(bool ok)> done);
   // The channel expired: its records go (in order with the appends around it).
   void forget(const std::string& channel);
-  // Commits everything queued before the call (SIGTERM). False on timeout, on a failed
+  // Commits everything queued before the call (SIGTERM), trying at once even while failing;
+  // returns after the done callbacks of those records ran. False on timeout, on a failed
   // commit, or if some of it had to be dropped.
   bool flush(std::chrono::milliseconds timeout);
 
