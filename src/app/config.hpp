@@ -49,6 +49,10 @@ struct config {
   std::size_t max_message = 16u << 20;     // bytes; over it: close 1009
   std::size_t max_queue = 4u << 20;        // bytes queued per session; over it: close 1008
   std::size_t history_bytes = 32u << 20;   // bytes of history per channel
+  std::optional<std::filesystem::path> history_dir;   // --history-dir: durable history
+  std::chrono::milliseconds history_sync{1000};       // --history-sync: group commit period (0: before forwarding)
+  std::size_t history_queue_bytes = 64u << 20;        // waiting for the disk; over it the oldest are dropped
+  std::chrono::milliseconds history_retry{5000};      // retry of a failing disk
   std::string log_level = "warn";
   std::string acme_directory;                          // empty: Let's Encrypt (staging with -s)
   std::optional<std::filesystem::path> acme_ca_cert;   // trust for the directory's HTTPS

@@ -4,6 +4,7 @@
 #include "http/file_server.hpp"
 #include "http/proxy_rules.hpp"
 #include "app/acme_manager.hpp"
+#include "app/durable_history.hpp"
 #include "http/challenge_tokens.hpp"
 #include "hub/hub.hpp"
 #include "net/event_loop.hpp"
@@ -57,7 +58,8 @@ hub::hub_limits hub_limits_of(const config& c) {
   l.history_bytes = c.history_bytes;
   l.one_thread = settings_of(c).single_loop;
   l.dedup_hashes = c.dedup_hashes;
-  l.dedup_window = c.dedup_window;
+  // Every message still in a history must stay inside the window (a peer replays them).
+  l.dedup_window = std::max(c.dedup_window, c.history_limit);
   l.dedup_origins = c.dedup_origins;
   return l;
 }
@@ -125,6 +127,7 @@ struct server::impl {
   std::unique_ptr<net::listener> redirect_listener;  // --redirect: plain HTTP → HTTPS
   std::unique_ptr<acme_manager> acme;                // default TLS mode: certificates from a CA
   std::unique_ptr<peer::federation> peers;           // --peer: links to peer servers
+  std::unique_ptr<durable_history> history;          // --history-dir
   std::uint16_t port = 0;
 
   std::mutex mutex;
@@ -164,7 +167,26 @@ void server::start() {
                              "give --server-id");
   }
   m.ctx.settings.server_id = server_id;
-  m.hub.set_self(hub::origin{server_id, random_instance()});
+  const hub::origin self{server_id, random_instance()};
+  m.hub.set_self(self);
+  if (c.history_dir) {
+    store::history_db_options ho;
+    ho.dir = *c.history_dir;
+    ho.sync_interval = c.history_sync;
+    ho.limit = c.history_limit;
+    ho.max_bytes = c.history_bytes;
+    ho.ttl = std::chrono::duration_cast<std::chrono::seconds>(c.channel_ttl);
+    ho.max_queued_bytes = c.history_queue_bytes;
+    ho.retry_interval = c.history_retry;
+    const auto t0 = std::chrono::steady_clock::now();
+    m.history = std::make_unique<durable_history>(std::move(ho), self);
+    const std::size_t restored =
+        m.history->restore_into(m.hub, m.ctx.settings.single_loop ? hub::sharing::one_thread : hub::sharing::threads);
+    m.hub.set_history_store(m.history.get());
+    spdlog::info("history: {} messages in {} channels restored from {} in {} ms", restored, m.hub.channel_count(),
+                 c.history_dir->string(),
+                 std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count());
+  }
   if (!c.peers.empty()) {
     std::vector<peer::peer_url> urls;
     for (const auto& text : c.peers) {
@@ -266,6 +288,13 @@ void server::stop() {
   for (auto& l : m.loops) l->abort_all();
   m.hub.set_observer(nullptr);
   m.peers.reset();  // its links' timers belong to the loops: gone before the loops are
+  if (m.history) {
+    // Nothing published any more: what is queued goes to disk (SIGTERM loses nothing).
+    if (!m.history->flush(std::chrono::seconds(10)))
+      spdlog::warn("history: not everything could be written before stopping");
+    m.hub.set_history_store(nullptr);
+    m.history.reset();
+  }
   m.listener.reset();
   m.redirect_listener.reset();
   m.loops.clear();

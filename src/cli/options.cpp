@@ -105,6 +105,12 @@ parse_outcome parse_command_line(int argc, const char* const* argv, const getenv
                  "Challenge tried first: tls-alpn-01 (TLS port) or http-01 (needs --redirect)")
       ->check(CLI::IsMember({"tls-alpn-01", "http-01"}))
       ->default_val("tls-alpn-01");
+  std::string history_dir;
+  cli.add_option("--history-dir", history_dir, "Keep every channel's history in DIR (SQLite) and restore it at start");
+  double history_sync_s = 1;
+  cli.add_option("--history-sync", history_sync_s,
+                 "Seconds between group commits of --history-dir; 0: every message durable before it is forwarded")
+      ->check(CLI::Range(0.0, 3600.0))->default_val(1);
   std::vector<std::string> peers;
   cli.add_option("--peer", peers, "Link to a peer server, ws[s]://host[:port][/path]; repeatable")->take_all();
   cli.add_option("--server-id", cfg.server_id, "This server's id on peer links (default <first domain>:<port>)");
@@ -165,6 +171,8 @@ parse_outcome parse_command_line(int argc, const char* const* argv, const getenv
   if (!cfg.server_id.empty() && !proto::is_valid_server_id(cfg.server_id))
     return usage_error("--server-id: 1 to 64 printable ASCII characters without spaces");
   if (!peer_ca.empty()) cfg.peer_ca = peer_ca;
+  if (!history_dir.empty()) cfg.history_dir = history_dir;
+  cfg.history_sync = std::chrono::milliseconds(static_cast<long long>(history_sync_s * 1000));
   cfg.peer_mode = !no_peer_mode;
   cfg.peer_linger = std::chrono::milliseconds(static_cast<long long>(peer_linger_s * 1000));
   cfg.peer_retry_max = std::chrono::milliseconds(static_cast<long long>(peer_retry_max_s * 1000));

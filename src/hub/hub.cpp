@@ -82,13 +82,13 @@ publish_result hub::check_duplicate(channel& ch, const message& msg) {
   return publish_result::delivered;
 }
 
-const message& hub::store(channel& ch, message& msg) {
-  if (store_) store_->append(ch.name_, msg);
+const message& hub::store(channel& ch, message& msg, persisted p) {
+  if (store_ && p == persisted::no) store_->append(ch.name_, msg);
   const message* stored = ch.history_.push(std::move(msg));
   return stored ? *stored : msg;
 }
 
-publish_result hub::publish(const membership& m, message msg, clock::time_point now) {
+publish_result hub::publish(const membership& m, message msg, clock::time_point now, persisted p) {
   channel& ch = *m.where;
   channel_lock lock(ch.mutex_, locking());
   const publish_result verdict = check_duplicate(ch, msg);
@@ -98,7 +98,7 @@ publish_result hub::publish(const membership& m, message msg, clock::time_point 
     if (m.role == member_role::reference_link) msg.flags |= message_flags::hashed;
   }
   // From here on the history's copy is delivered: no second reference to count.
-  const message& out = store(ch, msg);
+  const message& out = store(ch, msg, p);
   ch.last_activity_ = now;
   const delivery_kind kind = is_relay(m.role) ? delivery_kind::relayed : delivery_kind::live;
   if (out.flags & message_flags::join) {
@@ -136,6 +136,39 @@ void hub::leave(membership& m) {
     }
   }
   m = {};
+}
+
+void hub::restore(const std::string& channel_name, std::vector<message> oldest_first, clock::time_point last_activity) {
+  std::shared_ptr<channel> ch;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = channels_.find(channel_name);
+    if (it == channels_.end()) {
+      it = channels_.emplace(channel_name, std::make_shared<channel>(channel_name, limits_, last_activity)).first;
+    }
+    ch = it->second;
+  }
+  channel_lock chlock(ch->mutex_, locking());
+  for (auto& m : oldest_first) {
+    if (m.from) {
+      if (!ch->dedup_) ch->dedup_ = std::make_unique<channel::dedup_state>(limits_);
+      (void)ch->dedup_->origins.check_and_record(m.from->server, m.from->instance, m.seq);
+    }
+    ch->history_.push(std::move(m));
+  }
+  ch->last_activity_ = std::max(ch->last_activity_, last_activity);
+}
+
+void hub::replay(const membership& m) {
+  if (!m) return;
+  channel& ch = *m.where;
+  channel_lock lock(ch.mutex_, locking());
+  std::shared_ptr<member> who;
+  for (const auto& e : ch.relays_) {
+    if (e.id == m.id) who = e.who;
+  }
+  if (!who) return;
+  ch.history_.for_each([&](const message& msg) { who->relay(msg, delivery_kind::history); });
 }
 
 std::size_t hub::expire(clock::time_point now, clock::duration ttl) {

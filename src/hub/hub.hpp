@@ -58,6 +58,11 @@ class history_store {
  public:
   virtual void append(const std::string& channel, const message& m) = 0;
   virtual void forget(const std::string& channel) = 0;
+  // True when a client's message must be durable before it is forwarded (--history-sync 0):
+  // sessions then call append_durable and publish with persisted::already once it is done.
+  virtual bool durable_before_forward() const noexcept = 0;
+  // Any thread, not under a lock: m stored durably, then done(ok) on some other thread.
+  virtual void append_durable(const std::string& channel, const message& m, std::function<void(bool ok)> done) = 0;
 
  protected:
   ~history_store() = default;
@@ -106,6 +111,9 @@ struct membership {
   explicit operator bool() const noexcept { return where != nullptr; }
 };
 
+// Whether publish() hands the message to the durable store.
+enum class persisted : bool { no, already };
+
 enum class publish_result : std::uint8_t {
   delivered,  // stored and delivered
   duplicate,  // seen before (same origin and sequence, or same payload hash in hash mode)
@@ -142,14 +150,28 @@ class hub {
   // A message without origin (m.from null) is this server's: the hub numbers it with the
   // channel's next sequence number (its origin stays null, meaning self(), in the history and
   // for relays); one from a reference link is also marked hashed.
-  // m must be a current membership (not left).
-  publish_result publish(const membership& m, message msg, clock::time_point now = clock::now());
+  // m must be a current membership (not left). persisted::already: the durable store has it
+  // (--history-sync 0), only the in-memory history takes it.
+  publish_result publish(const membership& m, message msg, clock::time_point now = clock::now(),
+                         persisted p = persisted::no);
   publish_result publish(const membership& m, shared_frame frame, clock::time_point now = clock::now()) {
     return publish(m, message{std::move(frame), nullptr, 0, 0}, now);
   }
 
   // Removes the member; the channel and its history stay.
   void leave(membership& m);
+
+  // Start-up, before any join: a channel's history from the durable store, oldest first
+  // (not stored again, not delivered). Origins are recorded in the channel's dedup window,
+  // so a peer replaying the same messages does not deliver them twice. last_activity: when
+  // the newest of them was stored.
+  void restore(const std::string& channel, std::vector<message> oldest_first, clock::time_point last_activity);
+
+  // Resynchronisation: relays the channel's history to member m (a link in peer mode, whose
+  // peer keeps what it did not have), oldest first.
+  void replay(const membership& m);
+
+  history_store* durable() const noexcept { return store_; }
 
   // Forgets channels idle (no publish or join) for at least ttl: their history is dropped, and
   // channels without members are removed. Returns the number of channels removed.
@@ -195,7 +217,7 @@ class hub {
   publish_result check_duplicate(channel& ch, const message& msg);
   // Appends msg to the history (and the durable store); returns the stored copy, or msg itself
   // when the history keeps nothing.
-  const message& store(channel& ch, message& msg);
+  const message& store(channel& ch, message& msg, persisted p = persisted::no);
 
   hub_limits limits_;
   origin_ptr self_;

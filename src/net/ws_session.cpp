@@ -5,6 +5,7 @@
 #include "proto/auth.hpp"
 #include "proto/join_frame.hpp"
 
+#include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
 namespace mles::net {
@@ -46,8 +47,31 @@ void ws_session::relay(const hub::message& m, hub::delivery_kind kind) {
 bool ws_session::on_data(ws::opcode op, std::span<const std::uint8_t> payload) {
   if (!joined_) return handle_join(op, payload);
   if (!peer_id_.empty()) return handle_peer_message(payload);
-  conn_.ctx().hub.publish(membership_, encode(op, payload), conn_.loop().now());
+  auto& hub = conn_.ctx().hub;
+  if (auto* durable = hub.durable(); durable && durable->durable_before_forward()) {
+    publish_when_durable(*durable, hub::message{encode(op, payload), nullptr, 0, 0});
+    return true;
+  }
+  hub.publish(membership_, encode(op, payload), conn_.loop().now());
   return true;
+}
+
+// --history-sync 0: the message is forwarded once the store has it on disk. The store calls
+// back in the order of the appends, so a session's messages keep their order; if the disk
+// fails, the message is forwarded anyway (the store keeps it queued and retries).
+void ws_session::publish_when_durable(hub::history_store& durable, hub::message m) {
+  std::weak_ptr<connection> weak = conn_.shared_from_this();
+  event_loop* loop = &conn_.loop();
+  auto pending = std::make_shared<hub::message>(m);
+  durable.append_durable(channel_, m, [weak, loop, pending](bool) {
+    boost::asio::post(loop->io(), [weak, pending] {
+      auto c = weak.lock();
+      if (!c || c->closed()) return;
+      auto* self = dynamic_cast<ws_session*>(c->handler());
+      if (!self || !self->membership_ || self->closing()) return;
+      c->ctx().hub.publish(self->membership_, std::move(*pending), c->loop().now(), hub::persisted::already);
+    });
+  });
 }
 
 bool ws_session::handle_peer_message(std::span<const std::uint8_t> payload) {

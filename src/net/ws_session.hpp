@@ -35,6 +35,7 @@ class ws_session final : public websocket, public hub::member {
   void on_leave() override;
   bool handle_join(ws::opcode op, std::span<const std::uint8_t> payload);
   bool handle_peer_message(std::span<const std::uint8_t> payload);
+  void publish_when_durable(hub::history_store& durable, hub::message m);
 
   std::string peer_id_;
   hub::membership membership_;

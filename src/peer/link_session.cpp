@@ -143,6 +143,9 @@ void link_session::mark_up() {
   up_ = true;
   start_pinging();
   owner_->on_up(peer_mode_);
+  // Resynchronisation both ways: the peer replayed its history to us at the join; in peer
+  // mode we send ours, and the peer keeps what it did not have (deduplicated by origin).
+  if (peer_mode_) conn_.ctx().hub.replay(membership_);
 }
 
 void link_session::on_leave() {
