@@ -412,3 +412,74 @@ TEST(hub, tells_the_observer_when_a_channel_gains_its_first_and_loses_its_last_c
   h.leave(c);
   EXPECT_THAT(obs.events, testing::ElementsAre("ch:on", "ch:off", "ch:on", "ch:off"));
 }
+
+// ---------------------------------------------------------------- durable history
+
+TEST(hub, restored_history_is_served_to_newcomers_and_not_delivered_twice_by_a_peer) {
+  hub h({200, 1 << 20}, origin{"a", 2});
+  auto old_run = std::make_shared<const origin>(origin{"a", 1});  // this server, before a restart
+  auto b = std::make_shared<const origin>(origin{"b", 7});
+  h.restore("ch", {message{frame_of("join:x"), old_run, 1, message_flags::join}, message{frame_of("one"), old_run, 2, 0},
+                   message{frame_of("from b"), b, 1, 0}},
+            clock::now());
+  boost::system::error_code ec;
+  auto link = std::make_shared<recording_relay>();
+  auto ml = h.join("ch", {}, {}, link, ec, clock::now(), member_role::peer_link);
+  auto alice = std::make_shared<recording_member>();
+  join(h, "ch", "alice", alice, ec);
+  EXPECT_THAT(alice->received(), testing::ElementsAre("join:x", "one", "from b"));
+  alice->got.clear();
+  // A peer replays the same messages at resynchronisation: all known.
+  EXPECT_EQ(h.publish(ml, message{frame_of("one"), old_run, 2, 0}), publish_result::duplicate);
+  EXPECT_EQ(h.publish(ml, message{frame_of("from b"), b, 1, 0}), publish_result::duplicate);
+  EXPECT_EQ(h.publish(ml, message{frame_of("new from b"), b, 2, 0}), publish_result::delivered);
+  EXPECT_THAT(alice->received(), testing::ElementsAre("new from b"));
+}
+
+TEST(hub, replay_relays_the_history_to_one_link_only) {
+  hub h({200, 1 << 20}, origin{"a", 1});
+  boost::system::error_code ec;
+  auto m = join(h, "ch", "alice", std::make_shared<recording_member>(), ec);
+  h.publish(m, frame_of("one"));
+  auto l1 = std::make_shared<recording_relay>(), l2 = std::make_shared<recording_relay>();
+  auto m1 = h.join("ch", {}, {}, l1, ec, clock::now(), member_role::peer_link);
+  h.join("ch", {}, {}, l2, ec, clock::now(), member_role::peer_link);
+  h.replay(m1);
+  EXPECT_THAT(l1->texts(), testing::ElementsAre("join:alice", "one"));
+  for (const auto& g : l1->got) EXPECT_EQ(g.kind, delivery_kind::history);
+  EXPECT_TRUE(l2->got.empty());
+}
+
+namespace {
+
+// A durable store that records what the hub hands it.
+struct recording_store final : history_store {
+  void append(const std::string& channel, const message& m) override { appended.push_back(channel + ":" + text_of(m.frame)); }
+  void forget(const std::string& channel) override { forgotten.push_back(channel); }
+  bool durable_before_forward() const noexcept override { return false; }
+  void append_durable(const std::string&, const message&, std::function<void(bool)> done) override { done(true); }
+  std::vector<std::string> appended, forgotten;
+};
+
+}  // namespace
+
+TEST(hub, the_durable_store_sees_every_stored_message_once_and_every_forgotten_channel) {
+  hub h({200, 1 << 20}, origin{"a", 1});
+  recording_store store;
+  h.set_history_store(&store);
+  boost::system::error_code ec;
+  const auto t0 = clock::now();
+  auto m = h.join("ch", "alice", frame_of("join:alice"), std::make_shared<recording_member>(), ec, t0);
+  h.publish(m, frame_of("one"), t0);
+  h.publish(m, message{frame_of("kept already"), nullptr, 0, 0}, t0, persisted::already);  // --history-sync 0
+  auto link = std::make_shared<recording_relay>();
+  auto ml = h.join("ch", {}, {}, link, ec, t0, member_role::peer_link);
+  auto b = std::make_shared<const origin>(origin{"b", 1});
+  h.publish(ml, message{frame_of("from b"), b, 1, 0}, t0);
+  h.publish(ml, message{frame_of("from b"), b, 1, 0}, t0);  // duplicate: not stored again
+  EXPECT_THAT(store.appended, testing::ElementsAre("ch:join:alice", "ch:one", "ch:from b"));
+  h.leave(m);
+  h.leave(ml);
+  h.expire(t0 + 31 * 24h, 30 * 24h);
+  EXPECT_THAT(store.forgotten, testing::ElementsAre("ch"));
+}
