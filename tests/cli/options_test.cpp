@@ -86,6 +86,8 @@ TEST(options, usage_errors_exit_2_with_one_line) {
            {"-d", "a", "-w", "/w", "--no-tls", "--peer-linger", "0"},
            {"-d", "a", "-w", "/w", "--no-tls", "--peer-retry-max", "0.5"},
            {"-d", "a", "-w", "/w", "--no-tls", "--peer-dedup-window", "1"},
+           {"-d", "a", "-w", "/w", "--no-tls", "--history-sync", "-1"},
+           {"-d", "a", "-w", "/w", "--no-tls", "--history-sync", "soon"},
        }) {
     auto r = run(args);
     EXPECT_FALSE(r.config) << testing::PrintToString(args);
@@ -165,4 +167,18 @@ TEST(options, peer_links) {
   EXPECT_EQ(c.peer_linger, std::chrono::milliseconds(2500));
   EXPECT_EQ(c.peer_retry_max, std::chrono::seconds(10));
   EXPECT_EQ(c.dedup_hashes, 4096u);
+}
+
+TEST(options, durable_history) {
+  auto none = run({"-d", "a.io", "-w", "/w", "--no-tls"});
+  ASSERT_TRUE(none.config) << none.output;
+  EXPECT_FALSE(none.config->history_dir);
+  EXPECT_EQ(none.config->history_sync, std::chrono::seconds(1));
+  auto r = run({"-d", "a.io", "-w", "/w", "--no-tls", "--history-dir", "/var/lib/mles", "--history-sync", "0"});
+  ASSERT_TRUE(r.config) << r.output;
+  EXPECT_EQ(r.config->history_dir, std::filesystem::path("/var/lib/mles"));
+  EXPECT_EQ(r.config->history_sync, std::chrono::milliseconds(0));
+  auto half = run({"-d", "a.io", "-w", "/w", "--no-tls", "--history-dir", "h", "--history-sync", "0.25"});
+  ASSERT_TRUE(half.config) << half.output;
+  EXPECT_EQ(half.config->history_sync, std::chrono::milliseconds(250));
 }
