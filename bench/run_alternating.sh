@@ -4,6 +4,7 @@
 # machine hits them alike; medians over the rounds, each as a ratio of the raw baseline's
 # median, with the load average of every round written beside them.
 #   bench/run_alternating.sh --runs 5 before=/tmp/old-build after=build
+#   bench/run_alternating.sh memory=build disk=build disk+="--history-dir /tmp/h"
 set -uo pipefail
 
 usage() {
@@ -12,6 +13,7 @@ usage: bench/run_alternating.sh [--runs N] [--duration S] [--tls] [--only 1,2] [
                                 NAME=BUILD_DIR [NAME=BUILD_DIR ...]
   NAME=BUILD_DIR  an mles build to measure (DIR/mles); the raw baseline and mles-bench come
                   from the last one
+  NAME+=ARGS      extra server arguments for NAME (e.g. disk+="--history-dir /tmp/h")
   --runs N        rounds (default 5)   --duration S  measured seconds per run (default 5)
   --tls           mles over TLS (the raw baseline stays plain, as in BENCHMARKS.md)
   --only LIST     fan-out scenarios, 1 and/or 2 (default 1,2)
@@ -28,6 +30,7 @@ only=1,2
 out=
 names=()
 dirs=()
+declare -A extra
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --runs) runs=${2:?}; shift 2 ;;
@@ -36,6 +39,7 @@ while [[ $# -gt 0 ]]; do
     --only) only=${2:?}; shift 2 ;;
     --out) out=${2:?}; shift 2 ;;
     -h|--help) usage; exit 0 ;;
+    *+=*) extra[${1%%+=*}]=${1#*+=}; shift ;;
     *=*) names+=("${1%%=*}"); d=${1#*=}; [[ "$d" = /* ]] || d="$PWD/$d"; dirs+=("$d"); shift ;;
     *) echo "run_alternating.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -72,7 +76,7 @@ for r in $(seq "$runs"); do
         { echo "run_alternating.sh: raw run $r failed:" >&2; tail -3 "$work/err" >&2; }
     else
       "$script_dir/run_standard.sh" --build "$work/$who" --target mles "$tls" --runs 1 \
-        --duration "$duration" --only "$only" --out "$work/r.md" >/dev/null 2>"$work/err" ||
+        --duration "$duration" --only "$only" --out "$work/r.md" ${extra[$who]:+--server-args "${extra[$who]}"} >/dev/null 2>"$work/err" ||
         { echo "run_alternating.sh: $who run $r failed:" >&2; tail -3 "$work/err" >&2; }
     fi
     for s in ${only//,/ }; do
