@@ -14,8 +14,32 @@ std::int64_t now_ms() {
 
 }  // namespace
 
+namespace {
+
+// The store commits every half interval too: collected at most half an interval after it was
+// stored, committed at most half an interval after that.
+store::history_db_options halve(store::history_db_options o) {
+  o.sync_interval /= 2;
+  return o;
+}
+
+}  // namespace
+
 durable_history::durable_history(store::history_db_options options, hub::origin self)
-    : self_(std::move(self)), durable_first_(options.sync_interval.count() == 0), db_(std::move(options)) {}
+    : self_(std::move(self)), durable_first_(options.sync_interval.count() == 0),
+      period_(durable_first_ ? std::chrono::milliseconds(50) : std::max(options.sync_interval / 2, std::chrono::milliseconds(1))),
+      db_(halve(std::move(options))) {}
+
+std::chrono::milliseconds durable_history::collect_period() const noexcept { return period_; }
+
+std::size_t durable_history::collect_from(hub::hub& h) {
+  std::size_t n = 0;
+  h.collect([&](const std::string& channel, std::vector<hub::message>&& added) {
+    for (const auto& m : added) db_.append(record_of(channel, m));
+    n += added.size();
+  });
+  return n;
+}
 
 durable_history::~durable_history() = default;
 
@@ -31,14 +55,10 @@ store::history_record durable_history::record_of(const std::string& channel, con
     r.origin_instance = self_.instance;
   }
   r.seq = m.seq;
-  r.flags = m.flags;
+  r.flags = m.flags & (hub::message_flags::join | hub::message_flags::hashed);
   r.frame.assign(reinterpret_cast<const char*>(m.frame.data()), m.frame.size());
   r.time_ms = now_ms();
   return r;
-}
-
-void durable_history::append(const std::string& channel, const hub::message& m) {
-  db_.append(record_of(channel, m));
 }
 
 void durable_history::forget(const std::string& channel) { db_.forget(channel); }

@@ -16,6 +16,7 @@
 #include "proto/peer_envelope.hpp"
 
 #include <boost/asio/ip/address.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <openssl/rand.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -97,6 +98,16 @@ std::unique_ptr<net::tls_registry> make_tls(const config& c) {
   throw std::runtime_error("unknown TLS mode");
 }
 
+// Every collect period, on loop 0: what the hub's changed channels stored goes to the store.
+void arm_history_collection(durable_history& history, hub::hub& h, boost::asio::steady_timer& timer) {
+  timer.expires_after(history.collect_period());
+  timer.async_wait([&history, &h, &timer](const boost::system::error_code& ec) {
+    if (ec) return;
+    history.collect_from(h);
+    arm_history_collection(history, h, timer);
+  });
+}
+
 std::string acme_directory_of(const config& c) {
   if (!c.acme_directory.empty()) return c.acme_directory;
   return c.staging ? "https://acme-staging-v02.api.letsencrypt.org/directory"
@@ -128,6 +139,7 @@ struct server::impl {
   std::unique_ptr<acme_manager> acme;                // default TLS mode: certificates from a CA
   std::unique_ptr<peer::federation> peers;           // --peer: links to peer servers
   std::unique_ptr<durable_history> history;          // --history-dir
+  std::unique_ptr<boost::asio::steady_timer> history_timer;  // on loop 0: collects for the store
   std::uint16_t port = 0;
 
   std::mutex mutex;
@@ -225,6 +237,10 @@ void server::start() {
     as.retry_initial = c.acme_retry_initial;
     m.acme = std::make_unique<acme_manager>(std::move(as), *m.tls, m.acme_tokens, m.loops[0]->io().get_executor());
   }
+  if (m.history) {
+    m.history_timer = std::make_unique<boost::asio::steady_timer>(m.loops[0]->io());
+    arm_history_collection(*m.history, m.hub, *m.history_timer);
+  }
   // Channel expiry (30 days without traffic) runs on loop 0, at most once a minute.
   auto next_expiry = std::make_shared<std::chrono::steady_clock::time_point>();
   const auto ttl = std::chrono::duration_cast<std::chrono::steady_clock::duration>(c.channel_ttl);
@@ -289,7 +305,10 @@ void server::stop() {
   m.hub.set_observer(nullptr);
   m.peers.reset();  // its links' timers belong to the loops: gone before the loops are
   if (m.history) {
-    // Nothing published any more: what is queued goes to disk (SIGTERM loses nothing).
+    // Nothing published any more (the loops stopped): the last changes are collected and
+    // everything queued goes to disk (SIGTERM loses nothing).
+    m.history_timer.reset();
+    m.history->collect_from(m.hub);
     if (!m.history->flush(std::chrono::seconds(10)))
       spdlog::warn("history: not everything could be written before stopping");
     m.hub.set_history_store(nullptr);

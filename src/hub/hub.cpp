@@ -37,7 +37,7 @@ membership hub::join(std::string_view channel_name, std::string_view uid, shared
       case member_role::client: {
         ch->history_.for_each([&](const message& m) { who->deliver(m.frame, delivery_kind::history); });
         message joined{std::move(join_frame), nullptr, ch->next_seq_++, message_flags::join};
-        const message& stored = store(*ch, joined);
+        const message& stored = store(ch, joined);
         // Links carry the join on (history only at the far end).
         for (const auto& e : ch->relays_) e.who->relay(stored, delivery_kind::live);
         break;
@@ -82,10 +82,45 @@ publish_result hub::check_duplicate(channel& ch, const message& msg) {
   return publish_result::delivered;
 }
 
-const message& hub::store(channel& ch, message& msg, persisted p) {
-  if (store_ && p == persisted::no) store_->append(ch.name_, msg);
+const message& hub::store(const std::shared_ptr<channel>& chp, message& msg, persisted p) {
+  channel& ch = *chp;
+  if (store_) {
+    if (p == persisted::already) msg.flags |= message_flags::stored;
+    ++ch.appended_;
+    if (!ch.dirty_) {
+      ch.dirty_ = true;
+      std::lock_guard lock(dirty_mutex_);
+      dirty_.push_back(chp);
+    }
+  }
   const message* stored = ch.history_.push(std::move(msg));
   return stored ? *stored : msg;
+}
+
+void hub::collect(const std::function<void(const std::string& channel, std::vector<message>&& added)>& fn) {
+  std::vector<std::shared_ptr<channel>> changed;
+  {
+    std::lock_guard lock(dirty_mutex_);
+    changed.swap(dirty_);
+  }
+  for (const auto& chp : changed) {
+    channel& ch = *chp;
+    channel_lock lock(ch.mutex_, locking());
+    ch.dirty_ = false;
+    // What was stored and already left the ring (bounds) is past the bounds on disk too.
+    const std::size_t added = static_cast<std::size_t>(ch.appended_ - ch.collected_);
+    ch.collected_ = ch.appended_;
+    const std::size_t take = std::min(added, ch.history_.size());
+    if (take == 0) continue;
+    std::vector<message> out;
+    out.reserve(take);
+    std::size_t i = 0;
+    const std::size_t skip = ch.history_.size() - take;
+    ch.history_.for_each([&](const message& m) {
+      if (i++ >= skip && !(m.flags & message_flags::stored)) out.push_back(m);
+    });
+    if (!out.empty()) fn(ch.name_, std::move(out));
+  }
 }
 
 publish_result hub::publish(const membership& m, message msg, clock::time_point now, persisted p) {
@@ -98,7 +133,7 @@ publish_result hub::publish(const membership& m, message msg, clock::time_point 
     if (m.role == member_role::reference_link) msg.flags |= message_flags::hashed;
   }
   // From here on the history's copy is delivered: no second reference to count.
-  const message& out = store(ch, msg, p);
+  const message& out = store(m.where, msg, p);
   ch.last_activity_ = now;
   const delivery_kind kind = is_relay(m.role) ? delivery_kind::relayed : delivery_kind::live;
   if (out.flags & message_flags::join) {

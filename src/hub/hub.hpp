@@ -51,12 +51,13 @@ class interest_observer {
   ~interest_observer() = default;
 };
 
-// Where history goes besides the in-memory ring: a durable store sees every message stored
-// and every channel forgotten. Called under the channel lock: must not block (queue the
-// write). The hub's in-memory ring stays the working set that newcomers are served from.
+// Where history goes besides the in-memory ring: a durable store. The hub only marks a
+// channel changed when a message is stored (no per-message work for the store on the
+// fan-out path); the store collects what changed with hub::collect on its own schedule, and
+// hears of every channel forgotten (under the channel lock: must not block). The hub's
+// in-memory ring stays the working set that newcomers are served from.
 class history_store {
  public:
-  virtual void append(const std::string& channel, const message& m) = 0;
   virtual void forget(const std::string& channel) = 0;
   // True when a client's message must be durable before it is forwarded (--history-sync 0):
   // sessions then call append_durable and publish with persisted::already once it is done.
@@ -99,6 +100,9 @@ class channel {
   std::size_t reference_links_ = 0;   // members with role reference_link
   bool hash_mode_ = false;            // payload hashes are checked for every message
   std::uint64_t next_seq_ = 1;        // for messages of this server's own members
+  std::uint64_t appended_ = 0;        // messages ever stored in history_
+  std::uint64_t collected_ = 0;       // ...of which the durable store has collected
+  bool dirty_ = false;                // on the hub's list of changed channels
   std::unique_ptr<dedup_state> dedup_;
   clock::time_point last_activity_;
 };
@@ -171,6 +175,12 @@ class hub {
   // peer keeps what it did not have), oldest first.
   void replay(const membership& m);
 
+  // For the durable store: for every channel changed since the last call, fn(channel, the
+  // messages stored since then that are still in its history, oldest first; those already
+  // stored durably excluded). With hub_limits::one_thread, call on the loop's thread (or after
+  // it stopped). fn runs under the channel's lock: copy, do not block.
+  void collect(const std::function<void(const std::string& channel, std::vector<message>&& added)>& fn);
+
   history_store* durable() const noexcept { return store_; }
 
   // Forgets channels idle (no publish or join) for at least ttl: their history is dropped, and
@@ -217,7 +227,7 @@ class hub {
   publish_result check_duplicate(channel& ch, const message& msg);
   // Appends msg to the history (and the durable store); returns the stored copy, or msg itself
   // when the history keeps nothing.
-  const message& store(channel& ch, message& msg, persisted p = persisted::no);
+  const message& store(const std::shared_ptr<channel>& ch, message& msg, persisted p = persisted::no);
 
   hub_limits limits_;
   origin_ptr self_;
@@ -226,6 +236,8 @@ class hub {
   mutable std::mutex mutex_;
   std::unordered_map<std::string, std::shared_ptr<channel>, name_hash, std::equal_to<>> channels_;
   std::uint64_t next_id_ = 1;  // under mutex_
+  std::mutex dirty_mutex_;     // after a channel lock when both are held
+  std::vector<std::shared_ptr<channel>> dirty_;  // changed since the last collect (under dirty_mutex_)
 };
 
 }  // namespace mles::hub

@@ -25,6 +25,7 @@ namespace message_flags {
 inline constexpr std::uint8_t text = 1;     // (wire only) the member's message was TEXT
 inline constexpr std::uint8_t join = 2;     // a join frame: history only, never delivered live
 inline constexpr std::uint8_t hashed = 4;   // entered from a link without peer mode
+inline constexpr std::uint8_t stored = 8;   // (this server only) already in the durable store
 }  // namespace message_flags
 
 struct message {
