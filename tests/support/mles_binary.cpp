@@ -9,10 +9,16 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 
 namespace mles::test {
+
+std::string binary_under_test(std::string built) {
+  if (const char* p = std::getenv("MLES_TEST_BINARY"); p != nullptr && *p != '\0') return p;
+  return built;
+}
 
 std::optional<std::uint16_t> parse_port(const std::string& line) {
   std::optional<std::uint16_t> port;

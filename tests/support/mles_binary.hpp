@@ -15,6 +15,10 @@
 
 namespace mles::test {
 
+// The mles executable under test: $MLES_TEST_BINARY when set (to run a test binary against
+// another build of mles), else built (the one compiled with the tests).
+std::string binary_under_test(std::string built);
+
 // The port at the end of a "listening on 127.0.0.1:PORT" line: the last ':<digits>'.
 std::optional<std::uint16_t> parse_port(const std::string& line);
 
