@@ -120,6 +120,14 @@ bool cluster::stop(std::size_t i) {
   servers_.at(i).exit_expected = true;
   const bool running = !p.exit_code();
   p.signal(SIGTERM);
+  // The server sends close 1001 to every session and waits for the reply (README, "Exit codes";
+  // RFC 6455 §5.5.1): its members answer as clients do, so that it need not wait out its close
+  // timeout.
+  for (auto& m : members_) {
+    if (m->server != i || !m->open) continue;
+    if (m->ws->expect_close(stop_timeout)) m->ws->send_close(1000);
+    drain_logs();
+  }
   const auto code = p.wait_exit(stop_timeout);
   forget_members_of(i);
   if (!running) {

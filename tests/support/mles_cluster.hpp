@@ -123,8 +123,8 @@ class cluster {
   // SIGKILL: the server vanishes without closing its sessions or links. Its members are
   // forgotten (see forget).
   bool kill(std::size_t i);
-  // SIGTERM, and expects exit 0 within stop_timeout (README, "Exit codes"). Its members are
-  // forgotten.
+  // SIGTERM, and expects exit 0 within stop_timeout (README, "Exit codes"). Its members answer
+  // the server's close frame, then are forgotten; data still arriving for them is dropped.
   bool stop(std::size_t i);
 
   // The current run's process.
