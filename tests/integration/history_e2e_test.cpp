@@ -259,8 +259,9 @@ class durable_history : public ::testing::Test {
   }
 
   // Waits until each member's inbox holds every frame wanted for it (a failure naming what is
-  // missing when not within timeout), then reads for a quiet period so that extra frames show.
-  bool await_all(const std::vector<std::pair<member*, std::vector<std::string>>>& wanted, millis timeout) {
+  // missing when not within timeout), then reads for `quiet` more so that extra frames show.
+  bool await_all(const std::vector<std::pair<member*, std::vector<std::string>>>& wanted, millis timeout,
+                 millis quiet = 0ms) {
     std::vector<member*> ms;
     for (const auto& [m, w] : wanted) ms.push_back(m);
     const bool done = pump_for(ms, timeout, [&] {
@@ -282,7 +283,7 @@ class durable_history : public ::testing::Test {
         }
       }
     }
-    pump_for(ms, quiet_period);
+    if (quiet > 0ms) pump_for(ms, quiet);
     return done;
   }
 
@@ -553,7 +554,7 @@ TEST_F(durable_history, restores_every_channel_in_its_own_channel_whatever_its_n
     wanted.emplace_back(&join(0, "late", channels[c]), concat({{join_frame(uid, channels[c])}, msgs(uid, 0, 5)}));
   }
   MLES_ASSERT_NO_FAILURE_YET();
-  await_all(wanted, replay_timeout);
+  await_all(wanted, replay_timeout, quiet_period);
   for (std::size_t c = 0; c < channels.size(); ++c) {
     EXPECT_TRUE(same_sequence(of(*wanted[c].first).frames, wanted[c].second))
         << "channel '" << printable_head(channels[c]) << "'";
@@ -846,7 +847,7 @@ TEST_P(history_resync, restarted_server_gets_the_history_back_from_its_peer_and_
   member& b3 = join(1, "b3");
   MLES_ASSERT_NO_FAILURE_YET();
   const auto history = concat({msgs("a1", 0, 30), msgs("a2", 0, 20), msgs("b1", 0, 20), msgs("b2", 0, 20)});
-  EXPECT_TRUE(await_all({{&b3, history}, {&a1, {}}, {&a2, {}}}, replay_timeout));
+  EXPECT_TRUE(await_all({{&b3, history}, {&a1, {}}, {&a2, {}}}, replay_timeout, quiet_period));
   const std::string channel = net_.channel();
   member& b4 = newcomer(1, "b4", history.size());
   EXPECT_TRUE(holds_all(b4, history)) << "b4's history lacks messages";
@@ -859,7 +860,7 @@ TEST_P(history_resync, restarted_server_gets_the_history_back_from_its_peer_and_
   publish(b3, 0, 10);
   EXPECT_TRUE(await_all({{&a1, msgs("b3", 0, 10)}, {&a2, concat({msgs("a1", 30, 10), msgs("b3", 0, 10)})},
                          {&b3, msgs("a1", 30, 10)}, {&b4, concat({msgs("a1", 30, 10), msgs("b3", 0, 10)})}},
-                        delivery_timeout));
+                        delivery_timeout, quiet_period));
 
   for (member* m : {&a1, &a2, &b1, &b2, &b3, &b4}) expect_once_in_order(*m);
   auto as_set = [](std::initializer_list<std::vector<std::string>> parts) {
@@ -911,12 +912,12 @@ TEST_F(durable_history, mesh_member_restarted_empty_gets_the_history_back_once) 
   member& c2 = join(2, "c2");
   MLES_ASSERT_NO_FAILURE_YET();
   const auto history = concat({msgs("a1", 0, 30), msgs("b1", 0, 20), msgs("c1", 0, 20)});
-  EXPECT_TRUE(await_all({{&c2, history}, {&a1, {}}, {&b1, {}}}, replay_timeout));
+  EXPECT_TRUE(await_all({{&c2, history}, {&a1, {}}, {&b1, {}}}, replay_timeout, quiet_period));
   member& c3 = newcomer(2, "c3", history.size());
   EXPECT_TRUE(holds_all(c3, history)) << "c3's history lacks messages";
   publish(c2, 0, 10);
   EXPECT_TRUE(await_all({{&a1, msgs("c2", 0, 10)}, {&b1, msgs("c2", 0, 10)}, {&c3, msgs("c2", 0, 10)}},
-                        delivery_timeout));
+                        delivery_timeout, quiet_period));
 
   for (member* m : {&a1, &b1, &c1, &c2, &c3}) expect_once_in_order(*m);
   auto as_set = [](std::initializer_list<std::vector<std::string>> parts) {
