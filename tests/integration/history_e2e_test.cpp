@@ -655,8 +655,9 @@ TEST_F(durable_history, moves_a_garbage_database_aside_and_starts_afresh) {
   EXPECT_FALSE(again) << "a warning about the fresh store at the next start: " << again.value_or("");
 }
 
-// Garbage over the database's pages after its first: the server starts (what can be read is
-// salvaged), the replay holds nothing that was not sent, once and in order, and it serves.
+// Garbage over the database's pages after its first: the database fails its check at open and is
+// moved aside, the server starts (with what could be salvaged), the replay holds nothing that
+// was not sent, each frame once and in order, and it serves.
 TEST_F(durable_history, starts_and_serves_after_the_database_pages_are_damaged) {
   const fs::path dir = tmp_.path() / "hist";
   ASSERT_TRUE(start_one(history_flags(dir, "1")));
@@ -673,6 +674,11 @@ TEST_F(durable_history, starts_and_serves_after_the_database_pages_are_damaged) 
   MLES_ASSERT_NO_FAILURE_YET();
 
   ASSERT_TRUE(net_.start(0));
+  EXPECT_TRUE(history_warning(0)) << "no warning (or error) about the damaged database";
+  const auto names = entries(dir);
+  EXPECT_TRUE(std::any_of(names.begin(), names.end(),
+                          [](const std::string& n) { return n.rfind("history.sqlite3.corrupt-", 0) == 0; }))
+      << "the damaged database was not moved aside; the directory holds:" << listed(names);
   const std::string channel = net_.channel();
   const auto original =
       concat({{join_frame("pub", channel), join_frame("sub", channel)}, msgs("pub", 0, 30)});
