@@ -38,6 +38,7 @@ class durable_history final : public hub::history_store {
 
   // hub::history_store
   void forget(const std::string& channel) override;
+  void append(const std::string& channel, const hub::message& m) override { db_.append(record_of(channel, m)); }
   bool durable_before_forward() const noexcept override { return durable_first_; }
   void append_durable(const std::string& channel, const hub::message& m, std::function<void(bool ok)> done) override;
 

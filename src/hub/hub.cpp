@@ -85,6 +85,10 @@ publish_result hub::check_duplicate(channel& ch, const message& msg) {
 const message& hub::store(const std::shared_ptr<channel>& chp, message& msg, persisted p) {
   channel& ch = *chp;
   if (store_) {
+    if (p == persisted::no && store_->durable_before_forward()) {
+      store_->append(ch.name_, msg);
+      p = persisted::already;
+    }
     if (p == persisted::already) msg.flags |= message_flags::stored;
     ++ch.appended_;
     if (!ch.dirty_) {

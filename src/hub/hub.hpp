@@ -60,8 +60,12 @@ class history_store {
  public:
   virtual void forget(const std::string& channel) = 0;
   // True when a client's message must be durable before it is forwarded (--history-sync 0):
-  // sessions then call append_durable and publish with persisted::already once it is done.
+  // sessions then call append_durable and publish with persisted::already once it is done,
+  // and the hub hands every other stored message (joins, messages from links) to append()
+  // at once, so the store keeps them in the order members saw them.
   virtual bool durable_before_forward() const noexcept = 0;
+  // Under the channel lock, only when durable_before_forward(): queue m now (no waiting).
+  virtual void append(const std::string& channel, const message& m) = 0;
   // Any thread, not under a lock: m stored durably, then done(ok) on some other thread.
   virtual void append_durable(const std::string& channel, const message& m, std::function<void(bool ok)> done) = 0;
 

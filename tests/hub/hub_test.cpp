@@ -456,6 +456,7 @@ namespace {
 struct recording_store final : history_store {
   void forget(const std::string& channel) override { forgotten.push_back(channel); }
   bool durable_before_forward() const noexcept override { return false; }
+  void append(const std::string&, const message&) override { ADD_FAILURE() << "only with --history-sync 0"; }
   void append_durable(const std::string&, const message&, std::function<void(bool)> done) override { done(true); }
   void collect(hub& h) {
     h.collect([&](const std::string& channel, std::vector<message>&& added) {
