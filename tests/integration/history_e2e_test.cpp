@@ -1,5 +1,5 @@
-// End-to-end tests of the durable history (--history-dir, --history-sync) with real `mles`
-// processes on loopback. A channel's history, join frames included, survives a restart:
+// End-to-end tests of the durable history (--history-dir, --history-sync; README, "History on
+// disk") with real `mles` processes on loopback. A channel's history, join frames included, survives a restart:
 // everything after SIGTERM (the store is flushed at stop), everything older than the group
 // commit interval after SIGKILL, and with --history-sync 0 everything a member received. After
 // a restart the history keeps the in-memory bounds (--limit, --history-bytes, the newest always
@@ -54,7 +54,8 @@ namespace fs = std::filesystem;
 constexpr millis replay_timeout{30'000};  // a newcomer's whole history arrived
 constexpr millis store_timeout{30'000};   // the store logged what it does (its retries are 5 s apart)
 // Waited after the last message before a SIGKILL that must not lose it: well beyond the group
-// commit interval (the tests give 0.2 s or 1 s; "kill -9 loses at most the last interval").
+// commit interval (the tests give 0.2 s or 1 s; README, "History on disk": "kill -9 ... loses at
+// most the last interval").
 constexpr millis beyond_sync_interval{2'000};
 // Time for a few group commits of 0.2 s where nothing depends on their having happened.
 constexpr millis a_few_commits{1'000};
@@ -324,17 +325,18 @@ class durable_history : public ::testing::Test {
     return hit->line;
   }
 
-  // The start-up line of the current run of server i saying what it restored (the store's
-  // "history: <file>: loaded N records of M channels (...)").
-  std::optional<std::string> loaded_line(std::size_t i) {
-    const auto hit = net_.wait_log(
-        i,
-        [](std::string_view l) {
-          return l.find("history:") != std::string_view::npos && l.find("loaded ") != std::string_view::npos;
-        },
-        0, log_timeout);
-    if (!hit) return std::nullopt;
-    return hit->line;
+  // The start-up lines of the current run of server i saying what it restored: README, "History
+  // on disk": "history: N messages in M channels restored from DIR in T ms", and the store's
+  // own "history: <file>: loaded N records of M channels (...)". Both count join frames.
+  void expect_restored(std::size_t i, std::size_t records, std::size_t channels) {
+    const std::string counts[] = {
+        "history: " + std::to_string(records) + " messages in " + std::to_string(channels) + " channel",
+        "loaded " + std::to_string(records) + " records of " + std::to_string(channels) + " channel"};
+    for (const std::string& what : counts) {
+      const auto hit = net_.wait_log(
+          i, [&](std::string_view l) { return l.find(what) != std::string_view::npos; }, 0, log_timeout);
+      EXPECT_TRUE(hit) << "no start-up line with '" << what << "'";
+    }
   }
 
   // No payload but join frames (JSON; a member may legitimately join twice) arrived twice at m,
@@ -382,11 +384,22 @@ class durable_history : public ::testing::Test {
 // ---------------------------------------------------------------------------------------------
 // 1-3: what survives a stop.
 
+// A --history-sync value; the test name shows it with '_' for '.'.
+class durable_history_sync : public durable_history, public ::testing::WithParamInterface<const char*> {};
+
+std::string sync_name(const ::testing::TestParamInfo<const char*>& param_info) {
+  std::string name = std::string{"sync_"} + param_info.param;
+  std::replace(name.begin(), name.end(), '.', '_');
+  return name;
+}
+
 // SIGTERM flushes the store: everything published before it is back after a restart, join
-// frames included, in order, even with a 1 s group commit interval.
-TEST_F(durable_history, keeps_every_message_published_before_sigterm) {
+// frames included, in order, with a 1 s group commit interval as with every message durable
+// before it is forwarded (0).
+using sigterm_with_sync = durable_history_sync;
+TEST_P(sigterm_with_sync, keeps_every_message_published_before_sigterm_in_order) {
   const fs::path dir = tmp_.path() / "hist";
-  ASSERT_TRUE(start_one(history_flags(dir, "1")));
+  ASSERT_TRUE(start_one(history_flags(dir, GetParam())));
   member& pub = join(0, "pub");
   member& sub = join(0, "sub");
   MLES_ASSERT_NO_FAILURE_YET();
@@ -395,18 +408,20 @@ TEST_F(durable_history, keeps_every_message_published_before_sigterm) {
   ASSERT_TRUE(net_.stop(0));
 
   ASSERT_TRUE(net_.start(0));
-  const auto loaded = loaded_line(0);
-  ASSERT_TRUE(loaded) << "no start-up line 'history: ... loaded N records of M channels'";
-  EXPECT_NE(loaded->find("loaded 52 records of 1 channel"), std::string::npos) << *loaded;
+  expect_restored(0, 52, 1);
   const std::string channel = net_.channel();
   EXPECT_TRUE(same_sequence(replay(0, "late", 52),
                             concat({{join_frame("pub", channel), join_frame("sub", channel)}, msgs("pub", 0, 50)})));
 }
 
-// SIGKILL loses at most the last group commit interval: messages older than it survive.
-TEST_F(durable_history, keeps_messages_older_than_the_sync_interval_after_sigkill) {
+INSTANTIATE_TEST_SUITE_P(history, sigterm_with_sync, ::testing::Values("1", "0"), sync_name);
+
+// SIGKILL loses at most the last group commit interval: messages older than it survive, join
+// frames included, in order (with 0, nothing a member received may be lost).
+using sigkill_with_sync = durable_history_sync;
+TEST_P(sigkill_with_sync, keeps_messages_older_than_the_sync_interval_after_sigkill_in_order) {
   const fs::path dir = tmp_.path() / "hist";
-  ASSERT_TRUE(start_one(history_flags(dir, "0.2")));
+  ASSERT_TRUE(start_one(history_flags(dir, GetParam())));
   member& pub = join(0, "pub");
   member& sub = join(0, "sub");
   MLES_ASSERT_NO_FAILURE_YET();
@@ -420,6 +435,8 @@ TEST_F(durable_history, keeps_messages_older_than_the_sync_interval_after_sigkil
   EXPECT_TRUE(same_sequence(replay(0, "late", 52),
                             concat({{join_frame("pub", channel), join_frame("sub", channel)}, msgs("pub", 0, 50)})));
 }
+
+INSTANTIATE_TEST_SUITE_P(history, sigkill_with_sync, ::testing::Values("0.2", "0"), sync_name);
 
 // --history-sync 0: a message reaches the other members only once it is durable, so whatever a
 // member received survives a SIGKILL that comes while the publisher is still sending. The
@@ -543,11 +560,7 @@ TEST_F(durable_history, restores_every_channel_in_its_own_channel_whatever_its_n
   ASSERT_TRUE(net_.stop(0));
 
   ASSERT_TRUE(net_.start(0));
-  const auto loaded = loaded_line(0);
-  ASSERT_TRUE(loaded) << "no start-up line 'history: ... loaded N records of M channels'";
-  const std::string counts =
-      "loaded " + std::to_string(channels.size() * 6) + " records of " + std::to_string(channels.size()) + " channel";
-  EXPECT_NE(loaded->find(counts), std::string::npos) << *loaded;
+  expect_restored(0, channels.size() * 6, channels.size());
 
   std::vector<std::pair<member*, std::vector<std::string>>> wanted;
   for (std::size_t c = 0; c < channels.size(); ++c) {
