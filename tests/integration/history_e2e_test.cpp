@@ -810,8 +810,10 @@ TEST_F(durable_history, creates_a_private_directory_and_private_files) {
 
 struct resync_case {
   const char* name;
-  bool links_back;    // the restarted server also has --peer to the other
-  bool keeps_dir;     // restarted on its old directory instead of an empty one
+  bool links_back;            // the restarted server also has --peer to the other
+  bool keeps_dir;             // restarted on its old directory instead of an empty one
+  const char* sync = "0.2";   // --history-sync of both
+  bool restart_again = false; // finally b is stopped and restarted: its history comes back unchanged
 };
 
 void PrintTo(const resync_case& c, std::ostream* os) { *os << c.name; }
@@ -822,12 +824,14 @@ class history_resync : public durable_history, public ::testing::WithParamInterf
 // (its directory deleted unless keeps_dir) and restarted while a's members keep talking. A
 // newcomer b3 on b then receives every message of a's history exactly once (in its replay or
 // delivered when the link brings it), so does the next newcomer in its replay, and a's members
-// never receive anything twice, nor anything but the messages of the others.
+// never receive anything twice, nor anything but the messages of the others. With
+// restart_again, what b got back is on its disk too: after a SIGTERM and a restart a newcomer
+// finds the history exactly as the newcomer before the stop did.
 TEST_P(history_resync, restarted_server_gets_the_history_back_from_its_peer_and_nobody_receives_twice) {
   const resync_case& c = GetParam();
   const std::vector<std::string> common{"--peer-retry-max", "1", "--limit", "1000"};
-  server_options a{.name = "a", .peers = {1}, .extra = history_flags(tmp_.path() / "a", "0.2", common)};
-  server_options b{.name = "b", .extra = history_flags(tmp_.path() / "b", "0.2", common)};
+  server_options a{.name = "a", .peers = {1}, .extra = history_flags(tmp_.path() / "a", c.sync, common)};
+  server_options b{.name = "b", .extra = history_flags(tmp_.path() / "b", c.sync, common)};
   if (c.links_back) b.peers = {0};
   net_.declare({a, b});
   ASSERT_TRUE(net_.start_all());
@@ -892,13 +896,22 @@ TEST_P(history_resync, restarted_server_gets_the_history_back_from_its_peer_and_
   EXPECT_EQ(msg_set(a2), as_set({msgs("a1", 0, 40), msgs("b1", 0, 20), msgs("b2", 0, 20), msgs("b3", 0, 10)}));
   EXPECT_EQ(msg_set(b3), as_set({history, msgs("a1", 30, 10)}));
   EXPECT_EQ(msg_set(b4), as_set({history, msgs("a1", 30, 10), msgs("b3", 0, 10)}));
+
+  if (c.restart_again) {
+    const auto before = of(newcomer(1, "b5", of(b4).frames.size())).frames;
+    ASSERT_TRUE(net_.stop(1));
+    ASSERT_TRUE(net_.start(1));
+    EXPECT_TRUE(same_sequence(replay(1, "b6", before.size() + 1), concat({before, {join_frame("b5", channel)}})))
+        << "b's history after a restart differs from the one before it";
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(
     restarts, history_resync,
     ::testing::Values(resync_case{"empty_dir_linked_from_the_peer", false, false},
                       resync_case{"empty_dir_linking_both_ways", true, false},
-                      resync_case{"old_dir_linking_both_ways", true, true}),
+                      resync_case{"old_dir_linking_both_ways", true, true, "0.2", true},
+                      resync_case{"empty_dir_linking_both_ways_sync_0", true, false, "0", true}),
     [](const ::testing::TestParamInfo<resync_case>& param_info) { return std::string{param_info.param.name}; });
 
 // Three servers in a full mesh: c restarts with an empty directory and gets the history back
