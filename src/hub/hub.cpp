@@ -133,7 +133,7 @@ publish_result hub::publish(const membership& m, message msg, clock::time_point 
   const publish_result verdict = check_duplicate(ch, msg);
   if (verdict != publish_result::delivered) return verdict;
   if (!msg.from) {
-    msg.seq = ch.next_seq_++;
+    if (msg.seq == 0) msg.seq = ch.next_seq_++;
     if (m.role == member_role::reference_link) msg.flags |= message_flags::hashed;
   }
   // From here on the history's copy is delivered: no second reference to count.
@@ -196,6 +196,12 @@ void hub::restore(const std::string& channel_name, std::vector<message> oldest_f
     ch->history_.push(std::move(m));
   }
   ch->last_activity_ = std::max(ch->last_activity_, last_activity);
+}
+
+std::uint64_t hub::next_sequence(const membership& m) {
+  channel& ch = *m.where;
+  channel_lock lock(ch.mutex_, locking());
+  return ch.next_seq_++;
 }
 
 void hub::replay(const membership& m) {

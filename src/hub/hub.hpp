@@ -187,6 +187,10 @@ class hub {
 
   history_store* durable() const noexcept { return store_; }
 
+  // --history-sync 0: the sequence number a message of member m will carry, taken before it
+  // is stored durably (publish keeps a message's sequence when it has one).
+  std::uint64_t next_sequence(const membership& m);
+
   // Forgets channels idle (no publish or join) for at least ttl: their history is dropped, and
   // channels without members are removed. Returns the number of channels removed.
   std::size_t expire(clock::time_point now, clock::duration ttl);

@@ -49,7 +49,8 @@ bool ws_session::on_data(ws::opcode op, std::span<const std::uint8_t> payload) {
   if (!peer_id_.empty()) return handle_peer_message(payload);
   auto& hub = conn_.ctx().hub;
   if (auto* durable = hub.durable(); durable && durable->durable_before_forward()) {
-    publish_when_durable(*durable, hub::message{encode(op, payload), nullptr, 0, 0});
+    // Numbered now: the stored record and what peers receive carry the same sequence.
+    publish_when_durable(*durable, hub::message{encode(op, payload), nullptr, hub.next_sequence(membership_), 0});
     return true;
   }
   hub.publish(membership_, encode(op, payload), conn_.loop().now());

@@ -497,3 +497,17 @@ TEST(hub, the_durable_store_collects_what_changed_once_and_hears_of_forgotten_ch
   h.expire(t0 + 31 * 24h, 30 * 24h);
   EXPECT_THAT(store.forgotten, testing::UnorderedElementsAre("ch", "other"));
 }
+
+TEST(hub, a_sequence_taken_before_the_disk_is_the_one_the_message_carries) {
+  hub h({200, 1 << 20}, origin{"a", 1});
+  boost::system::error_code ec;
+  auto link = std::make_shared<recording_relay>();
+  h.join("ch", {}, {}, link, ec, clock::now(), member_role::peer_link);
+  auto m = join(h, "ch", "alice", std::make_shared<recording_member>(), ec);
+  const auto seq = h.next_sequence(m);  // --history-sync 0: numbered, stored, then published
+  h.publish(m, frame_of("later"));
+  h.publish(m, message{frame_of("durable"), nullptr, seq, 0}, clock::now(), persisted::already);
+  ASSERT_EQ(link->got.size(), 3u);  // join, "later", "durable"
+  EXPECT_EQ(link->got[2].seq, seq);
+  EXPECT_EQ(link->got[1].seq, seq + 1);
+}
