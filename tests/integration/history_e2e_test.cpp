@@ -95,17 +95,20 @@ std::vector<std::string> history_flags(const fs::path& dir, std::string_view syn
   return flags;
 }
 
-// got == want, with the first difference and the sizes when not.
+// got == want, with the sizes and both sequences around the first difference when not.
 ::testing::AssertionResult same_sequence(const std::vector<std::string>& got, const std::vector<std::string>& want) {
   if (got == want) return ::testing::AssertionSuccess();
   std::size_t i = 0;
   while (i < got.size() && i < want.size() && got[i] == want[i]) ++i;
-  auto r = ::testing::AssertionFailure() << got.size() << " frames instead of " << want.size()
-                                         << "; first difference at index " << i << ": got "
-                                         << (i < got.size() ? printable_head(got[i]) : "(nothing)") << ", want "
-                                         << (i < want.size() ? printable_head(want[i]) : "(nothing)");
-  if (!got.empty()) r << "; got first " << printable_head(got.front()) << ", last " << printable_head(got.back());
-  return r;
+  auto around = [&](const std::vector<std::string>& v) {
+    std::string out;
+    const std::size_t from = i >= 3 ? i - 3 : 0;
+    for (std::size_t k = from; k < v.size() && k < i + 5; ++k) out += "\n    [" + std::to_string(k) + "] " + printable_head(v[k]);
+    return out.empty() ? std::string{" (nothing)"} : out;
+  };
+  return ::testing::AssertionFailure() << got.size() << " frames instead of " << want.size()
+                                       << "; first difference at index " << i << "\n  got:" << around(got)
+                                       << "\n  want:" << around(want);
 }
 
 // Appends n pseudo-random bytes to a file (created 0600 if missing).
