@@ -508,6 +508,46 @@ TEST_F(durable_history, keeps_whatever_a_member_received_after_sigkill_with_sync
   EXPECT_LE(n, sent);
 }
 
+// --history-sync 0: a client's message joins the history in memory (and reaches the members)
+// once it is on disk; joins arriving meanwhile are in memory before it. The disk must keep the
+// order the members saw: after a restart a newcomer finds exactly what one found before.
+TEST_F(durable_history, keeps_the_order_members_saw_when_joins_arrive_while_a_message_awaits_the_disk) {
+  const fs::path dir = tmp_.path() / "hist";
+  ASSERT_TRUE(start_one(history_flags(dir, "0")));
+  member& pub = join(0, "pub");
+  member& sub = join(0, "sub");
+  MLES_ASSERT_NO_FAILURE_YET();
+  // Upgraded sessions that join right after each message (README, "Protocol in one screen").
+  constexpr int rounds = 20;
+  std::vector<std::unique_ptr<ws_client>> joiners;
+  for (int n = 0; n < rounds; ++n) {
+    auto c = std::make_unique<ws_client>();
+    connect_options o;
+    o.timeout = session_timeout;
+    handshake_options h;
+    h.timeout = session_timeout;
+    ASSERT_TRUE(c->connect(net_.at(0).port, o)) << c->error();
+    ASSERT_EQ(c->handshake(h).code, 101);
+    joiners.push_back(std::move(c));
+  }
+  for (int n = 0; n < rounds; ++n) {
+    ASSERT_TRUE(pub.ws->send_text(msg("pub", n))) << pub.ws->error();
+    ASSERT_TRUE(joiners[static_cast<std::size_t>(n)]->join("j" + std::to_string(n), net_.channel()));
+  }
+  for (auto& c : joiners) ASSERT_TRUE(c->sync(session_timeout)) << c->error();
+  // Every message is durable and in memory once sub has it.
+  ASSERT_TRUE(await_all({{&sub, msgs("pub", 0, rounds)}}, delivery_timeout));
+  for (auto& c : joiners) {
+    c->send_close(1000);
+    c->close_socket();
+  }
+  const auto before = replay(0, "before", 2 + 2 * rounds);
+
+  ASSERT_TRUE(net_.stop(0));
+  ASSERT_TRUE(net_.start(0));
+  EXPECT_TRUE(same_sequence(replay(0, "after", before.size() + 1), concat({before, {join_frame("before", net_.channel())}})));
+}
+
 // ---------------------------------------------------------------------------------------------
 // 4, 5: bounds and channels after a restart.
 
