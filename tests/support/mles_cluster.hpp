@@ -224,9 +224,10 @@ class delivery_checker {
   void record(std::size_t r, const std::string& payload);
   // Every expected message arrived at least once.
   bool complete() const;
-  // Exactly once, in the sender's order, never to the sender itself nor across a path that
-  // must not carry it.
-  void verify() const;
+  // Exactly once, in the sender's order (unless order::any), never to the sender itself nor
+  // across a path that must not carry it.
+  enum class order : bool { per_sender, any };
+  void verify(order o = order::per_sender) const;
 
  private:
   std::vector<member*> senders_;
@@ -244,7 +245,8 @@ class delivery_checker {
 // others; waits until every expected message arrived, then for a quiet period, and checks
 // exactly-once, in-order delivery (Mles: "never back to the sender, in order").
 void exchange(cluster& net, const std::vector<member*>& senders, const std::vector<member*>& receivers,
-              const expectation& expects, int first, int count);
+              const expectation& expects, int first, int count,
+              delivery_checker::order o = delivery_checker::order::per_sender);
 
 // Two members ("<name>1", "<name>2") on every server of the cluster.
 std::vector<member*> two_members_each(cluster& net);
