@@ -227,10 +227,6 @@ void connection::push(hub::shared_frame frame) {
   schedule_local_flush();
 }
 
-std::size_t connection::queued_bytes() const noexcept {
-  return loop_bytes_.load(std::memory_order_relaxed) + remote_bytes_.load(std::memory_order_relaxed);
-}
-
 void connection::schedule_local_flush() {
   if (local_flush_posted_) return;
   local_flush_posted_ = true;

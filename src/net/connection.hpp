@@ -98,8 +98,6 @@ class connection final : public hub::member,  // first: the hub's calls need no 
   bool enqueue(hub::shared_frame frame, hub::delivery_kind kind);
   // Loop thread: queue bytes past the ceiling (HTTP heads and bodies, handshake bytes).
   void push(hub::shared_frame frame);
-  // Bytes queued and not yet written.
-  std::size_t queued_bytes() const noexcept;
 
   // ---- closing
   // The last bytes this connection sends (a close frame or an HTTP error, may be empty):
