@@ -49,6 +49,10 @@ struct config {
   std::size_t max_message = 16u << 20;     // bytes; over it: close 1009
   std::size_t max_queue = 4u << 20;        // bytes queued per session; over it: close 1008
   std::size_t history_bytes = 32u << 20;   // bytes of history per channel
+  std::optional<std::size_t> history_total;  // --history-total over all channels; unset: default_history_total()
+  std::size_t max_channels = 100'000;        // --max-channels; at the cap idle channels make room, else 1013
+  std::optional<std::size_t> max_inflight;   // --max-inflight; unset: default_max_inflight()
+  std::chrono::milliseconds message_timeout{60'000};  // --message-timeout: first byte to last
   std::optional<std::filesystem::path> history_dir;   // --history-dir: durable history
   std::chrono::milliseconds history_sync{1000};       // --history-sync: group commit period (0: before forwarding)
   std::size_t history_queue_bytes = 64u << 20;        // waiting for the disk; over it the oldest are dropped
@@ -90,5 +94,10 @@ struct config {
   std::chrono::milliseconds shutdown_timeout{4'000};   // graceful stop deadline
   std::chrono::seconds channel_ttl{30 * 24 * 3600};    // idle channel forgotten after
 };
+
+// Defaults that depend on the machine: a quarter of the physical memory, at most 1 GiB, for
+// history; an eighth, at most 256 MiB and at least one --max-message, for messages in flight.
+std::size_t default_history_total();
+std::size_t default_max_inflight(std::size_t max_message);
 
 }  // namespace mles::app

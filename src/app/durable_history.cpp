@@ -90,9 +90,11 @@ std::size_t durable_history::restore_into(hub::hub& h, hub::sharing mode) {
       newest = std::max(newest, r.time_ms);
       messages.push_back(std::move(m));
     }
-    total += messages.size();
+    const std::size_t n = messages.size();
     const auto age = std::chrono::milliseconds(std::max<std::int64_t>(0, wall_now - newest));
-    h.restore(channel, std::move(messages), steady_now - std::chrono::duration_cast<hub::clock::duration>(age));
+    // Over --max-channels the rest stay on disk, not in memory (the hub refuses them).
+    if (h.restore(channel, std::move(messages), steady_now - std::chrono::duration_cast<hub::clock::duration>(age)))
+      total += n;
   });
   return total;
 }

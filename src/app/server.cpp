@@ -28,9 +28,49 @@
 #include <stdexcept>
 #include <thread>
 
+#include <unistd.h>
+
 namespace mles::app {
 
 namespace {
+
+std::size_t physical_memory() {
+  const long pages = sysconf(_SC_PHYS_PAGES);
+  const long page = sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? static_cast<std::size_t>(pages) * static_cast<std::size_t>(page) : std::size_t{4} << 30;
+}
+
+// Figures of the memory bounds already reported: a warning names what changed since.
+struct bounds_report {
+  hub::budget_stats hub;
+  std::uint64_t inflight_refused = 0;
+  std::uint64_t bodies_refused = 0;
+  std::chrono::steady_clock::time_point next{};
+};
+
+// At most once a minute: what the memory bounds evicted or refused since the last warning.
+void report_bounds(bounds_report& last, const hub::hub& h, const hub::hub_limits& limits,
+                   const net::server_counters& counters, std::chrono::steady_clock::time_point now) {
+  if (now < last.next) return;
+  const hub::budget_stats b = h.budget();
+  const std::uint64_t inflight = counters.ends[static_cast<std::size_t>(net::errc::inflight_budget)].load();
+  const std::uint64_t bodies = counters.bodies_refused.load();
+  const std::uint64_t messages = b.evicted_messages - last.hub.evicted_messages;
+  const std::uint64_t channels = b.evicted_channels - last.hub.evicted_channels;
+  const std::uint64_t refused = b.refused_channels - last.hub.refused_channels;
+  if (messages == 0 && channels == 0 && refused == 0 && inflight == last.inflight_refused &&
+      bodies == last.bodies_refused)
+    return;
+  spdlog::warn("memory bounds: {} messages and {} idle channels evicted over --history-total ({} of {} bytes held), "
+               "{} joins refused at --max-channels ({}), {} messages refused over --max-inflight, "
+               "{} request bodies refused",
+               messages, channels, b.history_cost, limits.history_total, refused, limits.max_channels,
+               inflight - last.inflight_refused, bodies - last.bodies_refused);
+  last.hub = b;
+  last.inflight_refused = inflight;
+  last.bodies_refused = bodies;
+  last.next = now + std::chrono::minutes(1);
+}
 
 net::session_settings settings_of(const config& c) {
   net::session_settings s;
@@ -40,6 +80,8 @@ net::session_settings settings_of(const config& c) {
   s.handshake_timeout = c.handshake_timeout;
   s.join_timeout = c.join_timeout;
   s.close_timeout = c.close_timeout;
+  s.message_timeout = c.message_timeout;
+  s.max_inflight = c.max_inflight ? *c.max_inflight : default_max_inflight(c.max_message);
   s.single_loop = c.threads == 1 || (c.threads == 0 && std::thread::hardware_concurrency() <= 1);
   s.max_join_frame = c.max_join_frame;
   s.http.max_request_head = c.http_max_request_head;
@@ -62,6 +104,8 @@ hub::hub_limits hub_limits_of(const config& c) {
   // Every message still in a history must stay inside the window (a peer replays them).
   l.dedup_window = std::max(c.dedup_window, c.history_limit);
   l.dedup_origins = c.dedup_origins;
+  l.history_total = c.history_total ? *c.history_total : default_history_total();
+  l.max_channels = c.max_channels;
   return l;
 }
 
@@ -115,6 +159,12 @@ std::string acme_directory_of(const config& c) {
 }
 
 }  // namespace
+
+std::size_t default_history_total() { return std::min<std::size_t>(physical_memory() / 4, std::size_t{1} << 30); }
+
+std::size_t default_max_inflight(std::size_t max_message) {
+  return std::max(max_message, std::min<std::size_t>(physical_memory() / 8, std::size_t{256} << 20));
+}
 
 struct server::impl {
   explicit impl(config c)
@@ -243,8 +293,10 @@ void server::start() {
   }
   // Channel expiry (30 days without traffic) runs on loop 0, at most once a minute.
   auto next_expiry = std::make_shared<std::chrono::steady_clock::time_point>();
+  auto bounds = std::make_shared<bounds_report>();
   const auto ttl = std::chrono::duration_cast<std::chrono::steady_clock::duration>(c.channel_ttl);
-  m.loops[0]->start([&m, next_expiry, ttl](std::chrono::steady_clock::time_point now) {
+  m.loops[0]->start([&m, next_expiry, bounds, ttl](std::chrono::steady_clock::time_point now) {
+    report_bounds(*bounds, m.hub, m.hub.limits(), m.counters, now);
     if (now < *next_expiry) return;
     *next_expiry = now + std::min<std::chrono::steady_clock::duration>(ttl / 10 + std::chrono::seconds(1),
                                                                        std::chrono::minutes(1));
@@ -335,6 +387,12 @@ server::stats server::current_stats() const {
   s.sessions = impl_->counters.sessions.load();
   s.channels = impl_->hub.channel_count();
   s.slow_consumer_closes = impl_->counters.slow_consumer_closes.load();
+  const auto b = impl_->hub.budget();
+  s.history_cost = b.history_cost;
+  s.evicted_messages = b.evicted_messages;
+  s.evicted_channels = b.evicted_channels;
+  s.refused_channels = b.refused_channels;
+  s.inflight_bytes = impl_->counters.inflight_bytes.load();
   return s;
 }
 

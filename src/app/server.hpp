@@ -37,6 +37,11 @@ class server {
     std::size_t sessions = 0;        // open WebSocket sessions (joined or not)
     std::size_t channels = 0;        // channels known to the hub
     std::uint64_t slow_consumer_closes = 0;
+    std::size_t history_cost = 0;        // what --history-total counts now
+    std::uint64_t evicted_messages = 0;  // over --history-total
+    std::uint64_t evicted_channels = 0;  // idle channels forgotten (budget or channel cap)
+    std::uint64_t refused_channels = 0;  // joins refused at --max-channels
+    std::size_t inflight_bytes = 0;      // held for partly received messages and bodies
   };
   stats current_stats() const;
 

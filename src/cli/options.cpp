@@ -93,6 +93,22 @@ parse_outcome parse_command_line(int argc, const char* const* argv, const getenv
   cli.add_option("--history-bytes", cfg.history_bytes, "Bytes of history kept per channel (besides --limit)")
       ->transform(CLI::AsSizeValue(false))->check(CLI::Range(std::size_t{1}, std::size_t{1} << 40))
       ->default_str("32MiB");
+  std::size_t history_total = 0, max_inflight = 0;
+  cli.add_option("--history-total", history_total,
+                 "Bytes of history over all channels; over it idle channels are forgotten and the least recently "
+                 "active lose their oldest messages (default: a quarter of RAM, at most 1GiB)")
+      ->transform(CLI::AsSizeValue(false))->check(CLI::Range(std::size_t{1} << 20, std::size_t{1} << 44));
+  cli.add_option("--max-channels", cfg.max_channels,
+                 "Channels at once; at the cap idle channels make room, else a join gets close 1013")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{100'000'000}))->default_val(100'000);
+  cli.add_option("--max-inflight", max_inflight,
+                 "Bytes of partly received messages and request bodies over all connections; over it: close 1013 "
+                 "or HTTP 503 (default: an eighth of RAM, at most 256MiB, at least --max-message)")
+      ->transform(CLI::AsSizeValue(false))->check(CLI::Range(std::size_t{1} << 10, std::size_t{1} << 40));
+  double message_timeout_s = 60;
+  cli.add_option("--message-timeout", message_timeout_s,
+                 "Seconds a message (or request body) may take from its first byte to its last; over it: close 1008")
+      ->check(CLI::Range(1.0, 86400.0))->default_val(60);
   std::string acme_ca;
   cli.add_option("--acme-directory", cfg.acme_directory, "ACME directory URL of another CA (default: Let's Encrypt)");
   cli.add_option("--acme-ca-cert", acme_ca, "PEM CA certificate to trust for the ACME directory's HTTPS");
@@ -173,6 +189,12 @@ parse_outcome parse_command_line(int argc, const char* const* argv, const getenv
   if (!peer_ca.empty()) cfg.peer_ca = peer_ca;
   if (!history_dir.empty()) cfg.history_dir = history_dir;
   cfg.history_sync = std::chrono::milliseconds(static_cast<long long>(history_sync_s * 1000));
+  if (history_total) cfg.history_total = history_total;
+  if (max_inflight) {
+    if (max_inflight < cfg.max_message) return usage_error("--max-inflight must be at least --max-message");
+    cfg.max_inflight = max_inflight;
+  }
+  cfg.message_timeout = std::chrono::milliseconds(static_cast<long long>(message_timeout_s * 1000));
   cfg.peer_mode = !no_peer_mode;
   cfg.peer_linger = std::chrono::milliseconds(static_cast<long long>(peer_linger_s * 1000));
   cfg.peer_retry_max = std::chrono::milliseconds(static_cast<long long>(peer_retry_max_s * 1000));

@@ -24,6 +24,12 @@ class channel_history {
     for (std::size_t i = 0; i < count_; ++i) fn(ring_[(head_ + i) % ring_.size()]);
   }
   void clear() noexcept;
+  // Drops the oldest message (the global history budget evicts this way); false when empty.
+  bool drop_oldest() noexcept {
+    if (count_ == 0) return false;
+    pop_front();
+    return true;
+  }
 
   std::size_t size() const noexcept { return count_; }
   std::size_t bytes() const noexcept { return bytes_; }

@@ -6,7 +6,108 @@
 namespace mles::hub {
 
 hub::hub(hub_limits limits, origin self)
-    : limits_(limits), self_(std::make_shared<const origin>(std::move(self))) {}
+    : limits_(limits), self_(std::make_shared<const origin>(std::move(self))), trigger_(limits.history_total) {}
+
+void hub::account(channel& ch) noexcept {
+  const std::size_t now = channel_overhead + ch.name_.size() + ch.history_.bytes() +
+                          ch.history_.size() * message_overhead;
+  if (now >= ch.cost_) cost_.fetch_add(now - ch.cost_, std::memory_order_relaxed);
+  else cost_.fetch_sub(ch.cost_ - now, std::memory_order_relaxed);
+  ch.cost_ = now;
+}
+
+budget_stats hub::budget() const noexcept {
+  budget_stats b;
+  b.history_cost = cost_.load(std::memory_order_relaxed);
+  b.evicted_messages = evicted_messages_.load(std::memory_order_relaxed);
+  b.evicted_channels = evicted_channels_.load(std::memory_order_relaxed);
+  b.refused_channels = refused_channels_.load(std::memory_order_relaxed);
+  return b;
+}
+
+void hub::forget_locked(channel& ch) {
+  evicted_messages_.fetch_add(ch.history_.size(), std::memory_order_relaxed);
+  ch.history_.clear();
+  ch.dedup_.reset();
+  if (store_) store_->forget(ch.name_);
+  cost_.fetch_sub(ch.cost_, std::memory_order_relaxed);
+  ch.cost_ = 0;
+}
+
+std::size_t hub::evict_idle_locked(std::size_t n, std::size_t until, const channel* keep) {
+  struct candidate {
+    clock::time_point last;
+    std::shared_ptr<channel> ch;
+  };
+  std::vector<candidate> idle;
+  for (const auto& [name, ch] : channels_) {
+    channel_lock lock(ch->mutex_, locking());
+    if (ch.get() != keep && ch->members_.empty() && ch->relays_.empty()) idle.push_back({ch->last_activity_, ch});
+  }
+  const std::size_t take = std::min(n, idle.size());
+  std::partial_sort(idle.begin(), idle.begin() + static_cast<std::ptrdiff_t>(take), idle.end(),
+                    [](const candidate& a, const candidate& b) { return a.last < b.last; });
+  std::size_t removed = 0;
+  for (std::size_t i = 0; i < take; ++i) {
+    if (until != 0 && cost_.load(std::memory_order_relaxed) <= until) break;
+    channel& ch = *idle[i].ch;
+    {
+      channel_lock lock(ch.mutex_, locking());
+      if (!ch.members_.empty() || !ch.relays_.empty()) continue;  // cannot happen under the map lock
+      forget_locked(ch);
+    }
+    channels_.erase(ch.name_);
+    ++removed;
+  }
+  evicted_channels_.fetch_add(removed, std::memory_order_relaxed);
+  return removed;
+}
+
+bool hub::room_for_channel_locked() {
+  if (limits_.max_channels == 0 || channels_.size() < limits_.max_channels) return true;
+  // One scan frees a batch, so a flood of new channels does not scan the map on every join.
+  evict_idle_locked(std::max<std::size_t>(1, limits_.max_channels / 64), 0);
+  if (channels_.size() < limits_.max_channels) return true;
+  refused_channels_.fetch_add(1, std::memory_order_relaxed);
+  return false;
+}
+
+void hub::enforce_budget(const channel* keep) {
+  const std::size_t budget = limits_.history_total;
+  if (budget == 0 || cost_.load(std::memory_order_relaxed) <= trigger_.load(std::memory_order_relaxed)) return;
+  if (evicting_.exchange(true, std::memory_order_acquire)) return;  // another thread is at it
+  // Evict a sixteenth below the budget: one scan pays for many messages.
+  const std::size_t target = budget - budget / 16;
+  {
+    std::lock_guard lock(mutex_);
+    // First, channels nobody is in, least recently active first.
+    evict_idle_locked(channels_.size(), target, keep);
+    if (cost_.load(std::memory_order_relaxed) > target) {
+      // Then the oldest messages of the least recently active channels.
+      std::vector<std::pair<clock::time_point, channel*>> order;
+      order.reserve(channels_.size());
+      for (const auto& [name, ch] : channels_) {
+        channel_lock chlock(ch->mutex_, locking());
+        if (ch->history_.size() != 0) order.emplace_back(ch->last_activity_, ch.get());
+      }
+      std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+      for (const auto& [last, chp] : order) {
+        if (cost_.load(std::memory_order_relaxed) <= target) break;
+        channel_lock chlock(chp->mutex_, locking());
+        std::uint64_t dropped = 0;
+        while (cost_.load(std::memory_order_relaxed) > target && chp->history_.drop_oldest()) {
+          ++dropped;
+          account(*chp);
+        }
+        evicted_messages_.fetch_add(dropped, std::memory_order_relaxed);
+      }
+    }
+    // What is left is members' channels without history: look again only after it grew.
+    const std::size_t left = cost_.load(std::memory_order_relaxed);
+    trigger_.store(left > target ? left + budget / 16 : budget, std::memory_order_relaxed);
+  }
+  evicting_.store(false, std::memory_order_release);
+}
 
 membership hub::join(std::string_view channel_name, std::string_view uid, shared_frame join_frame,
                      std::shared_ptr<member> who, boost::system::error_code& ec, clock::time_point now,
@@ -17,6 +118,10 @@ membership hub::join(std::string_view channel_name, std::string_view uid, shared
     std::lock_guard lock(mutex_);
     auto it = channels_.find(channel_name);
     if (it == channels_.end()) {
+      if (!room_for_channel_locked()) {
+        ec = proto::errc::too_many_channels;
+        return {};
+      }
       it = channels_.emplace(std::string(channel_name),
                              std::make_shared<channel>(std::string(channel_name), limits_, now))
                .first;
@@ -54,7 +159,9 @@ membership hub::join(std::string_view channel_name, std::string_view uid, shared
     list_of(*ch, role).push_back({id, outbound ? std::string() : std::string(uid), std::move(who), role});
     ch->last_activity_ = now;
     if (role == member_role::client && ch->clients_++ == 0 && observer_) observer_->on_interest(ch->name_, true);
+    account(*ch);
   }
+  enforce_budget();
   ec = {};
   return {std::move(ch), id, role};
 }
@@ -98,6 +205,7 @@ const message& hub::store(const std::shared_ptr<channel>& chp, message& msg, per
     }
   }
   const message* stored = ch.history_.push(std::move(msg));
+  account(ch);
   return stored ? *stored : msg;
 }
 
@@ -128,6 +236,12 @@ void hub::collect(const std::function<void(const std::string& channel, std::vect
 }
 
 publish_result hub::publish(const membership& m, message msg, clock::time_point now, persisted p) {
+  const publish_result verdict = publish_locked(m, std::move(msg), now, p);
+  if (limits_.history_total != 0) enforce_budget();
+  return verdict;
+}
+
+publish_result hub::publish_locked(const membership& m, message msg, clock::time_point now, persisted p) {
   channel& ch = *m.where;
   channel_lock lock(ch.mutex_, locking());
   const publish_result verdict = check_duplicate(ch, msg);
@@ -177,16 +291,18 @@ void hub::leave(membership& m) {
   m = {};
 }
 
-void hub::restore(const std::string& channel_name, std::vector<message> oldest_first, clock::time_point last_activity) {
+bool hub::restore(const std::string& channel_name, std::vector<message> oldest_first, clock::time_point last_activity) {
   std::shared_ptr<channel> ch;
   {
     std::lock_guard lock(mutex_);
     auto it = channels_.find(channel_name);
     if (it == channels_.end()) {
+      if (limits_.max_channels != 0 && channels_.size() >= limits_.max_channels) return false;
       it = channels_.emplace(channel_name, std::make_shared<channel>(channel_name, limits_, last_activity)).first;
     }
     ch = it->second;
   }
+  {
   channel_lock chlock(ch->mutex_, locking());
   for (auto& m : oldest_first) {
     if (m.from) {
@@ -196,6 +312,10 @@ void hub::restore(const std::string& channel_name, std::vector<message> oldest_f
     ch->history_.push(std::move(m));
   }
   ch->last_activity_ = std::max(ch->last_activity_, last_activity);
+  account(*ch);
+  }
+  enforce_budget(ch.get());
+  return true;
 }
 
 std::uint64_t hub::next_sequence(const membership& m) {
@@ -227,7 +347,10 @@ std::size_t hub::expire(clock::time_point now, clock::duration ttl) {
       ch.dedup_.reset();
       ch.hash_mode_ = ch.reference_links_ > 0;
       if (store_) store_->forget(ch.name_);
+      account(ch);
       if (ch.members_.empty() && ch.relays_.empty()) {
+        cost_.fetch_sub(ch.cost_, std::memory_order_relaxed);
+        ch.cost_ = 0;
         chlock.unlock();
         it = channels_.erase(it);
         ++removed;

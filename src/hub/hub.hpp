@@ -17,6 +17,7 @@
 #include "proto/error.hpp"
 
 #include <chrono>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -38,6 +39,27 @@ struct hub_limits {
   std::size_t dedup_hashes = 1024;         // payload hashes remembered per channel (hash mode)
   std::size_t dedup_window = 1024;         // sequence window per origin (peer mode)
   std::size_t dedup_origins = 64;          // origins remembered per channel
+  // Over all channels: bytes of history (frames plus a per-message and per-channel
+  // overhead, see history_cost). Over it, memberless channels are forgotten and the least
+  // recently active channels lose their oldest messages. 0: unbounded.
+  std::size_t history_total = 0;
+  // Channels known at once. At the cap, memberless channels are forgotten (least recently
+  // active first) to make room; when every channel has members, creating one is refused
+  // (errc::too_many_channels). 0: unbounded.
+  std::size_t max_channels = 0;
+};
+
+// What the global budget counts for a channel and for each stored message besides its bytes:
+// the channel object, its maps and locks, a message's slot in the ring and its allocation.
+inline constexpr std::size_t channel_overhead = 512;
+inline constexpr std::size_t message_overhead = 96;
+
+// Figures of the global bounds, for logs and metrics (monotonic counters except the first).
+struct budget_stats {
+  std::size_t history_cost = 0;          // what the budget counts now, bytes
+  std::uint64_t evicted_messages = 0;    // oldest messages dropped over the budget
+  std::uint64_t evicted_channels = 0;    // memberless channels forgotten (budget or channel cap)
+  std::uint64_t refused_channels = 0;    // joins refused at the channel cap
 };
 
 // Told when a channel gains its first or loses its last client (local interest): that is
@@ -107,6 +129,7 @@ class channel {
   std::uint64_t appended_ = 0;        // messages ever stored in history_
   std::uint64_t collected_ = 0;       // ...of which the durable store has collected
   bool dirty_ = false;                // on the hub's list of changed channels
+  std::size_t cost_ = 0;              // what this channel adds to the hub's history_cost
   std::unique_ptr<dedup_state> dedup_;
   clock::time_point last_activity_;
 };
@@ -173,7 +196,8 @@ class hub {
   // (not stored again, not delivered). Origins are recorded in the channel's dedup window,
   // so a peer replaying the same messages does not deliver them twice. last_activity: when
   // the newest of them was stored.
-  void restore(const std::string& channel, std::vector<message> oldest_first, clock::time_point last_activity);
+  // False (nothing restored) when the channel cap is reached.
+  bool restore(const std::string& channel, std::vector<message> oldest_first, clock::time_point last_activity);
 
   // Resynchronisation: relays the channel's history to member m (a link in peer mode, whose
   // peer keeps what it did not have), oldest first.
@@ -194,6 +218,9 @@ class hub {
   // Forgets channels idle (no publish or join) for at least ttl: their history is dropped, and
   // channels without members are removed. Returns the number of channels removed.
   std::size_t expire(clock::time_point now, clock::duration ttl);
+
+  // Global bounds (hub_limits::history_total and max_channels): current cost and counters.
+  budget_stats budget() const noexcept;
 
   // Channels that have clients now (for links opened after start).
   std::vector<std::string> channels_with_clients() const;
@@ -231,14 +258,37 @@ class hub {
   static std::vector<channel::entry>& list_of(channel& ch, member_role role) noexcept {
     return role == member_role::client ? ch.members_ : ch.relays_;
   }
+  publish_result publish_locked(const membership& m, message msg, clock::time_point now, persisted p);
   // Under the channel lock: is msg new? Records it when it is.
   publish_result check_duplicate(channel& ch, const message& msg);
   // Appends msg to the history (and the durable store); returns the stored copy, or msg itself
   // when the history keeps nothing.
   const message& store(const std::shared_ptr<channel>& ch, message& msg, persisted p = persisted::no);
 
+  // Under the channel lock: brings the channel's share of the history cost up to date.
+  void account(channel& ch) noexcept;
+  // Not under any lock: evicts while over the history budget (one thread at a time); `keep`
+  // (the channel just restored) is trimmed but never forgotten.
+  void enforce_budget(const channel* keep = nullptr);
+  // Under the map lock: forgets up to n memberless channels but `keep`, least recently
+  // active first; stops once the history cost is at most `until` when given. Returns how
+  // many went.
+  std::size_t evict_idle_locked(std::size_t n, std::size_t until, const channel* keep = nullptr);
+  // Under the map lock: a channel may be created (at the cap, makes room if it can).
+  bool room_for_channel_locked();
+  // Under the channel (and map) lock: removes a memberless channel's history and store record.
+  void forget_locked(channel& ch);
+
   hub_limits limits_;
   origin_ptr self_;
+  std::atomic<std::size_t> cost_{0};
+  // Enforcement starts over this; raised when evicting could not get under the budget (so a
+  // budget made of members' channels is not rescanned on every message).
+  std::atomic<std::size_t> trigger_{0};
+  std::atomic<bool> evicting_{false};
+  std::atomic<std::uint64_t> evicted_messages_{0};
+  std::atomic<std::uint64_t> evicted_channels_{0};
+  std::atomic<std::uint64_t> refused_channels_{0};
   interest_observer* observer_ = nullptr;
   history_store* store_ = nullptr;
   mutable std::mutex mutex_;

@@ -165,8 +165,9 @@ void connection::deliver(hub::shared_frame frame, hub::delivery_kind kind) {
   const std::size_t ceiling = ctx_.settings.max_queue + replay_allowance_.load(std::memory_order_relaxed);
   if (loop_.running_in_this_thread() && kind != hub::delivery_kind::relayed) {
     const std::size_t mine = loop_bytes_.load(std::memory_order_relaxed);
-    if (kind == hub::delivery_kind::live &&
-        mine + remote_bytes_.load(std::memory_order_relaxed) + size > ceiling) {
+    // The rule judges what was queued before this frame: a member that keeps reading takes
+    // any message up to --max-message, however it compares with --max-queue.
+    if (kind == hub::delivery_kind::live && mine + remote_bytes_.load(std::memory_order_relaxed) > ceiling) {
       // Never wait for a member: over its ceiling it is disconnected.
       overflowed_.store(true, std::memory_order_relaxed);
       queue_closed_.store(true, std::memory_order_release);
@@ -189,7 +190,7 @@ void connection::deliver(hub::shared_frame frame, hub::delivery_kind kind) {
     std::lock_guard lock(remote_lock_);
     if (queue_closed_.load(std::memory_order_relaxed)) return;
     const std::size_t remote = remote_bytes_.load(std::memory_order_relaxed);
-    if (loop_bytes_.load(std::memory_order_relaxed) + remote + size > ceiling) {
+    if (loop_bytes_.load(std::memory_order_relaxed) + remote > ceiling) {
       overflowed_.store(true, std::memory_order_relaxed);
       queue_closed_.store(true, std::memory_order_release);
     } else {

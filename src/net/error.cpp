@@ -42,6 +42,9 @@ class net_error_category final : public boost::system::error_category {
       case errc::upgrade_refused: return "upgrade refused";
       case errc::connect_timeout: return "connect timeout";
       case errc::link_closed: return "link closed";
+      case errc::channel_cap: return "too many channels";
+      case errc::inflight_budget: return "server busy: in-flight message budget";
+      case errc::message_timeout: return "message not received in time";
     }
     return "unknown net error";
   }

@@ -37,10 +37,13 @@ enum class errc {
   upgrade_refused,            // (client role) the peer did not accept the WebSocket upgrade
   connect_timeout,            // (client role) connect + handshakes took too long
   link_closed,                // (client role) the link is no longer needed
+  channel_cap,                // a join would create a channel over --max-channels (1013)
+  inflight_budget,            // a partly received message would go over --max-inflight (1013)
+  message_timeout,            // a message did not arrive whole within --message-timeout
 };
 
 // Number of errc values (for per-reason counters).
-inline constexpr std::size_t errc_count = static_cast<std::size_t>(errc::link_closed) + 1;
+inline constexpr std::size_t errc_count = static_cast<std::size_t>(errc::message_timeout) + 1;
 
 const boost::system::error_category& net_category() noexcept;
 

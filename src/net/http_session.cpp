@@ -35,7 +35,9 @@ std::string http_date_now() {
 
 }  // namespace
 
-http_session::http_session(connection& c, listener_role role) : connection_handler(c), role_(role) {}
+http_session::http_session(connection& c, listener_role role)
+    : connection_handler(c), role_(role),
+      body_charge_(c.ctx().counters.inflight_bytes, c.ctx().settings.max_inflight) {}
 
 http_session::~http_session() { end_body(); }
 
@@ -104,14 +106,45 @@ void http_session::parse_requests() {
     if (ec == beast_http::error::header_limit) return respond_error(431, "request header fields too large\n");
     if (ec == beast_http::error::body_limit) return respond_error(413, "request body too large\n");
     if (ec) return respond_error(400, "malformed request: " + ec.message() + "\n");
+    if (in_head && parser_->is_header_done() && !parser_->is_done() && !admit_body()) return;
     if (!parser_->is_done()) {
       if (used == 0) return;  // needs more bytes
       continue;               // Beast stops after the head: go on with the body
     }
     request_ = parser_->release();
     parser_.reset();
+    body_charge_.shrink_to(0);
     dispatch_request();
   }
+}
+
+bool http_session::admit_body() {
+  auto& counters = conn_.ctx().counters;
+  const auto& req = parser_->get();
+  // Only --proxy routes take a body (static files, redirects, ACME answers and the WebSocket
+  // upgrade do not): refuse it now rather than receive it.
+  const bool takes_body = role_ == listener_role::main && conn_.ctx().proxies &&
+                          !ws::header_has_token(req[beast_http::field::upgrade], "websocket", ws::token_case::insensitive) &&
+                          conn_.ctx().proxies->match(req.target());
+  if (!takes_body) {
+    counters.bodies_refused.fetch_add(1, std::memory_order_relaxed);
+    const auto method = req.method();
+    if (method != beast_http::verb::get && method != beast_http::verb::head)
+      respond_error(405, "method not allowed\n", "Allow: GET, HEAD\r\n");
+    else
+      respond_error(413, "this resource takes no request body\n");
+    return false;
+  }
+  // A chunked body may grow to the body limit: hold that much.
+  const std::size_t limit = conn_.ctx().settings.http.max_request_body;
+  const auto length = parser_->content_length();
+  const std::size_t size = length ? static_cast<std::size_t>(std::min<std::uint64_t>(*length, limit)) : limit;
+  if (!body_charge_.grow_to(size)) {
+    counters.bodies_refused.fetch_add(1, std::memory_order_relaxed);
+    respond_error(503, "server busy, try again later\n", "Retry-After: 5\r\n");
+    return false;
+  }
+  return true;
 }
 
 void http_session::dispatch_request() {

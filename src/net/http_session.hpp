@@ -63,6 +63,9 @@ class http_session final : public connection_handler {
   // An error that ends the connection (malformed or refused request).
   void respond_error(unsigned status, std::string_view body, std::string_view extra_headers = {});
   bool active() const noexcept { return !done_ && !conn_.closing() && !conn_.closed(); }
+  // The head of a request with a body is in: false (answered 413 or 503) when the route takes
+  // no body or the body would go over --max-inflight.
+  bool admit_body();
 
   listener_role role_;
   std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
@@ -79,6 +82,7 @@ class http_session final : public connection_handler {
   std::uint64_t offset_ = 0;
   std::uint64_t remaining_ = 0;
   event_loop::clock::time_point deadline_{};
+  inflight_charge body_charge_;    // the request body's share of --max-inflight
 };
 
 }  // namespace mles::net

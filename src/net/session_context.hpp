@@ -39,6 +39,11 @@ struct session_settings {
   std::chrono::milliseconds handshake_timeout{10'000};
   std::chrono::milliseconds join_timeout{10'000};
   std::chrono::milliseconds close_timeout{5'000};
+  // A message (or request body) must arrive whole within this of its first byte.
+  std::chrono::milliseconds message_timeout{60'000};
+  // Over all connections: bytes held for partly received messages and request bodies; a
+  // connection that would go over it is closed with 1013 (HTTP: 503). 0: unbounded.
+  std::size_t max_inflight = 0;
   // The server runs one event loop: frames never cross threads (cheaper reference counts).
   bool single_loop = false;
   http_settings http;
@@ -50,8 +55,47 @@ struct session_settings {
 struct server_counters {
   std::atomic<std::size_t> sessions{0};
   std::atomic<std::uint64_t> slow_consumer_closes{0};
+  // Bytes held now for partly received messages and request bodies (session_settings::max_inflight).
+  std::atomic<std::size_t> inflight_bytes{0};
+  // HTTP requests refused at their headers: a body where the route takes none (413), or a
+  // body over the in-flight budget (503).
+  std::atomic<std::uint64_t> bodies_refused{0};
   // Connections ended, per reason (net::errc).
   std::array<std::atomic<std::uint64_t>, errc_count> ends{};
+};
+
+// One connection's share of server_counters::inflight_bytes: what it holds for a message or
+// a request body being received. Released when it shrinks or the holder goes.
+class inflight_charge {
+ public:
+  inflight_charge(std::atomic<std::size_t>& total, std::size_t budget) noexcept : total_(total), budget_(budget) {}
+  ~inflight_charge() { shrink_to(0); }
+  inflight_charge(const inflight_charge&) = delete;
+  inflight_charge& operator=(const inflight_charge&) = delete;
+
+  // Holds `bytes` in all; false (nothing changed) when that would take the total over the
+  // budget. A budget of 0 is unbounded.
+  bool grow_to(std::size_t bytes) noexcept {
+    if (bytes <= held_) return true;
+    const std::size_t more = bytes - held_;
+    std::size_t now = total_.load(std::memory_order_relaxed);
+    do {
+      if (budget_ != 0 && now + more > budget_) return false;
+    } while (!total_.compare_exchange_weak(now, now + more, std::memory_order_relaxed));
+    held_ = bytes;
+    return true;
+  }
+  void shrink_to(std::size_t bytes) noexcept {
+    if (bytes >= held_) return;
+    total_.fetch_sub(held_ - bytes, std::memory_order_relaxed);
+    held_ = bytes;
+  }
+  std::size_t held() const noexcept { return held_; }
+
+ private:
+  std::atomic<std::size_t>& total_;
+  std::size_t budget_;
+  std::size_t held_ = 0;
 };
 
 struct session_context {

@@ -3,12 +3,15 @@
 
 #include "net/peer_wire.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <cstring>
 
 namespace mles::net {
 
 websocket::websocket(connection& c, ws::role role, std::size_t max_message)
-    : connection_handler(c), role_(role), parser_(max_message, role) {}
+    : connection_handler(c), role_(role), parser_(max_message, role),
+      inflight_(c.ctx().counters.inflight_bytes, c.ctx().settings.max_inflight) {}
 
 void websocket::begin(std::span<std::uint8_t> early_bytes) {
   if (!early_bytes.empty()) on_bytes(early_bytes);
@@ -20,20 +23,35 @@ hub::shared_frame websocket::encode(ws::opcode op, std::span<const std::uint8_t>
 
 void websocket::on_bytes(std::span<std::uint8_t> bytes) {
   if (parser_done_) return;
+  const bool was_mid = parser_.mid_message();
+  const std::uint64_t before = messages_;
   const ws::consume_result r = parser_.consume(bytes, *this);
   if (r.error != ws::close_code::none || r.closed) parser_done_ = true;
   if (r.error != ws::close_code::none && !closing_) {
     const errc why = r.error == ws::close_code::protocol_error    ? errc::protocol_error
                      : r.error == ws::close_code::invalid_payload ? errc::invalid_utf8
                      : r.error == ws::close_code::message_too_big ? errc::message_too_big
+                     : r.error == ws::close_code::try_again_later ? errc::inflight_budget
                                                                    : errc::protocol_error;
     const std::string text = make_error_code(why).message();
     close(r.error, text, why);
   }
+  // The time a message may take runs from its first byte, whatever arrives after it.
+  if (parser_.mid_message() && (!was_mid || messages_ != before)) message_started_ = conn_.loop().now();
   if (!closing_) parser_.shrink();
+  inflight_.shrink_to(parser_.buffer_capacity());
+}
+
+bool websocket::on_buffer_growth(std::size_t capacity) {
+  if (!inflight_.grow_to(capacity)) {
+    spdlog::debug("{}: message buffer of {} bytes refused: over --max-inflight", conn_.describe(), capacity);
+    return false;
+  }
+  return true;
 }
 
 bool websocket::on_message(ws::opcode op, std::span<const std::uint8_t> payload) {
+  ++messages_;
   if (closing_) return true;  // dropped, but keep parsing to find the peer's close frame
   return on_data(op, payload);
 }
@@ -98,6 +116,10 @@ void websocket::on_go_away() {
 void websocket::on_sweep(event_loop::clock::time_point now) {
   if (!pinging_ || closing_) return;
   const auto interval = conn_.ctx().settings.ping_interval;
+  if (parser_.mid_message() && now - message_started_ >= conn_.ctx().settings.message_timeout) {
+    close(ws::close_code::policy_violation, "message not received in time", errc::message_timeout);
+    return;
+  }
   if (now - conn_.last_rx() >= 3 * interval) {
     close(ws::close_code::going_away, "ping timeout", errc::ping_timeout);
     return;

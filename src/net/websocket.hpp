@@ -55,6 +55,7 @@ class websocket : public connection_handler, protected ws::frame_handler {
   bool on_ping(std::span<const std::uint8_t> payload) override;
   bool on_pong(std::span<const std::uint8_t> payload) override;
   void on_close(std::uint16_t code, std::string_view reason) override;
+  bool on_buffer_growth(std::size_t capacity) override;
   void leave_once();
 
   ws::role role_;
@@ -64,6 +65,9 @@ class websocket : public connection_handler, protected ws::frame_handler {
   bool parser_done_ = false;   // the parser saw a close frame or an error: feed no more
   bool left_ = false;
   event_loop::clock::time_point last_ping_{};
+  inflight_charge inflight_;                          // the message buffer's share of --max-inflight
+  std::uint64_t messages_ = 0;                        // complete messages so far
+  event_loop::clock::time_point message_started_{};  // first byte of the message in progress
 };
 
 }  // namespace mles::net

@@ -101,6 +101,11 @@ bool ws_session::handle_join(ws::opcode op, std::span<const std::uint8_t> payloa
     membership_ = ctx.hub.join(join.channel, join.uid, encode(op, payload), conn_.shared_from_this(), ec,
                                conn_.loop().now(), role);
   }
+  if (ec == proto::errc::too_many_channels) {
+    // A bound of the server, not a fault of this join: try again later (1013).
+    close(ws::close_code::try_again_later, ec.message(), errc::channel_cap, join.channel);
+    return false;
+  }
   if (ec) {
     if (ec == proto::errc::auth_mismatch || ec == proto::errc::auth_required)
       spdlog::warn("{}: join refused: {}", conn_.describe(), ec.message());

@@ -53,6 +53,8 @@ class mles_error_category final : public boost::system::error_category {
         return "peer envelope: bad origin server id";
       case errc::envelope_bad_sequence:
         return "peer envelope: sequence 0";
+      case errc::too_many_channels:
+        return "server busy: too many channels";
     }
     return "unknown mles error";
   }

@@ -26,6 +26,7 @@ enum class errc {
   envelope_bad_flags,      // a flag bit beyond text/history/hashed
   envelope_bad_server_id,  // origin id empty, over 64 bytes, or outside 0x21..0x7E
   envelope_bad_sequence,   // sequence 0
+  too_many_channels,       // the server's channel cap is reached and every channel has members
 };
 
 const boost::system::error_category& mles_category() noexcept;

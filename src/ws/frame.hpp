@@ -33,6 +33,7 @@ enum class close_code : std::uint16_t {
   policy_violation = 1008,
   message_too_big = 1009,
   internal_error = 1011,
+  try_again_later = 1013,
 };
 
 // RFC 6455 §7.4: may this code appear in a close frame received from a peer?

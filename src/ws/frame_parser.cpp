@@ -100,8 +100,8 @@ close_code frame_parser::begin_frame(const std::uint8_t* header) noexcept {
   return close_code::none;
 }
 
-void frame_parser::append_to_message(const std::uint8_t* bytes, std::size_t n) {
-  if (n == 0) return;
+bool frame_parser::append_to_message(const std::uint8_t* bytes, std::size_t n, frame_handler& handler) {
+  if (n == 0) return true;
   const std::size_t needed = message_.size() + n;
   if (needed > message_.capacity()) {
     // Grow geometrically with what has arrived, never past what the frame announced (which
@@ -109,9 +109,12 @@ void frame_parser::append_to_message(const std::uint8_t* bytes, std::size_t n) {
     // must not cost 64 MiB.
     const std::size_t announced = message_.size() + static_cast<std::size_t>(frame_remaining_);
     const std::size_t step = std::max(message_.capacity() * 2, first_buffer_reservation);
-    message_.reserve(std::max(needed, std::min(announced, step)));
+    const std::size_t capacity = std::max(needed, std::min(announced, step));
+    if (!handler.on_buffer_growth(capacity)) return false;
+    message_.reserve(capacity);
   }
   message_.insert(message_.end(), bytes, bytes + n);
+  return true;
 }
 
 void frame_parser::release_message_buffer() noexcept {
@@ -260,7 +263,7 @@ consume_result frame_parser::consume(std::span<std::uint8_t> data, frame_handler
       if (message_op_ == opcode::text && !utf8_.feed({payload, take})) {
         return fail(close_code::invalid_payload);
       }
-      append_to_message(payload, take);
+      if (!append_to_message(payload, take, handler)) return fail(close_code::try_again_later);
     }
     pos += take;
     frame_remaining_ -= take;

@@ -28,6 +28,13 @@ class frame_handler {
   // A valid close frame. code is 1005 (no_status) when the frame had no body.
   // The parser consumes nothing after a close frame.
   virtual void on_close(std::uint16_t code, std::string_view reason) = 0;
+  // The buffer for a message in progress is about to grow to `capacity` bytes. Returning
+  // false refuses it: the parser fails with try_again_later (1013), a bound of the whole
+  // server (not of this message) being reached.
+  virtual bool on_buffer_growth(std::size_t capacity) {
+    (void)capacity;
+    return true;
+  }
 
  protected:
   ~frame_handler() = default;
@@ -42,6 +49,7 @@ struct consume_result {
   //     length encoding, 64-bit length with the top bit set, bad close frame body
   //     (1-byte payload, invalid code);
   //   invalid_payload (1007): text message or close reason that is not UTF-8;
+  //   try_again_later (1013): the handler refused to let a message buffer grow;
   //   message_too_big (1009): message (sum of its fragments) over max_message.
   close_code error = close_code::none;
   // Bytes of the input consumed (all of it unless the handler stopped or on error/close).
@@ -70,6 +78,8 @@ class frame_parser {
   bool mid_message() const noexcept;
   // Bytes held for a message in progress (counted against memory limits).
   std::size_t buffered_bytes() const noexcept { return message_.size(); }
+  // Memory held for it (what frame_handler::on_buffer_growth was asked for, or less).
+  std::size_t buffer_capacity() const noexcept { return message_.capacity(); }
   // Frees the message buffer's memory when no message is in progress (idle sessions).
   void shrink() noexcept;
 
@@ -107,7 +117,7 @@ class frame_parser {
   std::size_t header_length(std::uint8_t b1) const noexcept;
   close_code begin_frame(const std::uint8_t* header) noexcept;
   void unmask(std::uint8_t* payload, std::size_t n, std::uint64_t offset) const noexcept;
-  void append_to_message(const std::uint8_t* bytes, std::size_t n);
+  bool append_to_message(const std::uint8_t* bytes, std::size_t n, frame_handler& handler);
   void release_message_buffer() noexcept;
 };
 

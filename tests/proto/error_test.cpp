@@ -9,7 +9,7 @@
 namespace mles::proto {
 namespace {
 
-constexpr errc last = errc::envelope_bad_sequence;  // the highest value
+constexpr errc last = errc::too_many_channels;  // the highest value
 
 TEST(mles_error, has_mles_category_and_short_messages) {
   for (int e = static_cast<int>(errc::join_not_text); e <= static_cast<int>(last); ++e) {
