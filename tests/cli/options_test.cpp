@@ -130,6 +130,33 @@ TEST(options, sizes_accept_units) {
   EXPECT_EQ(r.config->history_bytes, 2048u);
 }
 
+TEST(options, memory_bounds_have_defaults_and_take_units) {
+  auto d = run({"-d", "a", "-w", "/w", "--no-tls"});
+  ASSERT_TRUE(d.config) << d.output;
+  EXPECT_FALSE(d.config->history_total);  // the server derives it from the machine's memory
+  EXPECT_FALSE(d.config->max_inflight);
+  EXPECT_EQ(d.config->max_channels, 100'000u);
+  EXPECT_EQ(d.config->message_timeout, std::chrono::seconds(60));
+  auto r = run({"-d", "a", "-w", "/w", "--no-tls", "--history-total", "512MiB", "--max-channels", "5000",
+                "--max-inflight", "64MiB", "--message-timeout", "2.5"});
+  ASSERT_TRUE(r.config) << r.output;
+  EXPECT_EQ(r.config->history_total, std::size_t{512} << 20);
+  EXPECT_EQ(r.config->max_channels, 5000u);
+  EXPECT_EQ(r.config->max_inflight, std::size_t{64} << 20);
+  EXPECT_EQ(r.config->message_timeout, std::chrono::milliseconds(2500));
+}
+
+TEST(options, memory_bounds_refuse_what_cannot_work) {
+  // One message alone must fit in the in-flight budget.
+  auto small = run({"-d", "a", "-w", "/w", "--no-tls", "--max-message", "16MiB", "--max-inflight", "8MiB"});
+  EXPECT_EQ(small.exit_code, 2);
+  EXPECT_THAT(small.output, testing::HasSubstr("--max-inflight must be at least --max-message"));
+  EXPECT_EQ(run({"-d", "a", "-w", "/w", "--no-tls", "--max-channels", "0"}).exit_code, 2);
+  EXPECT_EQ(run({"-d", "a", "-w", "/w", "--no-tls", "--history-total", "1KiB"}).exit_code, 2);
+  EXPECT_EQ(run({"-d", "a", "-w", "/w", "--no-tls", "--message-timeout", "0"}).exit_code, 2);
+  EXPECT_EQ(run({"-d", "a", "-w", "/w", "--no-tls", "--history-total", "lots"}).exit_code, 2);
+}
+
 TEST(options, log_level_from_flag_then_mles_log_then_rust_log) {
   auto base = std::vector<std::string>{"-d", "a", "-w", "/w", "--no-tls"};
   EXPECT_EQ(run(base, {{"RUST_LOG", "debug"}}).config->log_level, "debug");
