@@ -63,6 +63,8 @@ struct config {
   std::chrono::milliseconds acme_retry_initial{60'000};  // first retry after a failed order
   bool acme_prefer_http01 = false;                      // HTTP-01 first (needs --redirect)
   std::optional<std::string> mles_key;     // MLES_KEY
+  std::size_t max_connections = 0;         // --max-connections; 0: open-file limit minus a reserve
+  std::size_t max_handshakes = 1024;       // --max-handshakes: TLS handshakes in progress
 
   // --- peer links (links to other servers that share channels) ---
   std::vector<std::string> peers;                       // --peer ws[s]://host[:port][/path]

@@ -274,6 +274,20 @@ void server::start() {
     m.redirect_listener = std::make_unique<net::listener>(*m.loops[0], raw, boost::asio::ip::tcp::endpoint(address, c.http_port),
                                                           nullptr, c.rate_limit, net::listener_role::redirect);
   }
+  {
+    // Admission caps (README, "Connection caps"): the soft open-file limit goes up to the hard
+    // one; the default connection cap leaves a reserve of descriptors for everything else.
+    const std::uint64_t nofile = net::raise_open_file_limit();
+    net::listener_limits limits;
+    limits.max_connections = c.max_connections ? c.max_connections
+                                               : net::default_max_connections(
+                                                     nofile, net::descriptor_reserve(c.file_limit, c.peers.size()));
+    limits.max_handshakes = c.max_handshakes;
+    spdlog::info("open-file limit {}: at most {} connections, {} TLS handshakes in progress", nofile,
+                 limits.max_connections, limits.max_handshakes);
+    m.listener->set_limits(limits);
+    if (m.redirect_listener) m.redirect_listener->set_limits(limits);
+  }
 
   if (c.tls == tls_mode::acme) {
     acme_settings as;
@@ -393,6 +407,9 @@ server::stats server::current_stats() const {
   s.evicted_channels = b.evicted_channels;
   s.refused_channels = b.refused_channels;
   s.inflight_bytes = impl_->counters.inflight_bytes.load();
+  s.connections = impl_->counters.connections.load();
+  static_assert(std::tuple_size_v<decltype(s.refused)> == net::refusal_count);
+  for (std::size_t i = 0; i < net::refusal_count; ++i) s.refused[i] = impl_->counters.refused[i].load();
   return s;
 }
 

@@ -5,6 +5,7 @@
 
 #include "app/config.hpp"
 
+#include <array>
 #include <cstdint>
 #include <memory>
 
@@ -42,6 +43,8 @@ class server {
     std::uint64_t evicted_channels = 0;  // idle channels forgotten (budget or channel cap)
     std::uint64_t refused_channels = 0;  // joins refused at --max-channels
     std::size_t inflight_bytes = 0;      // held for partly received messages and bodies
+    std::size_t connections = 0;                // accepted and open (net::server_counters)
+    std::array<std::uint64_t, 4> refused{};     // per net::refusal
   };
   stats current_stats() const;
 

@@ -142,6 +142,12 @@ parse_outcome parse_command_line(int argc, const char* const* argv, const getenv
   cli.add_option("--peer-dedup-window", cfg.dedup_hashes,
                  "Payload hashes remembered per channel for links to servers without the peer mode")
       ->check(CLI::Range(16, 1000000))->default_val(1024);
+  cli.add_option("--max-connections", cfg.max_connections,
+                 "Most connections open at once; over it: 503 (plain HTTP) or reset (TLS); default: open-file limit minus a reserve")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{100000000}));
+  cli.add_option("--max-handshakes", cfg.max_handshakes,
+                 "Most TLS handshakes in progress at once; over it new TLS connections are reset")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{100000000}))->default_val(1024);
   cli.add_option("--log-level", log_level, "trace|debug|info|warn|error|off (else MLES_LOG, else RUST_LOG; default warn)");
 
   try {

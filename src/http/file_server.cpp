@@ -7,6 +7,7 @@
 #include "http/mime.hpp"
 #include "http/path_resolver.hpp"
 
+#include <cerrno>
 #include <chrono>
 #include <sys/stat.h>
 #include <fstream>
@@ -74,8 +75,11 @@ file_response file_server::respond(const file_request& req) {
     case resolve_status::not_found: return text(404, "not found\n");
     case resolve_status::forbidden: return text(403, "forbidden\n");
     case resolve_status::bad_request: return text(400, "bad request target\n");
+    case resolve_status::unavailable: return text(503, "try again later\n", "Retry-After: 5\r\n");
   }
+  errno = 0;
   const auto stamp = stamp_of(resolved.file);
+  if (!stamp && is_resource_shortage(errno)) return text(503, "try again later\n", "Retry-After: 5\r\n");
   if (!stamp) return text(404, "not found\n");
   const std::uint64_t size = stamp->size;
   const auto mtime = stamp->mtime;
@@ -157,7 +161,8 @@ resolved_path file_server::resolve_cached(std::string_view domain, std::string_v
   resolved_path r = resolve_path(root_ / std::string(domain), target);
   std::lock_guard lock(paths_mutex_);
   if (paths_.size() >= max_cached_paths) paths_.clear();  // bounded; rebuilt from hot paths
-  paths_[std::move(key)] = {r, now + path_cache_ttl};
+  // A shortage of descriptors or memory says nothing about the file: not remembered.
+  if (r.status != resolve_status::unavailable) paths_[std::move(key)] = {r, now + path_cache_ttl};
   return r;
 }
 

@@ -5,6 +5,7 @@
 #include <boost/url/parse.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <string>
 #include <system_error>
 
@@ -12,11 +13,27 @@ namespace mles::http {
 
 namespace fs = std::filesystem;
 
+bool is_resource_shortage(int err) noexcept {
+  switch (err) {
+    case EMFILE:
+    case ENFILE:
+    case ENOMEM:
+    case EAGAIN:
+    case ENOBUFS:
+    case EINTR:
+      return true;
+    default: return false;
+  }
+}
+
 namespace {
 
 resolved_path fail(resolve_status status) { return {status, {}}; }
 
 resolve_status status_for(const std::error_code& ec) {
+  if (ec.category() == std::generic_category() || ec.category() == std::system_category()) {
+    if (is_resource_shortage(ec.value())) return resolve_status::unavailable;
+  }
   return ec == std::errc::permission_denied ? resolve_status::forbidden : resolve_status::not_found;
 }
 

@@ -12,7 +12,12 @@ enum class resolve_status {
   not_found,    // nothing there (or a directory without index.html)
   forbidden,    // a way out of the root: "..", "%2f" or "%5c" in a segment, a symlink outside
   bad_request,  // not an origin-form target, malformed percent-encoding, or a NUL byte
+  unavailable,  // the filesystem could not be asked for lack of resources (EMFILE, ENOMEM...)
 };
+
+// Errors that say "not now" rather than "not there": out of descriptors or memory, or a
+// transient failure. A file that cannot be read for one of these is a 503, never a 404.
+bool is_resource_shortage(int err) noexcept;
 
 struct resolved_path {
   resolve_status status = resolve_status::not_found;

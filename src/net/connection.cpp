@@ -60,6 +60,7 @@ void connection::start(std::unique_ptr<connection_handler> first, event_loop::cl
 void connection::after_handshake() {
   state_ = state::open;
   deadline_ = {};
+  handshake_slot_.release();
   handler_->on_ready();
 }
 
@@ -475,6 +476,8 @@ void connection::finish(boost::system::error_code why, std::string_view detail) 
   unlink();
   loop_.on_connection_closed();
   ctx_.counters.sessions.fetch_sub(1, std::memory_order_relaxed);
+  handshake_slot_.release();
+  connection_slot_.release();
   if (why.category() == net_category()) {
     const auto i = static_cast<std::size_t>(why.value());
     if (i < errc_count) ctx_.counters.ends[i].fetch_add(1, std::memory_order_relaxed);

@@ -13,6 +13,7 @@
 
 #include "hub/member.hpp"
 #include "hub/shared_frame.hpp"
+#include "net/admission.hpp"
 #include "net/error.hpp"
 #include "net/event_loop.hpp"
 #include "net/spin_lock.hpp"
@@ -82,6 +83,12 @@ class connection final : public hub::member,  // first: the hub's calls need no 
   // Hands the connection to the next phase. The current handler stays alive until the call
   // that replaced it returns.
   void replace_handler(std::unique_ptr<connection_handler> next);
+  // The listener's admission slots: the connection slot is given back when the connection
+  // ends, the handshake slot when the TLS handshake is done (or the connection ends).
+  void hold_slots(counted_slot conn_slot, counted_slot handshake_slot) noexcept {
+    connection_slot_ = std::move(conn_slot);
+    handshake_slot_ = std::move(handshake_slot);
+  }
   connection_handler* handler() noexcept { return handler_.get(); }
 
   // ---- send queue
@@ -178,6 +185,8 @@ class connection final : public hub::member,  // first: the hub's calls need no 
   boost::system::error_code close_reason_;
   std::string close_detail_;
 
+  counted_slot connection_slot_;  // --max-connections
+  counted_slot handshake_slot_;   // --max-handshakes
   hub::member* relay_target_ = nullptr;
   std::unique_ptr<connection_handler> handler_;
   std::unique_ptr<connection_handler> retired_;  // replaced during a call; freed after it

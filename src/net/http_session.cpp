@@ -14,6 +14,7 @@
 #include <boost/beast/http.hpp>
 #include <spdlog/spdlog.h>
 
+#include <cerrno>
 #include <fcntl.h>
 #include <sys/sendfile.h>
 #include <sstream>
@@ -329,11 +330,15 @@ bool http_session::open_file_body() {
   fd_ = ::open(pending_.file.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd_ >= 0) conn_.notify_drained(true);
   if (fd_ < 0) {
+    // Out of descriptors or memory: 503 with Retry-After (a 404 would be cached as gone).
+    const bool shortage = http::is_resource_shortage(errno);
     end_body();
     busy_ = false;
     http::file_response gone;
     gone.headers = "Content-Type: text/plain; charset=utf-8\r\n";
-    gone.memory = std::make_shared<const std::string>("not found\n");
+    if (shortage) gone.status = 503;
+    if (shortage) gone.headers += "Retry-After: 5\r\n";
+    gone.memory = std::make_shared<const std::string>(shortage ? "try again later\n" : "not found\n");
     gone.content_length = gone.memory->size();
     send_response(std::move(gone));
     return false;

@@ -7,7 +7,11 @@
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
+#include <cerrno>
+#include <fcntl.h>
 #include <stdexcept>
+#include <sys/socket.h>
+#include <unistd.h>
 
 namespace mles::net {
 
@@ -22,7 +26,7 @@ listener::listener(event_loop& home, std::vector<event_loop*> loops,
                    const boost::asio::ip::tcp::endpoint& at, tls_registry* tls,
                    std::optional<std::uint32_t> rate_limit, listener_role role)
     : home_(home), loops_(std::move(loops)), acceptor_(home.io()), retry_timer_(home.io()), tls_(tls),
-      role_(role) {
+      role_(role), counters_(home.context().counters) {
   if (rate_limit) limiter_.emplace(*rate_limit);
   boost::system::error_code ec;
   auto fail = [&](const char* what) {
@@ -44,6 +48,24 @@ listener::listener(event_loop& home, std::vector<event_loop*> loops,
   acceptor_.listen(4096, ec);
   if (ec) fail("listen");
   local_ = acceptor_.local_endpoint(ec);
+  spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+listener::~listener() {
+  if (spare_fd_ >= 0) ::close(spare_fd_);
+}
+
+bool listener::refuse_on_spare() {
+  if (spare_fd_ < 0) spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (spare_fd_ < 0) return false;
+  ::close(spare_fd_);
+  spare_fd_ = -1;
+  const int fd = ::accept4(acceptor_.native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  const bool accepted = fd >= 0;
+  if (accepted) note_refusal(counters_, refusal::out_of_descriptors);
+  if (accepted) refuse_at_once(fd, tls_ == nullptr);
+  spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  return accepted;
 }
 
 void listener::start() {
@@ -72,8 +94,13 @@ void listener::do_accept() {
 void listener::on_accept(const boost::system::error_code& ec, boost::asio::ip::tcp::socket socket,
                          event_loop& target) {
   if (stopped_ || ec == boost::asio::error::operation_aborted) return;
+  if ((ec == boost::asio::error::no_descriptors || ec.value() == ENFILE) && refuse_on_spare()) {
+    // Out of descriptors: the waiting client was accepted on the spare and closed at once
+    // instead of being left in the backlog.
+    return do_accept();
+  }
   if (ec) {
-    // Out of descriptors or memory: pause instead of spinning, then go on.
+    // Out of memory, or no spare descriptor: pause instead of spinning, then go on.
     spdlog::warn("accept failed: {}; retrying in 100 ms", ec.message());
     retry_timer_.expires_after(std::chrono::milliseconds(100));
     retry_timer_.async_wait([this](const boost::system::error_code& e) {
@@ -82,6 +109,19 @@ void listener::on_accept(const boost::system::error_code& ec, boost::asio::ip::t
     return;
   }
   boost::system::error_code ignore;
+  const bool at_connection_cap =
+      limits_.max_connections && counters_.connections.load(std::memory_order_relaxed) >= limits_.max_connections;
+  const bool at_handshake_cap =
+      tls_ && limits_.max_handshakes && counters_.handshakes.load(std::memory_order_relaxed) >= limits_.max_handshakes;
+  if (at_connection_cap || at_handshake_cap) {
+    // Counted first: whoever sees the close may look at the counters.
+    note_refusal(counters_, at_connection_cap ? refusal::connection_cap : refusal::handshake_cap);
+    refuse_at_once(socket.release(ignore), tls_ == nullptr);
+    return do_accept();
+  }
+  counted_slot connection_slot(counters_.connections);
+  counted_slot handshake_slot;
+  if (tls_) handshake_slot = counted_slot(counters_.handshakes);
   const auto peer = socket.remote_endpoint(ignore);
   if (limiter_ && !limiter_->allow(peer.address(), event_loop::clock::now())) {
     spdlog::info("{}: over the rate limit, connection dropped", peer.address().to_string());
@@ -100,8 +140,10 @@ void listener::on_accept(const boost::system::error_code& ec, boost::asio::ip::t
     }
   }
   // The socket already belongs to the target loop's io_context: start the connection there.
-  boost::asio::post(target.io(), [&target, ssl = std::move(ssl), s = std::move(socket), role = role_]() mutable {
+  boost::asio::post(target.io(), [&target, ssl = std::move(ssl), s = std::move(socket), role = role_,
+                                   cs = std::move(connection_slot), hs = std::move(handshake_slot)]() mutable {
     auto c = std::make_shared<connection>(target, std::move(s), ssl.release(), tls_role::server);
+    c->hold_slots(std::move(cs), std::move(hs));
     auto first = std::make_unique<http_session>(*c, role);
     c->start(std::move(first), target.now() + target.context().settings.handshake_timeout);
   });

@@ -17,6 +17,13 @@
 
 namespace mles::net {
 
+// Admission caps of a listener (0: no cap). Counted over all listeners and loops in
+// server_counters (connections, handshakes).
+struct listener_limits {
+  std::size_t max_connections = 0;  // --max-connections
+  std::size_t max_handshakes = 0;   // --max-handshakes (TLS listeners)
+};
+
 class listener {
  public:
   // Binds and listens at once; throws std::runtime_error("cannot listen on [::]:443:
@@ -24,6 +31,9 @@ class listener {
   listener(event_loop& home, std::vector<event_loop*> loops, const boost::asio::ip::tcp::endpoint& at,
            tls_registry* tls, std::optional<std::uint32_t> rate_limit, listener_role role = listener_role::main);
 
+  ~listener();
+  // Before start().
+  void set_limits(const listener_limits& limits) noexcept { limits_ = limits; }
   void start();
   void stop();  // closes the acceptor (asynchronously, on its loop)
   boost::asio::ip::tcp::endpoint local_endpoint() const { return local_; }
@@ -32,6 +42,8 @@ class listener {
   void do_accept();
   void on_accept(const boost::system::error_code& ec, boost::asio::ip::tcp::socket socket,
                  event_loop& target);
+  // Accept failed for lack of descriptors: accept on the spare descriptor and refuse.
+  bool refuse_on_spare();
 
   event_loop& home_;
   std::vector<event_loop*> loops_;
@@ -41,6 +53,9 @@ class listener {
   tls_registry* tls_;
   listener_role role_;
   std::optional<rate_limiter> limiter_;
+  listener_limits limits_;
+  server_counters& counters_;
+  int spare_fd_ = -1;  // an open /dev/null, given up at EMFILE to accept and refuse
   std::size_t next_loop_ = 0;
   bool stopped_ = false;
 };

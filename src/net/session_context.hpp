@@ -7,6 +7,7 @@
 #include "http/proxy_client.hpp"
 #include "http/proxy_rules.hpp"
 #include "hub/hub.hpp"
+#include "net/admission.hpp"
 #include "net/error.hpp"
 #include "proto/auth.hpp"
 
@@ -62,6 +63,11 @@ struct server_counters {
   std::atomic<std::uint64_t> bodies_refused{0};
   // Connections ended, per reason (net::errc).
   std::array<std::atomic<std::uint64_t>, errc_count> ends{};
+  // Admission (net/admission.hpp): connections accepted by the listeners and not yet ended
+  // (outbound peer links are not counted), TLS handshakes in progress, refusals per cause.
+  std::atomic<std::size_t> connections{0};
+  std::atomic<std::size_t> handshakes{0};
+  std::array<std::atomic<std::uint64_t>, refusal_count> refused{};
 };
 
 // One connection's share of server_counters::inflight_bytes: what it holds for a message or

@@ -209,3 +209,25 @@ TEST(options, durable_history) {
   ASSERT_TRUE(half.config) << half.output;
   EXPECT_EQ(half.config->history_sync, std::chrono::milliseconds(250));
 }
+
+TEST(options, connection_caps) {
+  auto d = run({"-d", "a.io", "-w", "/w", "--no-tls"});
+  ASSERT_TRUE(d.config) << d.output;
+  EXPECT_EQ(d.config->max_connections, 0u);  // computed from the open-file limit at start
+  EXPECT_EQ(d.config->max_handshakes, 1024u);
+  auto r = run({"-d", "a.io", "-w", "/w", "--no-tls", "--max-connections", "5", "--max-handshakes", "7"});
+  ASSERT_TRUE(r.config) << r.output;
+  EXPECT_EQ(r.config->max_connections, 5u);
+  EXPECT_EQ(r.config->max_handshakes, 7u);
+  for (const char* flag : {"--max-connections", "--max-handshakes"}) {
+    for (const char* bad : {"0", "-1", "lots"}) {
+      auto e = run({"-d", "a.io", "-w", "/w", "--no-tls", flag, bad});
+      EXPECT_FALSE(e.config) << flag << " " << bad;
+      EXPECT_EQ(e.exit_code, 2) << flag << " " << bad;
+      EXPECT_THAT(e.output, testing::HasSubstr(flag)) << e.output;
+    }
+  }
+  auto h = run({"--help"});
+  EXPECT_THAT(h.output, testing::HasSubstr("--max-connections"));
+  EXPECT_THAT(h.output, testing::HasSubstr("--max-handshakes"));
+}

@@ -250,7 +250,11 @@ bool http_client::connect(std::uint16_t port, const connect_options& options) {
     return false;
   }
   fd_ = fd;
-  if (options.mode != transport::tls) return true;
+  if (!send_preamble(fd_, options.preamble, deadline)) {
+    error_ = std::string{"preamble: "} + std::strerror(errno);
+    return false;
+  }
+  if (options.mode != transport::tls || !options.tls_handshake) return true;
 
   ERR_clear_error();
   ctx_ = SSL_CTX_new(TLS_client_method());

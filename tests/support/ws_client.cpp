@@ -201,6 +201,23 @@ bool ws_client::fail(std::string message) {
   return false;
 }
 
+bool send_preamble(int fd, std::string_view bytes, steady::time_point deadline) {
+  for (int i = 0; i < 1000 && !bytes.empty(); ++i) {
+    const ssize_t n = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    if (n > 0) {
+      bytes.remove_prefix(static_cast<std::size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno != EAGAIN && errno != EINTR) return false;
+    pollfd p{fd, POLLOUT, 0};
+    if (::poll(&p, 1, remaining_ms(deadline)) <= 0) {
+      errno = ETIMEDOUT;
+      return false;
+    }
+  }
+  return bytes.empty();
+}
+
 bool ws_client::connect(const std::string& host, std::uint16_t port, transport mode) {
   connect_options o;
   o.host = host;
@@ -254,6 +271,7 @@ bool ws_client::connect(std::uint16_t port, const connect_options& options) {
   }
   ::freeaddrinfo(res);
   if (fd_ < 0) return fail(options.host + ":" + service + ": " + last);
+  if (!send_preamble(fd_, options.preamble, deadline)) return fail(std::string{"preamble: "} + std::strerror(errno));
   if (options.mode == transport::tls && options.tls_handshake) return tls_connect(options, deadline);
   return true;
 }

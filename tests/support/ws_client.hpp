@@ -65,8 +65,12 @@ struct connect_options {
   tls_options tls;
   int rcvbuf = 0;                  // SO_RCVBUF set before connect(); 0 keeps the default
   bool tls_handshake = true;       // false: stop after TCP connect even in TLS mode
+  std::string preamble{};          // written right after the TCP connect, before TLS (a PROXY header)
   millis timeout = default_timeout;
 };
+
+// Writes bytes on a connected non-blocking socket before the deadline (errno set on failure).
+bool send_preamble(int fd, std::string_view bytes, steady::time_point deadline);
 
 enum class io_status {
   ok,
