@@ -5,6 +5,7 @@ frame_parser inputs: byte 0 = max_message index (bits 0-2) | chunking style << 3
 byte 1 = chunk seed, then the byte stream (parsed in the server and the client role: masked
 client frames, or unmasked server frames for the client role). join_frame inputs: the text
 of a first message. peer_envelope inputs: a whole peer-link message (envelope + payload).
+proxy_header inputs: the first bytes of a connection (PROXY protocol v1/v2 header and more).
 Run from anywhere: python3 fuzz/make_corpus.py (existing seed_* files are replaced; files
 added by libFuzzer -merge keep their hash names)."""
 import os
@@ -161,6 +162,40 @@ ENVELOPE_SEEDS = {
     "empty": b"",
 }
 
+V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+def proxy_v2(ver_cmd, fam, payload):
+    return V2_SIG + bytes([ver_cmd, fam]) + struct.pack(">H", len(payload)) + payload
+
+
+INET4 = bytes([192, 0, 2, 7, 198, 51, 100, 1]) + struct.pack(">HH", 51234, 443)
+INET6 = bytes.fromhex("20010db8000000000000000000000005" "20010db8000000000000000000000001") + struct.pack(">HH", 4660, 443)
+
+# proxy_header inputs: the first bytes of a connection behind a load balancer.
+PROXY_SEEDS = {
+    "v1_tcp4": b"PROXY TCP4 192.0.2.7 198.51.100.1 51234 443\r\nGET / HTTP/1.1\r\n",
+    "v1_tcp6": b"PROXY TCP6 2001:db8::5 2001:db8::1 4660 443\r\n\x16\x03\x01",
+    "v1_unknown": b"PROXY UNKNOWN\r\n",
+    "v1_unknown_longest": b"PROXY UNKNOWN " + b":".join([b"ffff"] * 8) + b" " + b":".join([b"ffff"] * 8) + b" 65535 65535\r\n",
+    "v1_too_long": b"PROXY UNKNOWN " + b"x" * 120,
+    "v1_bad_port": b"PROXY TCP4 192.0.2.7 198.51.100.1 65536 443\r\n",
+    "v1_lf_only": b"PROXY TCP4 192.0.2.7 198.51.100.1 51234 443\n",
+    "v1_partial": b"PROXY TCP4 192.0.2.7 198.5",
+    "v2_inet": proxy_v2(0x21, 0x11, INET4) + b"\x16\x03\x01",
+    "v2_inet_tlvs": proxy_v2(0x21, 0x11, INET4 + b"\x04\x00\x03abc\xee\x00\x00"),
+    "v2_inet6": proxy_v2(0x21, 0x21, INET6),
+    "v2_local": proxy_v2(0x20, 0x00, b""),
+    "v2_unix": proxy_v2(0x21, 0x31, bytes(216)),
+    "v2_dgram": proxy_v2(0x21, 0x12, INET4),
+    "v2_short_block": proxy_v2(0x21, 0x21, INET4),
+    "v2_oversized": V2_SIG + b"\x21\x11\xff\xff",
+    "v2_partial": proxy_v2(0x21, 0x11, INET4)[:20],
+    "tls_hello": b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+    "http_get": b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    "empty": b"",
+}
+
 
 def write(target, seeds, encode):
     directory = os.path.join(HERE, "corpus", target)
@@ -176,3 +211,4 @@ def write(target, seeds, encode):
 write("frame_parser", FRAME_SEEDS, lambda v: bytes([v[0], v[1]]) + v[2])
 write("join_frame", JOIN_SEEDS, lambda v: v)
 write("peer_envelope", ENVELOPE_SEEDS, lambda v: v)
+write("proxy_header", PROXY_SEEDS, lambda v: v)
