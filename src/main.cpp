@@ -19,7 +19,8 @@ int main(int argc, char** argv) {
     return outcome.exit_code;
   }
   auto& cfg = *outcome.config;
-  mles::app::setup_logging(mles::app::parse_log_level(cfg.log_level).value_or(spdlog::level::warn));
+  mles::app::setup_logging(mles::app::parse_log_level(cfg.log_level).value_or(spdlog::level::warn),
+                           mles::app::parse_log_format(cfg.log_format).value_or(mles::app::log_format::text));
   for (const auto& n : outcome.notices) spdlog::warn("{}", n);
 
   // Signals are taken synchronously by this thread only; loops never see them.

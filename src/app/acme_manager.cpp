@@ -140,6 +140,8 @@ bool acme_manager::install(const std::string& chain_pem, const std::string& key_
   registry_.set_fallback(ctx);
   for (const auto& d : settings_.domains) registry_.set(d, ctx);
   expires_ = validity->not_after;
+  figures_.served_until.store(std::chrono::duration_cast<std::chrono::seconds>(validity->not_after.time_since_epoch()).count(),
+                              std::memory_order_relaxed);
   const auto renew = acme::renewal_time(*validity);
   spdlog::warn("ACME: certificate for {} from {} installed; expires {}; renewal planned for {}",
                settings_.domains.front(), source, date_of(validity->not_after), date_of(renew));
@@ -263,8 +265,18 @@ void acme_manager::begin_order() {
                                      });
 }
 
+bool acme_manager::has_certificate() const noexcept {
+  const auto until = figures_.served_until.load(std::memory_order_relaxed);
+  return until > 0 && std::chrono::system_clock::now() < std::chrono::system_clock::time_point(std::chrono::seconds(until));
+}
+
 void acme_manager::on_outcome(acme::order_outcome outcome) {
   driver_.reset();
+  const bool ordered = std::holds_alternative<acme::done>(outcome);
+  figures_.last_result_time.store(
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count(),
+      std::memory_order_relaxed);
+  figures_.last_result_ok.store(ordered, std::memory_order_relaxed);
   if (auto* ok = std::get_if<acme::done>(&outcome)) {
     if (install(ok->certificate_chain_pem, ok->key_pem, settings_.directory_url.c_str())) {
       if (cache_) {
@@ -274,6 +286,7 @@ void acme_manager::on_outcome(acme::order_outcome outcome) {
       }
       return;
     }
+    figures_.last_result_ok.store(false, std::memory_order_relaxed);  // issued but not usable
     return retry_later();
   }
   const auto& f = std::get<acme::failed>(outcome);

@@ -19,7 +19,9 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -52,6 +54,17 @@ class acme_manager {
   void start();
   void stop();
 
+  // For metrics and readiness (any thread): the last order's end (unix seconds, 0: none yet)
+  // and whether it installed a certificate; whether a certificate from the CA (or from the
+  // cache) is being served and not expired, rather than the temporary self-signed one.
+  struct figures {
+    std::atomic<std::int64_t> last_result_time{0};
+    std::atomic<bool> last_result_ok{false};
+    std::atomic<std::int64_t> served_until{0};  // not-after of the installed certificate, 0: none
+  };
+  const figures& status() const noexcept { return figures_; }
+  bool has_certificate() const noexcept;
+
  private:
   bool load_cached_certificate();
   bool ensure_account();
@@ -78,6 +91,7 @@ class acme_manager {
   std::shared_ptr<acme::acme_driver> driver_;
   std::optional<std::chrono::system_clock::time_point> expires_;
   unsigned failures_ = 0;
+  figures figures_;
   std::shared_ptr<bool> alive_;  // callbacks check it: the manager may be gone
 };
 

@@ -79,6 +79,14 @@ struct config {
   std::size_t dedup_window = 1024;   // sequence window per origin (peer mode)
   std::size_t dedup_origins = 64;    // origins remembered per channel
 
+  // --- operations: metrics and logs ---
+  std::optional<std::uint16_t> metrics_port;        // --metrics [ADDR:]PORT; off when empty (0: any free port)
+  std::string metrics_bind = "127.0.0.1";           // --metrics ADDR:PORT (loopback by default)
+  std::chrono::milliseconds metrics_timeout{10'000};  // per request/response on the metrics port
+  std::string log_format = "text";                  // --log-format text|json
+  unsigned log_lines_per_second = 20;               // session lines, and problem lines, each
+  std::chrono::milliseconds log_summary_interval{60'000};  // "last minute: ..." counts by reason
+
   // --- HTTP and protocol bounds ---
   std::size_t max_join_frame = 64 * 1024;             // join frame; larger: close 1009
   std::size_t http_max_request_head = 16 * 1024;      // over it: 431

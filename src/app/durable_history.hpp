@@ -44,6 +44,8 @@ class durable_history final : public hub::history_store {
 
   // SIGTERM: everything queued written (bounded); false if it could not be.
   bool flush(std::chrono::milliseconds timeout) { return db_.flush(timeout); }
+  // The store's figures (metrics: queued bytes, failed writes, dropped records).
+  store::history_db::stats store_stats() const { return db_.current_stats(); }
 
  private:
   store::history_record record_of(const std::string& channel, const hub::message& m) const;

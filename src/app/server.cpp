@@ -5,10 +5,14 @@
 #include "http/proxy_rules.hpp"
 #include "app/acme_manager.hpp"
 #include "app/durable_history.hpp"
+#include "app/logging.hpp"
+#include "app/metrics_http.hpp"
+#include "app/server_metrics.hpp"
 #include "http/challenge_tokens.hpp"
 #include "hub/hub.hpp"
 #include "net/event_loop.hpp"
 #include "net/listener.hpp"
+#include "net/log_limit.hpp"
 #include "net/session_context.hpp"
 #include "net/tls_context.hpp"
 #include "peer/federation.hpp"
@@ -22,6 +26,9 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
+#include <atomic>
+#include <unistd.h>
 #include <condition_variable>
 #include <cstdio>
 #include <mutex>
@@ -152,6 +159,61 @@ void arm_history_collection(durable_history& history, hub::hub& h, boost::asio::
   });
 }
 
+// Operators see a typo in --domains or --wwwroot at start, not as 404s later.
+void warn_missing_domain_folders(const config& c) {
+  for (const auto& d : c.domains) {
+    const auto dir = c.wwwroot / d;
+    std::error_code ec;
+    if (!std::filesystem::is_directory(dir, ec))
+      spdlog::warn("static files: {} is not a directory: domain {} will answer 404", dir.string(), d);
+    else if (::access(dir.c_str(), R_OK | X_OK) != 0)
+      spdlog::warn("static files: {} is not readable: domain {} will answer 404", dir.string(), d);
+  }
+}
+
+// What the per-interval log summary counts: refusals, timeouts and errors, by reason.
+constexpr std::array summary_reasons{
+    net::errc::join_refused,    net::errc::join_timeout,   net::errc::tls_handshake_failed,
+    net::errc::tls_handshake_timeout, net::errc::http_refused, net::errc::http_timeout,
+    net::errc::http_stalled,    net::errc::ping_timeout,   net::errc::slow_consumer,
+    net::errc::protocol_error,  net::errc::invalid_utf8,   net::errc::message_too_big,
+    net::errc::too_many_pipelined, net::errc::close_timeout};
+
+struct log_summary {
+  std::array<std::uint64_t, net::errc_count> ends{};
+  std::uint64_t rate_limited = 0;
+};
+
+// One info line per interval with what changed ("last 60 s: 12 join refused, 3 TLS handshake
+// failed"); nothing when nothing happened. Also reports the lines the log limits held back.
+void arm_log_summary(const net::server_counters& counters, std::chrono::milliseconds every,
+                     boost::asio::steady_timer& timer, std::shared_ptr<log_summary> last) {
+  timer.expires_after(every);
+  timer.async_wait([&counters, every, &timer, last](const boost::system::error_code& ec) {
+    if (ec) return;
+    net::session_lines().flush();
+    net::problem_lines().flush();
+    std::string line;
+    auto add = [&line](std::uint64_t n, std::string_view what) {
+      if (n == 0) return;
+      line += line.empty() ? "" : ", ";
+      line += std::to_string(n) + " " + std::string(what);
+    };
+    for (const auto e : summary_reasons) {
+      const auto i = static_cast<std::size_t>(e);
+      const auto now = counters.ends[i].load(std::memory_order_relaxed);
+      add(now - last->ends[i], net::make_error_code(e).message());
+      last->ends[i] = now;
+    }
+    const auto limited = counters.rate_limited.load(std::memory_order_relaxed);
+    add(limited - last->rate_limited, "over the rate limit");
+    last->rate_limited = limited;
+    if (!line.empty())
+      spdlog::info("last {} s: {}", std::chrono::duration_cast<std::chrono::seconds>(every).count(), line);
+    arm_log_summary(counters, every, timer, last);
+  });
+}
+
 std::string acme_directory_of(const config& c) {
   if (!c.acme_directory.empty()) return c.acme_directory;
   return c.staging ? "https://acme-staging-v02.api.letsencrypt.org/directory"
@@ -190,6 +252,12 @@ struct server::impl {
   std::unique_ptr<peer::federation> peers;           // --peer: links to peer servers
   std::unique_ptr<durable_history> history;          // --history-dir
   std::unique_ptr<boost::asio::steady_timer> history_timer;  // on loop 0: collects for the store
+  std::shared_ptr<peer::link_states> link_states;            // --peer: links per state (metrics)
+  metrics_registry metrics;                                  // --metrics: what /metrics shows
+  std::unique_ptr<metrics_http> metrics_listener;            // --metrics, on loop 0
+  std::unique_ptr<boost::asio::steady_timer> log_summary_timer;  // on loop 0: counts by reason at info
+  std::atomic<bool> serving{false};                          // listening and not stopping (/readyz)
+  const std::chrono::system_clock::time_point created = std::chrono::system_clock::now();
   std::uint16_t port = 0;
 
   std::mutex mutex;
@@ -211,6 +279,9 @@ void server::start() {
   if (ec) throw std::runtime_error("bad --bind address '" + c.bind + "': " + ec.message());
 
   unsigned threads = c.threads ? c.threads : std::max(1u, std::thread::hardware_concurrency());
+  warn_missing_domain_folders(c);
+  net::session_lines().set_rate(c.log_lines_per_second);
+  net::problem_lines().set_rate(c.log_lines_per_second);
   // The sweep drives deadlines and pings: fine enough for the shortest timing, at most 1 s.
   auto shortest = std::min({c.ping_interval, c.handshake_timeout, c.join_timeout, c.close_timeout});
   auto sweep = std::clamp<std::chrono::steady_clock::duration>(shortest / 4, std::chrono::milliseconds(10),
@@ -267,6 +338,8 @@ void server::start() {
     ls.retry_max = c.peer_retry_max;
     ls.connect_timeout = c.peer_connect_timeout;
     ls.max_message = c.max_message;
+    m.link_states = std::make_shared<peer::link_states>();
+    ls.states = m.link_states;
     m.peers = std::make_unique<peer::federation>(std::move(urls), std::move(ls), raw, *m.loops[0]);
     m.hub.set_observer(m.peers.get());
   }
@@ -305,6 +378,27 @@ void server::start() {
     m.history_timer = std::make_unique<boost::asio::steady_timer>(m.loops[0]->io());
     arm_history_collection(*m.history, m.hub, *m.history_timer);
   }
+  m.log_summary_timer = std::make_unique<boost::asio::steady_timer>(m.loops[0]->io());
+  arm_log_summary(m.counters, c.log_summary_interval, *m.log_summary_timer, std::make_shared<log_summary>());
+  if (c.metrics_port) {
+    const auto maddr = boost::asio::ip::make_address(c.metrics_bind, ec);
+    if (ec) throw std::runtime_error("bad --metrics address '" + c.metrics_bind + "': " + ec.message());
+    metric_sources ms;
+    ms.loops = &m.loops;
+    ms.counters = &m.counters;
+    ms.hub = &m.hub;
+    ms.tls = m.tls.get();
+    ms.acme = m.acme.get();
+    ms.links = m.link_states.get();
+    ms.history = m.history.get();
+    ms.started = m.created;
+    register_server_metrics(m.metrics, ms);
+    metrics_http_limits ml;
+    ml.timeout = c.metrics_timeout;
+    m.metrics_listener = std::make_unique<metrics_http>(
+        m.loops[0]->io(), boost::asio::ip::tcp::endpoint(maddr, *c.metrics_port), m.metrics,
+        [&m] { return m.serving.load(std::memory_order_relaxed) && (!m.acme || m.acme->has_certificate()); }, ml);
+  }
   // Channel expiry (30 days without traffic) runs on loop 0, at most once a minute.
   auto next_expiry = std::make_shared<std::chrono::steady_clock::time_point>();
   auto bounds = std::make_shared<bounds_report>();
@@ -320,6 +414,8 @@ void server::start() {
   if (m.acme) m.acme->start();
   m.listener->start();
   if (m.redirect_listener) m.redirect_listener->start();
+  if (m.metrics_listener) m.metrics_listener->start();
+  m.serving.store(true, std::memory_order_relaxed);
   {
     std::lock_guard lock(m.mutex);
     m.started = true;
@@ -327,18 +423,30 @@ void server::start() {
   const auto ep = m.listener->local_endpoint();
   const auto a = ep.address();
   const std::string where = a.is_v6() ? "[" + a.to_string() + "]" : a.to_string();
-  // Always printed (whatever the log level): scripts and tests read the port from it.
-  std::fprintf(stderr, "mles %s listening on %s:%u (%s, %u thread%s)\n", MLES_VERSION, where.c_str(),
-               static_cast<unsigned>(ep.port()), m.tls ? "wss/https" : "ws/http, no TLS", threads,
-               threads == 1 ? "" : "s");
-  if (m.redirect_listener) {
-    std::fprintf(stderr, "mles redirecting http on %s:%u to https\n", where.c_str(),
-                 static_cast<unsigned>(m.redirect_listener->local_endpoint().port()));
+  // Always printed (whatever the log level): scripts and tests read the port from it. With
+  // --log-format json, as JSON objects like every other line.
+  const bool json = c.log_format == "json";
+  auto announce = [json](const std::string& line) {
+    const std::string out = json ? json_log_line(std::chrono::system_clock::now(), spdlog::level::info, line) : line;
+    std::fprintf(stderr, "%s\n", out.c_str());
+  };
+  announce(fmt::format("mles {} listening on {}:{} ({}, {} thread{})", MLES_VERSION, where, ep.port(),
+                       m.tls ? "wss/https" : "ws/http, no TLS", threads, threads == 1 ? "" : "s"));
+  if (m.redirect_listener)
+    announce(fmt::format("mles redirecting http on {}:{} to https", where, m.redirect_listener->local_endpoint().port()));
+  if (m.metrics_listener) {
+    const auto mep = m.metrics_listener->local_endpoint();
+    const std::string mwhere = mep.address().is_v6() ? "[" + mep.address().to_string() + "]" : mep.address().to_string();
+    announce(fmt::format("mles metrics on http://{}:{}/metrics", mwhere, mep.port()));
   }
   std::fflush(stderr);
 }
 
 std::uint16_t server::port() const { return impl_->port; }
+
+std::uint16_t server::metrics_port() const {
+  return impl_->metrics_listener ? impl_->metrics_listener->local_endpoint().port() : 0;
+}
 
 std::uint16_t server::redirect_port() const {
   return impl_->redirect_listener ? impl_->redirect_listener->local_endpoint().port() : 0;
@@ -351,6 +459,7 @@ void server::stop() {
     if (!m.started || m.stopping) return;
     m.stopping = true;
   }
+  m.serving.store(false, std::memory_order_relaxed);  // /readyz: 503 while draining
   m.listener->stop();
   if (m.redirect_listener) m.redirect_listener->stop();
   if (m.acme) m.acme->stop();
@@ -364,8 +473,11 @@ void server::stop() {
     if (open == 0) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
+  if (m.metrics_listener) m.metrics_listener->stop();
   for (auto& l : m.loops) l->stop();
   for (auto& l : m.loops) l->join();
+  m.metrics_listener.reset();  // its sockets belong to loop 0: gone before the loop is
+  m.log_summary_timer.reset();
   m.acme.reset();  // its timers and driver belong to loop 0: gone before the loop is
   for (auto& l : m.loops) l->abort_all();
   m.hub.set_observer(nullptr);

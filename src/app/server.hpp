@@ -27,6 +27,8 @@ class server {
   std::uint16_t port() const;
   // The bound --redirect port (plain HTTP), 0 without --redirect.
   std::uint16_t redirect_port() const;
+  // The bound --metrics port, 0 without --metrics.
+  std::uint16_t metrics_port() const;
   // Graceful stop: stop accepting, close 1001 to every session, wait up to
   // shutdown_timeout, stop the loops. Idempotent; safe from a signal-handling thread.
   void stop();

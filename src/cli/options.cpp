@@ -6,6 +6,7 @@
 #include "proto/peer_envelope.hpp"
 
 #include <CLI/CLI.hpp>
+#include <boost/asio/ip/address.hpp>
 
 #include <sstream>
 
@@ -32,6 +33,35 @@ bool valid_proxy(const std::string& spec, app::proxy_rule& out, std::string& why
     return false;
   }
   out = {prefix, upstream};
+  return true;
+}
+
+// --metrics: PORT (on 127.0.0.1), ADDR:PORT (IPv4 or localhost), [ADDR]:PORT (IPv6).
+bool valid_metrics(const std::string& spec, app::config& cfg, std::string& why) {
+  std::string addr = "127.0.0.1", port = spec;
+  if (const auto colon = spec.rfind(':'); colon != std::string::npos) {
+    addr = spec.substr(0, colon);
+    port = spec.substr(colon + 1);
+    if (addr.size() >= 2 && addr.front() == '[' && addr.back() == ']') addr = addr.substr(1, addr.size() - 2);
+    else if (addr.find(':') != std::string::npos) {
+      why = "an IPv6 address goes in brackets: [::1]:9090";
+      return false;
+    }
+    if (addr == "localhost") addr = "127.0.0.1";
+    boost::system::error_code ec;
+    boost::asio::ip::make_address(addr, ec);
+    if (ec || addr.empty()) {
+      why = "'" + addr + "' is not an IP address";
+      return false;
+    }
+  }
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoul(port) > 65535) {
+    why = "expected PORT or ADDR:PORT with a port in 0..65535";
+    return false;
+  }
+  cfg.metrics_bind = addr;
+  cfg.metrics_port = static_cast<std::uint16_t>(std::stoul(port));
   return true;
 }
 
@@ -148,6 +178,11 @@ parse_outcome parse_command_line(int argc, const char* const* argv, const getenv
   cli.add_option("--max-handshakes", cfg.max_handshakes,
                  "Most TLS handshakes in progress at once; over it new TLS connections are reset")
       ->check(CLI::Range(std::size_t{1}, std::size_t{100000000}))->default_val(1024);
+  std::string metrics, log_format = "text";
+  auto* metrics_opt = cli.add_option("--metrics", metrics,
+                 "Prometheus metrics, /healthz and /readyz over plain HTTP on [ADDR:]PORT (default address 127.0.0.1)");
+  cli.add_option("--log-format", log_format, "text (default) or json: one object per line")
+      ->check(CLI::IsMember({"text", "json"}))->default_val("text");
   cli.add_option("--log-level", log_level, "trace|debug|info|warn|error|off (else MLES_LOG, else RUST_LOG; default warn)");
 
   try {
@@ -228,6 +263,11 @@ parse_outcome parse_command_line(int argc, const char* const* argv, const getenv
   } else if (const char* r = getenv("RUST_LOG"); r && *r) {
     if (app::parse_log_level(r)) cfg.log_level = r;
   }
+  if (metrics_opt->count() > 0) {
+    std::string why;
+    if (!valid_metrics(metrics, cfg, why)) return usage_error("--metrics " + metrics + ": " + why);
+  }
+  cfg.log_format = log_format;
   if (const char* key = getenv("MLES_KEY")) cfg.mles_key = std::string(key);
 
   result.config = std::move(cfg);

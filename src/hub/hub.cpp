@@ -235,13 +235,15 @@ void hub::collect(const std::function<void(const std::string& channel, std::vect
   }
 }
 
-publish_result hub::publish(const membership& m, message msg, clock::time_point now, persisted p) {
-  const publish_result verdict = publish_locked(m, std::move(msg), now, p);
+publish_result hub::publish(const membership& m, message msg, clock::time_point now, persisted p,
+                            std::size_t* delivered_to) {
+  const publish_result verdict = publish_locked(m, std::move(msg), now, p, delivered_to);
   if (limits_.history_total != 0) enforce_budget();
   return verdict;
 }
 
-publish_result hub::publish_locked(const membership& m, message msg, clock::time_point now, persisted p) {
+publish_result hub::publish_locked(const membership& m, message msg, clock::time_point now, persisted p,
+                                   std::size_t* delivered_to) {
   channel& ch = *m.where;
   channel_lock lock(ch.mutex_, locking());
   const publish_result verdict = check_duplicate(ch, msg);
@@ -262,7 +264,9 @@ publish_result hub::publish_locked(const membership& m, message msg, clock::time
   }
   // One atomic add for every client's reference, then each adopts one (the sender, when a
   // client, is a current member: it gets none).
-  out.frame.add_refs(static_cast<std::uint32_t>(ch.members_.size() - (m.role == member_role::client ? 1 : 0)));
+  const std::size_t recipients = ch.members_.size() - (m.role == member_role::client ? 1 : 0);
+  if (delivered_to) *delivered_to = recipients;
+  out.frame.add_refs(static_cast<std::uint32_t>(recipients));
   for (const auto& e : ch.members_) {
     if (e.id != m.id) e.who->deliver(out.frame.adopt(), kind);
   }
@@ -375,6 +379,17 @@ std::vector<std::string> hub::channels_with_clients() const {
 std::size_t hub::channel_count() const {
   std::lock_guard lock(mutex_);
   return channels_.size();
+}
+
+hub::history_totals hub::history_held() const {
+  history_totals t;
+  std::lock_guard lock(mutex_);
+  for (const auto& [name, ch] : channels_) {
+    channel_lock chlock(ch->mutex_, locking());
+    t.messages += ch->history_.size();
+    t.bytes += ch->history_.bytes();
+  }
+  return t;
 }
 
 }  // namespace mles::hub

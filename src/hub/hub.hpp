@@ -182,9 +182,10 @@ class hub {
   // channel's next sequence number (its origin stays null, meaning self(), in the history and
   // for relays); one from a reference link is also marked hashed.
   // m must be a current membership (not left). persisted::already: the durable store has it
-  // (--history-sync 0), only the in-memory history takes it.
+  // (--history-sync 0), only the in-memory history takes it. delivered_to, when given, is set to
+  // the number of members the message was delivered to (live, not relays; 0 for joins).
   publish_result publish(const membership& m, message msg, clock::time_point now = clock::now(),
-                         persisted p = persisted::no);
+                         persisted p = persisted::no, std::size_t* delivered_to = nullptr);
   publish_result publish(const membership& m, shared_frame frame, clock::time_point now = clock::now()) {
     return publish(m, message{std::move(frame), nullptr, 0, 0}, now);
   }
@@ -225,6 +226,13 @@ class hub {
   // Channels that have clients now (for links opened after start).
   std::vector<std::string> channels_with_clients() const;
   std::size_t channel_count() const;
+  // Messages and bytes held in all channels' in-memory histories (walks every channel under
+  // its lock; for metrics scrapes, not the data path).
+  struct history_totals {
+    std::size_t messages = 0;
+    std::size_t bytes = 0;
+  };
+  history_totals history_held() const;
   const hub_limits& limits() const noexcept { return limits_; }
   const origin_ptr& self() const noexcept { return self_; }
 
@@ -258,7 +266,8 @@ class hub {
   static std::vector<channel::entry>& list_of(channel& ch, member_role role) noexcept {
     return role == member_role::client ? ch.members_ : ch.relays_;
   }
-  publish_result publish_locked(const membership& m, message msg, clock::time_point now, persisted p);
+  publish_result publish_locked(const membership& m, message msg, clock::time_point now, persisted p,
+                                std::size_t* delivered_to);
   // Under the channel lock: is msg new? Records it when it is.
   publish_result check_duplicate(channel& ch, const message& msg);
   // Appends msg to the history (and the durable store); returns the stored copy, or msg itself

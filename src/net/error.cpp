@@ -57,4 +57,36 @@ const boost::system::error_category& net_category() noexcept {
   return category;
 }
 
+const char* errc_name(errc e) noexcept {
+  switch (e) {
+    case errc::ok: return "ok";
+    case errc::tls_handshake_timeout: return "tls_handshake_timeout";
+    case errc::tls_handshake_failed: return "tls_handshake_failed";
+    case errc::acme_validation_done: return "acme_validation_done";
+    case errc::http_timeout: return "http_timeout";
+    case errc::http_stalled: return "http_stalled";
+    case errc::http_closed: return "http_closed";
+    case errc::http_refused: return "http_refused";
+    case errc::too_many_pipelined: return "too_many_pipelined";
+    case errc::file_read_error: return "file_read_error";
+    case errc::join_timeout: return "join_timeout";
+    case errc::join_refused: return "join_refused";
+    case errc::ping_timeout: return "ping_timeout";
+    case errc::close_timeout: return "close_timeout";
+    case errc::slow_consumer: return "slow_consumer";
+    case errc::protocol_error: return "protocol_error";
+    case errc::invalid_utf8: return "invalid_utf8";
+    case errc::message_too_big: return "message_too_big";
+    case errc::closed_by_peer: return "closed_by_peer";
+    case errc::closed: return "closed";
+    case errc::connection_lost: return "connection_lost";
+    case errc::transport_error: return "transport_error";
+    case errc::server_stopping: return "server_stopping";
+    case errc::upgrade_refused: return "upgrade_refused";
+    case errc::connect_timeout: return "connect_timeout";
+    case errc::link_closed: return "link_closed";
+  }
+  return "unknown";
+}
+
 }  // namespace mles::net

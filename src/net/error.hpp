@@ -47,6 +47,10 @@ inline constexpr std::size_t errc_count = static_cast<std::size_t>(errc::message
 
 const boost::system::error_category& net_category() noexcept;
 
+// The value's identifier ("slow_consumer", "join_refused", ...): stable, for metric labels
+// and structured logs. "unknown" outside the enumeration.
+const char* errc_name(errc e) noexcept;
+
 inline boost::system::error_code make_error_code(errc e) noexcept {
   return {static_cast<int>(e), net_category()};
 }

@@ -23,6 +23,20 @@ namespace mles::net {
 
 class connection;
 
+// Traffic figures of one loop, written only by the loop's own thread (a relaxed load and store:
+// no locked instruction on the data path) and read by the metrics scrape from any thread.
+struct loop_counters {
+  std::atomic<std::uint64_t> messages_in{0};   // messages received from joined clients
+  std::atomic<std::uint64_t> bytes_in{0};      // their payload bytes
+  std::atomic<std::uint64_t> messages_out{0};  // deliveries to members (recipients per fan-out)
+  std::atomic<std::uint64_t> bytes_out{0};     // payload bytes of those deliveries
+
+  // Owner thread only.
+  static void bump(std::atomic<std::uint64_t>& c, std::uint64_t n) noexcept {
+    c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+};
+
 using connection_hook =
     boost::intrusive::list_base_hook<boost::intrusive::link_mode<boost::intrusive::auto_unlink>>;
 
@@ -58,6 +72,10 @@ class event_loop {
   clock::time_point now() const noexcept { return now_; }
   void refresh_now() noexcept { now_ = clock::now(); }
 
+  // Written by the loop's thread only (loop_counters::bump), read from any thread.
+  loop_counters& counters() noexcept { return counters_; }
+  const loop_counters& counters() const noexcept { return counters_; }
+
   // Any thread.
   bool running_in_this_thread() const noexcept { return current_ == this; }
   std::size_t connection_count() const noexcept { return count_.load(std::memory_order_relaxed); }
@@ -79,6 +97,7 @@ class event_loop {
                          boost::intrusive::constant_time_size<false>>
       connections_;
   std::atomic<std::size_t> count_{0};
+  loop_counters counters_;
   clock::time_point now_ = clock::now();
   std::vector<std::uint8_t> read_buffer_;
   std::vector<std::uint8_t> write_buffer_;

@@ -1,6 +1,7 @@
 // http_session: the HTTP request loop of a server connection, until an upgrade (see header).
 #include "net/http_session.hpp"
 
+#include "net/log_limit.hpp"
 #include "net/peer_wire.hpp"
 #include "net/tls_context.hpp"
 #include "net/ws_session.hpp"
@@ -78,6 +79,13 @@ void http_session::on_go_away() { conn_.finish(errc::server_stopping); }
 
 void http_session::on_finished(const boost::system::error_code& why, std::string_view detail) {
   end_body();
+  // TLS handshake failures at info (rate-limited): a client that cannot connect is visible.
+  if (why == errc::tls_handshake_failed && problem_lines().allow(spdlog::level::info)) {
+    const std::string remote = conn_.describe();
+    log_fields f{{"remote", remote}, {"reason", errc_name(errc::tls_handshake_failed)}, {"detail", detail}};
+    spdlog::info("{}: TLS handshake failed: {}", remote, detail);
+    return;
+  }
   if (detail.empty()) spdlog::debug("{}: connection ended: {}", conn_.describe(), why.message());
   else spdlog::debug("{}: connection ended: {}: {}", conn_.describe(), why.message(), detail);
 }
@@ -293,6 +301,7 @@ void http_session::send_response(http::file_response r) {
   head += r.headers;
   head += "\r\n";
   spdlog::debug("{}: HTTP {} {}", conn_.describe(), r.status, std::string_view(request_.target()));
+  conn_.ctx().counters.count_http_status(r.status);
   conn_.push(text_frame(head));
   if (!r.send_body || r.content_length == 0) return response_finished();
   if (r.memory) {
@@ -498,7 +507,12 @@ void http_session::respond_error(unsigned status, std::string_view body, std::st
                     "Content-Length: " + std::to_string(body.size()) +
                     "\r\nConnection: close\r\n" + std::string(extra_headers) + "\r\n" +
                     std::string(body);
-  spdlog::info("{}: HTTP {} {}", conn_.describe(), status, body.substr(0, body.find('\n')));
+  if (problem_lines().allow(spdlog::level::info)) {
+    const std::string remote = conn_.describe(), code = std::to_string(status);
+    log_fields f{{"remote", remote}, {"reason", "http_refused"}, {"status", code}};
+    spdlog::info("{}: HTTP {} {}", remote, status, body.substr(0, body.find('\n')));
+  }
+  conn_.ctx().counters.count_http_status(status);
   done_ = true;
   conn_.close_after(text_frame(res), errc::http_refused, "HTTP " + std::to_string(status),
                     conn_.loop().now() + conn_.ctx().settings.close_timeout);

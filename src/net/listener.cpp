@@ -2,6 +2,7 @@
 #include "net/listener.hpp"
 
 #include "net/connection.hpp"
+#include "net/log_limit.hpp"
 
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/post.hpp>
@@ -124,7 +125,9 @@ void listener::on_accept(const boost::system::error_code& ec, boost::asio::ip::t
   if (tls_) handshake_slot = counted_slot(counters_.handshakes);
   const auto peer = socket.remote_endpoint(ignore);
   if (limiter_ && !limiter_->allow(peer.address(), event_loop::clock::now())) {
-    spdlog::info("{}: over the rate limit, connection dropped", peer.address().to_string());
+    if (problem_lines().allow(spdlog::level::info))
+      spdlog::info("{}: over the rate limit, connection dropped", peer.address().to_string());
+    home_.context().counters.rate_limited.fetch_add(1, std::memory_order_relaxed);
     socket.close(ignore);
     return do_accept();
   }

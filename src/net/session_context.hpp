@@ -68,6 +68,14 @@ struct server_counters {
   std::atomic<std::size_t> connections{0};
   std::atomic<std::size_t> handshakes{0};
   std::array<std::atomic<std::uint64_t>, refusal_count> refused{};
+  // Metrics (--metrics): joined client sessions now, connections dropped by --rate-limit,
+  // HTTP responses by status code (index = status, 100..599; 0: anything else).
+  std::atomic<std::int64_t> joined{0};
+  std::atomic<std::uint64_t> rate_limited{0};
+  std::array<std::atomic<std::uint64_t>, 600> http_status{};
+  void count_http_status(unsigned status) noexcept {
+    http_status[status >= 100 && status < 600 ? status : 0].fetch_add(1, std::memory_order_relaxed);
+  }
 };
 
 // One connection's share of server_counters::inflight_bytes: what it holds for a message or

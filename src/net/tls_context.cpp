@@ -12,6 +12,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <mutex>
 #include <stdexcept>
@@ -192,6 +193,32 @@ void tls_registry::set_fallback(ssl_ctx_ptr ctx) {
   install_callbacks(ctx.get());
   std::unique_lock lock(mutex_);
   fallback_ = std::move(ctx);
+}
+
+namespace {
+
+std::optional<std::int64_t> leaf_not_after(SSL_CTX* ctx) {
+  X509* leaf = ctx ? SSL_CTX_get0_certificate(ctx) : nullptr;
+  if (!leaf) return std::nullopt;
+  std::tm tm{};
+  if (ASN1_TIME_to_tm(X509_get0_notAfter(leaf), &tm) != 1) return std::nullopt;
+  return static_cast<std::int64_t>(timegm(&tm));
+}
+
+}  // namespace
+
+std::vector<std::pair<std::string, std::int64_t>> tls_registry::certificate_expiries() const {
+  std::vector<std::pair<std::string, ssl_ctx_ptr>> served;
+  {
+    std::shared_lock lock(mutex_);
+    served.emplace_back("default", fallback_);
+    for (const auto& [name, ctx] : by_name_) served.emplace_back(name, ctx);
+  }
+  std::vector<std::pair<std::string, std::int64_t>> out;
+  for (const auto& [name, ctx] : served) {
+    if (auto t = leaf_not_after(ctx.get())) out.emplace_back(name, *t);
+  }
+  return out;
 }
 
 void tls_registry::set_challenge(const std::string& name, ssl_ctx_ptr ctx) {

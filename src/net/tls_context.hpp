@@ -7,7 +7,9 @@
 #include <openssl/ssl.h>
 
 #include <filesystem>
+#include <cstdint>
 #include <map>
+#include <utility>
 #include <optional>
 #include <memory>
 #include <shared_mutex>
@@ -58,6 +60,9 @@ class tls_registry {
   void clear_challenge(const std::string& name);
   // A new SSL for an accepted connection; SNI is resolved during its handshake.
   SSL* new_ssl() const;
+  // The end of validity (unix seconds) of the leaf certificate served per SNI name, and under
+  // the name "default" for clients without a known name (metrics).
+  std::vector<std::pair<std::string, std::int64_t>> certificate_expiries() const;
 
  private:
   static int on_servername(SSL* ssl, int* alert, void* arg);

@@ -1,6 +1,7 @@
 // ws_session: join and publish for one client (or peer) session.
 #include "net/ws_session.hpp"
 
+#include "net/log_limit.hpp"
 #include "net/peer_wire.hpp"
 #include "proto/auth.hpp"
 #include "proto/join_frame.hpp"
@@ -48,12 +49,21 @@ bool ws_session::on_data(ws::opcode op, std::span<const std::uint8_t> payload) {
   if (!joined_) return handle_join(op, payload);
   if (!peer_id_.empty()) return handle_peer_message(payload);
   auto& hub = conn_.ctx().hub;
+  auto& counters = conn_.loop().counters();
+  loop_counters::bump(counters.messages_in, 1);
+  loop_counters::bump(counters.bytes_in, payload.size());
   if (auto* durable = hub.durable(); durable && durable->durable_before_forward()) {
     // Numbered now: the stored record and what peers receive carry the same sequence.
     publish_when_durable(*durable, hub::message{encode(op, payload), nullptr, hub.next_sequence(membership_), 0});
     return true;
   }
-  hub.publish(membership_, encode(op, payload), conn_.loop().now());
+  std::size_t recipients = 0;
+  hub::shared_frame frame = encode(op, payload);
+  const std::size_t bytes = frame.size();
+  hub.publish(membership_, hub::message{std::move(frame), nullptr, 0, 0}, conn_.loop().now(), hub::persisted::no,
+              &recipients);
+  loop_counters::bump(counters.messages_out, recipients);
+  loop_counters::bump(counters.bytes_out, recipients * bytes);
   return true;
 }
 
@@ -70,7 +80,13 @@ void ws_session::publish_when_durable(hub::history_store& durable, hub::message 
       if (!c || c->closed()) return;
       auto* self = dynamic_cast<ws_session*>(c->handler());
       if (!self || !self->membership_ || self->closing()) return;
-      c->ctx().hub.publish(self->membership_, std::move(*pending), c->loop().now(), hub::persisted::already);
+      std::size_t recipients = 0;
+      const std::size_t bytes = pending->frame.size();
+      c->ctx().hub.publish(self->membership_, std::move(*pending), c->loop().now(), hub::persisted::already,
+                           &recipients);
+      auto& counters = c->loop().counters();
+      loop_counters::bump(counters.messages_out, recipients);
+      loop_counters::bump(counters.bytes_out, recipients * bytes);
     });
   });
 }
@@ -81,7 +97,12 @@ bool ws_session::handle_peer_message(std::span<const std::uint8_t> payload) {
     close(ws::close_code::protocol_error, ec.message(), errc::protocol_error, ec.message());
     return false;
   }
-  conn_.ctx().hub.publish(membership_, std::move(m), conn_.loop().now());
+  std::size_t recipients = 0;
+  const std::size_t bytes = m.frame.size();
+  conn_.ctx().hub.publish(membership_, std::move(m), conn_.loop().now(), hub::persisted::no, &recipients);
+  auto& counters = conn_.loop().counters();
+  loop_counters::bump(counters.messages_out, recipients);
+  loop_counters::bump(counters.bytes_out, recipients * bytes);
   return true;
 }
 
@@ -107,19 +128,40 @@ bool ws_session::handle_join(ws::opcode op, std::span<const std::uint8_t> payloa
     return false;
   }
   if (ec) {
-    if (ec == proto::errc::auth_mismatch || ec == proto::errc::auth_required)
-      spdlog::warn("{}: join refused: {}", conn_.describe(), ec.message());
+    const bool auth = ec == proto::errc::auth_mismatch || ec == proto::errc::auth_required;
+    // Auth refusals at warn, the others at info; both rate-limited (an attacker chooses how many).
+    const auto level = auth ? spdlog::level::warn : spdlog::level::info;
+    if (problem_lines().allow(level)) {
+      const std::string remote = conn_.describe(), reason = ec.message();
+      log_fields f{{"remote", remote}, {"reason", "join_refused"}, {"detail", reason}};
+      spdlog::log(level, "{}: join refused: {}", remote, reason);
+    }
     close(ws::close_code::policy_violation, ec.message(), errc::join_refused, ec.message());
     return false;
   }
   joined_ = true;
   parser().set_max_message(ctx.settings.max_message);
   start_pinging();
-  spdlog::info("{}: joined", conn_.describe());
+  if (peer_id_.empty()) {
+    counted_joined_ = true;
+    ctx.counters.joined.fetch_add(1, std::memory_order_relaxed);
+  }
+  if (session_lines().allow(spdlog::level::info)) {
+    const std::string who = conn_.describe();
+    log_fields f{{"uid", uid_}, {"channel", channel_}};
+    spdlog::info("{}: joined", who);
+  }
   return true;
 }
 
+void ws_session::uncount_joined() noexcept {
+  if (!counted_joined_) return;
+  counted_joined_ = false;
+  conn_.ctx().counters.joined.fetch_sub(1, std::memory_order_relaxed);
+}
+
 void ws_session::on_leave() {
+  uncount_joined();
   if (membership_) conn_.ctx().hub.leave(membership_);
 }
 
@@ -135,10 +177,19 @@ void ws_session::on_sweep(event_loop::clock::time_point now) {
 }
 
 void ws_session::on_finished(const boost::system::error_code& why, std::string_view detail) {
+  uncount_joined();
   if (membership_) conn_.ctx().hub.leave(membership_);
   const std::string text = detail.empty() ? why.message() : why.message() + ": " + std::string(detail);
-  if (!uid_.empty()) spdlog::info("{}: session ended: {}", conn_.describe(), text);
-  else spdlog::debug("{}: connection ended: {}", conn_.describe(), text);
+  const char* reason = why.category() == net_category() ? errc_name(static_cast<errc>(why.value())) : "other";
+  if (!uid_.empty()) {
+    if (session_lines().allow(spdlog::level::info)) {
+      const std::string who = conn_.describe();
+      log_fields f{{"uid", uid_}, {"channel", channel_}, {"reason", reason}};
+      spdlog::info("{}: session ended: {}", who, text);
+    }
+  } else {
+    spdlog::debug("{}: connection ended: {}", conn_.describe(), text);
+  }
 }
 
 }  // namespace mles::net

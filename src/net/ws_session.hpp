@@ -42,6 +42,8 @@ class ws_session final : public websocket, public hub::member {
   std::string uid_;
   std::string channel_;
   bool joined_ = false;
+  bool counted_joined_ = false;  // counted in server_counters::joined (client sessions)
+  void uncount_joined() noexcept;
   event_loop::clock::time_point join_deadline_{};
   hub::origin_ptr last_origin_;  // peer mode: origin of the previous message
 };

@@ -31,6 +31,7 @@ link::link(net::event_loop& loop, const peer_url& url, std::string channel, cons
     : loop_(loop), url_(url), channel_(std::move(channel)), settings_(settings), stopping_(stopping),
       on_idle_(std::move(on_idle)), backoff_(settings.retry_initial, settings.retry_max), resolver_(loop.io()),
       socket_(loop.io()), attempt_timer_(loop.io()), retry_timer_(loop.io()), linger_timer_(loop.io()) {
+  if (settings_.states) settings_.states->count[static_cast<std::size_t>(state_)].fetch_add(1, std::memory_order_relaxed);
   boost::json::object join;
   const std::string uid = link_uid(settings.server_id);
   join["uid"] = uid;
@@ -39,7 +40,17 @@ link::link(net::event_loop& loop, const peer_url& url, std::string channel, cons
   join_text_ = boost::json::serialize(join);
 }
 
-link::~link() = default;
+link::~link() {
+  if (settings_.states) settings_.states->count[static_cast<std::size_t>(state_)].fetch_sub(1, std::memory_order_relaxed);
+}
+
+void link::set_state(state s) noexcept {
+  if (settings_.states && s != state_) {
+    settings_.states->count[static_cast<std::size_t>(state_)].fetch_sub(1, std::memory_order_relaxed);
+    settings_.states->count[static_cast<std::size_t>(s)].fetch_add(1, std::memory_order_relaxed);
+  }
+  state_ = s;
+}
 
 std::string link::prefix() const { return "peer " + url_.text + " channel '" + printable(channel_, 100) + "'"; }
 
@@ -77,7 +88,7 @@ void link::close_now() {
   resolver_.cancel();
   boost::system::error_code ignore;
   socket_.close(ignore);
-  state_ = state::idle;
+  set_state(state::idle);
   last_reported_.clear();
   backoff_.reset();
   if (auto c = connection_.lock()) {
@@ -103,7 +114,7 @@ void link::stop() {
 
 void link::connect() {
   if (stopped_ || stopping_.load(std::memory_order_relaxed)) return;
-  state_ = state::connecting;
+  set_state(state::connecting);
   const auto attempt = ++attempt_;
   attempt_timer_.expires_after(settings_.connect_timeout);
   attempt_timer_.async_wait([self = shared_from_this(), attempt](const boost::system::error_code& ec) {
@@ -151,7 +162,7 @@ void link::on_connected(const boost::system::error_code& ec) {
       X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), url_.host.c_str());
     }
   }
-  state_ = state::joining;
+  set_state(state::joining);
   const auto deadline = loop_.now() + settings_.connect_timeout;
   auto c = std::make_shared<net::connection>(loop_, std::move(socket_), ssl, net::tls_role::client);
   socket_ = boost::asio::ip::tcp::socket(loop_.io());
@@ -162,7 +173,7 @@ void link::on_connected(const boost::system::error_code& ec) {
 
 void link::on_up(bool peer_mode) {
   if (state_ == state::closing) return;
-  state_ = state::up;
+  set_state(state::up);
   backoff_.reset();
   last_reported_.clear();
   spdlog::info("{}: link up ({} mode)", prefix(), peer_mode ? "peer" : "reference");
@@ -193,7 +204,7 @@ void link::on_ended(const boost::system::error_code& why, std::string_view detai
 
 void link::fail(const std::string& reason) {
   if (stopped_ || stopping_.load(std::memory_order_relaxed)) return;
-  state_ = state::waiting;
+  set_state(state::waiting);
   const auto delay = backoff_.next();
   report(reason, delay);
   schedule_retry(delay);
@@ -206,7 +217,7 @@ void link::schedule_retry(std::chrono::milliseconds delay) {
     if (ec || attempt != self->attempt_ || self->state_ != state::waiting) return;
     if (!self->wanted_) {
       // Nobody here needs the link any more: stop trying.
-      self->state_ = state::idle;
+      self->set_state(state::idle);
       self->last_reported_.clear();
       self->backoff_.reset();
       self->go_idle();

@@ -21,7 +21,9 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <array>
 #include <atomic>
+#include <cstdint>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -32,6 +34,13 @@
 namespace mles::peer {
 
 // What every link shares; owned by the federation, immutable after start.
+// How many links are in each state now (metrics), shared by the links of one server. Index:
+// idle, connecting, joining, up, retrying (waiting for the next attempt), closing.
+struct link_states {
+  static constexpr std::array<const char*, 6> names{"idle", "connecting", "joining", "up", "retrying", "closing"};
+  std::array<std::atomic<std::int64_t>, names.size()> count{};
+};
+
 struct link_settings {
   net::ssl_ctx_ptr tls;                      // client context for wss:// peers
   std::string server_id;                     // ours: the uid on peers and the Mles-Peer id
@@ -42,6 +51,7 @@ struct link_settings {
   std::chrono::milliseconds retry_max{60'000};
   std::chrono::milliseconds connect_timeout{10'000};
   std::size_t max_message = 16u << 20;
+  std::shared_ptr<link_states> states;       // null: not counted
 };
 
 // The uid this server joins peers' channels with.
@@ -85,6 +95,7 @@ class link : public std::enable_shared_from_this<link> {
   void schedule_retry(std::chrono::milliseconds delay);
   void close_now();
   void go_idle();
+  void set_state(state s) noexcept;  // keeps settings_.states in step
   void arm_linger();
   // Logs a failure at warn when it differs from the last one logged, else at debug.
   void report(const std::string& reason, std::chrono::milliseconds retry_in);

@@ -110,6 +110,13 @@ void link_session::relay(const hub::message& m, hub::delivery_kind kind) {
   conn_.deliver(net::encode_frame(ws::role::client, v.op, v.payload, conn_.frame_sharing()), kind);
 }
 
+// Deliveries to local members of what the link brought (metrics: messages and bytes out).
+void link_session::count_delivered(std::size_t recipients, std::size_t bytes) noexcept {
+  auto& counters = conn_.loop().counters();
+  net::loop_counters::bump(counters.messages_out, recipients);
+  net::loop_counters::bump(counters.bytes_out, recipients * bytes);
+}
+
 bool link_session::on_data(ws::opcode op, std::span<const std::uint8_t> payload) {
   if (!membership_) return true;
   auto& hub = conn_.ctx().hub;
@@ -119,7 +126,10 @@ bool link_session::on_data(ws::opcode op, std::span<const std::uint8_t> payload)
       close(ws::close_code::protocol_error, ec.message(), net::errc::protocol_error, ec.message());
       return false;
     }
-    hub.publish(membership_, std::move(m), conn_.loop().now());
+    std::size_t recipients = 0;
+    const std::size_t bytes = m.frame.size();
+    hub.publish(membership_, std::move(m), conn_.loop().now(), hub::persisted::no, &recipients);
+    count_delivered(recipients, bytes);
     return true;
   }
   // A reference server replays its history, which holds this link's own join frames.
@@ -127,8 +137,12 @@ bool link_session::on_data(ws::opcode op, std::span<const std::uint8_t> payload)
   if (op == ws::opcode::text && payload.size() == join.size() &&
       std::memcmp(payload.data(), join.data(), join.size()) == 0)
     return true;
-  hub.publish(membership_, net::encode_frame(ws::role::server, op, payload, conn_.frame_sharing()),
-              conn_.loop().now());
+  std::size_t recipients = 0;
+  hub::shared_frame frame = net::encode_frame(ws::role::server, op, payload, conn_.frame_sharing());
+  const std::size_t bytes = frame.size();
+  hub.publish(membership_, hub::message{std::move(frame), nullptr, 0, 0}, conn_.loop().now(), hub::persisted::no,
+              &recipients);
+  count_delivered(recipients, bytes);
   return true;
 }
 

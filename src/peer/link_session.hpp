@@ -59,6 +59,7 @@ class link_session final : public net::websocket, public hub::member {
 
  private:
   bool on_data(ws::opcode op, std::span<const std::uint8_t> payload) override;
+  void count_delivered(std::size_t recipients, std::size_t bytes) noexcept;
   bool on_pong(std::span<const std::uint8_t> payload) override;
   void on_leave() override;
   void mark_up();

@@ -230,4 +230,50 @@ TEST(options, connection_caps) {
   auto h = run({"--help"});
   EXPECT_THAT(h.output, testing::HasSubstr("--max-connections"));
   EXPECT_THAT(h.output, testing::HasSubstr("--max-handshakes"));
+TEST(options, metrics_is_off_unless_given_and_binds_loopback_by_default) {
+  auto off = run({"-d", "a.io", "-w", "/w", "--no-tls"});
+  ASSERT_TRUE(off.config) << off.output;
+  EXPECT_FALSE(off.config->metrics_port);
+
+  auto port_only = run({"-d", "a.io", "-w", "/w", "--no-tls", "--metrics", "9100"});
+  ASSERT_TRUE(port_only.config) << port_only.output;
+  EXPECT_EQ(port_only.config->metrics_port, 9100);
+  EXPECT_EQ(port_only.config->metrics_bind, "127.0.0.1");
+
+  auto any = run({"-d", "a.io", "-w", "/w", "--no-tls", "--metrics", "0.0.0.0:9100"});
+  ASSERT_TRUE(any.config) << any.output;
+  EXPECT_EQ(any.config->metrics_bind, "0.0.0.0");
+  EXPECT_EQ(any.config->metrics_port, 9100);
+
+  auto v6 = run({"-d", "a.io", "-w", "/w", "--no-tls", "--metrics", "[::1]:0"});
+  ASSERT_TRUE(v6.config) << v6.output;
+  EXPECT_EQ(v6.config->metrics_bind, "::1");
+  EXPECT_EQ(v6.config->metrics_port, 0);
+
+  auto named = run({"-d", "a.io", "-w", "/w", "--no-tls", "--metrics", "localhost:9100"});
+  ASSERT_TRUE(named.config) << named.output;
+  EXPECT_EQ(named.config->metrics_bind, "127.0.0.1");
+}
+
+TEST(options, bad_metrics_addresses_are_usage_errors) {
+  for (const char* bad : {"", "abc", "99999", "127.0.0.1:65536", "::1:9100", "example.com:9100", "127.0.0.1:",
+                          "[::1]", "1.2.3.4:9x"}) {
+    auto r = run({"-d", "a.io", "-w", "/w", "--no-tls", "--metrics", bad});
+    EXPECT_FALSE(r.config) << bad;
+    EXPECT_EQ(r.exit_code, 2) << bad;
+    EXPECT_THAT(r.output, testing::HasSubstr("--metrics")) << bad;
+  }
+}
+
+TEST(options, log_format_is_text_or_json) {
+  auto def = run({"-d", "a.io", "-w", "/w", "--no-tls"});
+  ASSERT_TRUE(def.config) << def.output;
+  EXPECT_EQ(def.config->log_format, "text");
+  auto json = run({"-d", "a.io", "-w", "/w", "--no-tls", "--log-format", "json"});
+  ASSERT_TRUE(json.config) << json.output;
+  EXPECT_EQ(json.config->log_format, "json");
+  auto bad = run({"-d", "a.io", "-w", "/w", "--no-tls", "--log-format", "xml"});
+  EXPECT_FALSE(bad.config);
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_THAT(bad.output, testing::HasSubstr("--log-format"));
 }

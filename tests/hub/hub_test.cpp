@@ -511,3 +511,23 @@ TEST(hub, a_sequence_taken_before_the_disk_is_the_one_the_message_carries) {
   EXPECT_EQ(link->got[2].seq, seq);
   EXPECT_EQ(link->got[1].seq, seq + 1);
 }
+
+// Metrics: publish reports its number of recipients; the histories' totals are summed.
+TEST(hub, publish_reports_recipients_and_history_totals_add_up) {
+  hub h({200, 1 << 20});
+  boost::system::error_code ec;
+  auto m1 = std::make_shared<recording_member>(), m2 = std::make_shared<recording_member>(),
+       m3 = std::make_shared<recording_member>();
+  auto a = join(h, "ch", "a", m1, ec);
+  join(h, "ch", "b", m2, ec);
+  join(h, "ch", "c", m3, ec);
+  auto lone = join(h, "other", "d", std::make_shared<recording_member>(), ec);
+  std::size_t recipients = 99;
+  h.publish(a, message{frame_of("hello"), nullptr, 0, 0}, clock::now(), persisted::no, &recipients);
+  EXPECT_EQ(recipients, 2u);
+  h.publish(lone, message{frame_of("x"), nullptr, 0, 0}, clock::now(), persisted::no, &recipients);
+  EXPECT_EQ(recipients, 0u);
+  const auto held = h.history_held();
+  EXPECT_EQ(held.messages, 3u + 1u + 2u);  // four joins, two messages
+  EXPECT_EQ(held.bytes, std::string("join:a").size() * 4 + 5 + 1);
+}
