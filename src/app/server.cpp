@@ -392,6 +392,7 @@ void server::start() {
     ms.links = m.link_states.get();
     ms.history = m.history.get();
     ms.started = m.created;
+    ms.max_inflight = m.ctx.settings.max_inflight;
     register_server_metrics(m.metrics, ms);
     metrics_http_limits ml;
     ml.timeout = c.metrics_timeout;

@@ -101,6 +101,25 @@ void register_server_metrics(metrics_registry& r, const metric_sources& s) {
   r.add("mles_history_bytes", gauge, "Bytes held in the channels' in-memory histories",
         [&hub] { return static_cast<double>(hub.history_held().bytes); });
 
+  // Memory bounds (--history-total, --max-channels, --max-inflight).
+  const hub::hub_limits& limits = hub.limits();
+  r.add("mles_history_cost_bytes", gauge, "What --history-total counts now: history bytes plus per-message and "
+        "per-channel overheads", [&hub] { return static_cast<double>(hub.budget().history_cost); });
+  r.add("mles_history_budget_bytes", gauge, "The --history-total budget",
+        [&limits] { return static_cast<double>(limits.history_total); });
+  r.add("mles_history_evicted_messages_total", counter, "History messages dropped over --history-total (with the "
+        "channels forgotten)", [&hub] { return static_cast<double>(hub.budget().evicted_messages); });
+  r.add("mles_channels_evicted_total", counter, "Channels without members forgotten over --history-total or at "
+        "--max-channels", [&hub] { return static_cast<double>(hub.budget().evicted_channels); });
+  r.add("mles_channels_refused_total", counter, "Joins refused at --max-channels (close 1013)",
+        [&hub] { return static_cast<double>(hub.budget().refused_channels); });
+  r.add("mles_inflight_bytes", gauge, "Bytes held for partly received messages and request bodies",
+        [&c] { return static_cast<double>(c.inflight_bytes.load(std::memory_order_relaxed)); });
+  r.add("mles_inflight_budget_bytes", gauge, "The --max-inflight budget",
+        [v = static_cast<double>(s.max_inflight)] { return v; });
+  r.add("mles_request_bodies_refused_total", counter, "HTTP request bodies refused at the headers (405/413 where "
+        "the route takes none, 503 over --max-inflight)", [&c] { return load(c.bodies_refused); });
+
   // Ends and refusals.
   r.add("mles_connection_ends_total", counter, "Connections ended, by reason", [&c](metric_writer& w) {
     for (std::size_t i = 1; i < net::errc_count; ++i)

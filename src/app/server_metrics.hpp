@@ -37,6 +37,7 @@ struct metric_sources {
   const peer::link_states* links = nullptr;        // --peer only
   const durable_history* history = nullptr;        // --history-dir only
   std::chrono::system_clock::time_point started;   // process start (for the start time)
+  std::size_t max_inflight = 0;                    // --max-inflight in effect
 };
 
 void register_server_metrics(metrics_registry& registry, const metric_sources& s);

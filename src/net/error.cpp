@@ -85,6 +85,9 @@ const char* errc_name(errc e) noexcept {
     case errc::upgrade_refused: return "upgrade_refused";
     case errc::connect_timeout: return "connect_timeout";
     case errc::link_closed: return "link_closed";
+    case errc::channel_cap: return "channel_cap";
+    case errc::inflight_budget: return "inflight_budget";
+    case errc::message_timeout: return "message_timeout";
   }
   return "unknown";
 }

@@ -230,6 +230,8 @@ TEST(options, connection_caps) {
   auto h = run({"--help"});
   EXPECT_THAT(h.output, testing::HasSubstr("--max-connections"));
   EXPECT_THAT(h.output, testing::HasSubstr("--max-handshakes"));
+}
+
 TEST(options, metrics_is_off_unless_given_and_binds_loopback_by_default) {
   auto off = run({"-d", "a.io", "-w", "/w", "--no-tls"});
   ASSERT_TRUE(off.config) << off.output;
