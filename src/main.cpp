@@ -1,5 +1,6 @@
 // mles: the server binary. Parses the command line, starts the server, waits for SIGINT or
-// SIGTERM, stops gracefully. Usage errors exit 2, start-up failures exit 1.
+// SIGTERM, stops gracefully; SIGHUP re-reads --tls-cert/--tls-key. Usage errors exit 2,
+// start-up failures exit 1.
 #include "app/logging.hpp"
 #include "app/server.hpp"
 #include "cli/options.hpp"
@@ -28,6 +29,7 @@ int main(int argc, char** argv) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGHUP);  // not a stop: re-read --tls-cert/--tls-key
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
@@ -35,7 +37,7 @@ int main(int argc, char** argv) {
     mles::app::server server(std::move(cfg));
     server.start();
     int sig = 0;
-    sigwait(&stop_signals, &sig);
+    while (sigwait(&stop_signals, &sig) == 0 && sig == SIGHUP) server.reload_tls();
     spdlog::info("{} received: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
     server.stop();
   } catch (const std::exception& e) {

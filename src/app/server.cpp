@@ -509,6 +509,23 @@ void server::wait() {
   m.cv.wait(lock, [&] { return m.stopped || !m.started; });
 }
 
+bool server::reload_tls() {
+  auto& m = *impl_;
+  if (m.cfg.tls != tls_mode::files || !m.tls) {
+    spdlog::info("reload: no --tls-cert/--tls-key to re-read");
+    return false;
+  }
+  try {
+    m.tls->set_fallback(net::make_server_context_from_files(m.cfg.tls_cert, m.cfg.tls_key));
+  } catch (const std::exception& e) {
+    spdlog::error("reload: {}; still serving the previous certificate", e.what());
+    return false;
+  }
+  spdlog::info("reload: certificate {} and key {} loaded; new connections use them", m.cfg.tls_cert.string(),
+               m.cfg.tls_key.string());
+  return true;
+}
+
 server::stats server::current_stats() const {
   stats s;
   s.sessions = impl_->counters.sessions.load();

@@ -34,6 +34,11 @@ class server {
   void stop();
   // Blocks until stop() finished (from any thread) .
   void wait();
+  // SIGHUP: re-reads --tls-cert/--tls-key (tls_mode::files). New handshakes get the new
+  // certificate, open sessions keep theirs. A file that does not load is logged as an error
+  // and the current certificate stays. True when a new certificate is served; false (nothing
+  // to do, logged at info) in the other TLS modes. Safe from any thread.
+  bool reload_tls();
 
   // Figures for tests and logs.
   struct stats {

@@ -3,6 +3,7 @@
 #include "support/ws_client.hpp"
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
@@ -11,6 +12,7 @@
 
 #include <arpa/inet.h>
 #include <cerrno>
+#include <cstdio>
 #include <csignal>
 #include <cstring>
 #include <fcntl.h>
@@ -774,6 +776,19 @@ bool ws_client::peer_certificate_matches(const std::string& host) const {
   const bool ok = X509_check_host(cert, host.data(), host.size(), 0, nullptr) == 1;
   X509_free(cert);
   return ok;
+}
+
+bool ws_client::peer_certificate_is(const std::string& cert_pem_file) const {
+  if (ssl_ == nullptr) return false;
+  FILE* f = std::fopen(cert_pem_file.c_str(), "r");
+  if (f == nullptr) return false;
+  X509* expected = PEM_read_X509(f, nullptr, nullptr, nullptr);
+  std::fclose(f);
+  X509* cert = SSL_get1_peer_certificate(ssl_);
+  const bool same = expected != nullptr && cert != nullptr && X509_cmp(expected, cert) == 0;
+  X509_free(cert);
+  X509_free(expected);
+  return same;
 }
 
 }  // namespace mles::test

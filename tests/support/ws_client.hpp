@@ -205,6 +205,8 @@ class ws_client {
   std::string tls_version() const;
   std::string alpn() const;
   bool peer_certificate_matches(const std::string& host) const;
+  // Whether the server presented the (first) certificate of this PEM file.
+  bool peer_certificate_is(const std::string& cert_pem_file) const;
 
   const std::string& error() const noexcept { return error_; }
   std::size_t skipped_frames() const noexcept { return skipped_frames_; }
