@@ -290,7 +290,7 @@ void server::start() {
   std::vector<net::event_loop*> raw;
   for (auto& l : m.loops) raw.push_back(l.get());
   m.listener = std::make_unique<net::listener>(*m.loops[0], raw, boost::asio::ip::tcp::endpoint(address, c.port),
-                                               m.tls.get(), c.rate_limit);
+                                               m.tls.get(), c.rate_limit, net::listener_role::main, c.takeover);
   m.port = m.listener->local_endpoint().port();
   m.ctx.https_port = m.port;
   // The id this server gives itself on links; the default is stable across restarts.
@@ -345,7 +345,8 @@ void server::start() {
   }
   if (c.redirect) {
     m.redirect_listener = std::make_unique<net::listener>(*m.loops[0], raw, boost::asio::ip::tcp::endpoint(address, c.http_port),
-                                                          nullptr, c.rate_limit, net::listener_role::redirect);
+                                                          nullptr, c.rate_limit, net::listener_role::redirect,
+                                                          c.takeover);
   }
   {
     // Admission caps (README, "Connection caps"): the soft open-file limit goes up to the hard
@@ -463,6 +464,12 @@ void server::stop() {
   m.serving.store(false, std::memory_order_relaxed);  // /readyz: 503 while draining
   m.listener->stop();
   if (m.redirect_listener) m.redirect_listener->stop();
+  // The listeners accept what is already queued (a --takeover successor gets the new
+  // connections) before the sessions are closed: nobody is reset in between.
+  const auto drained_by = std::chrono::steady_clock::now() + 2 * net::listener::drain_limit;
+  while (std::chrono::steady_clock::now() < drained_by &&
+         !(m.listener->closed() && (!m.redirect_listener || m.redirect_listener->closed())))
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   if (m.acme) m.acme->stop();
   if (m.peers) m.peers->stop();
   for (auto& l : m.loops) l->close_all();

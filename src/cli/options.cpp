@@ -112,6 +112,8 @@ parse_outcome parse_command_line(int argc, const char* const* argv, const getenv
   cli.add_option("--bind", cfg.bind, "Listen address; :: is dual stack")->default_val("::");
   cli.add_option("--http-port", cfg.http_port, "Port of the --redirect listener (plain HTTP); 0 picks a free port")
       ->check(CLI::Range(0, 65535))->default_val(80);
+  cli.add_flag("--takeover", cfg.takeover,
+               "Share the ports with a running mles (SO_REUSEPORT) to replace it; else a port in use is an error");
   cli.add_option("--threads", cfg.threads, "Event loops (threads); 0 = one per core")
       ->check(CLI::Range(0, 1024))->default_val(0);
   cli.add_option("--max-message", cfg.max_message, "Largest message in bytes (suffixes KiB, MiB); over it: close 1009")
@@ -229,6 +231,8 @@ parse_outcome parse_command_line(int argc, const char* const* argv, const getenv
     return usage_error("--server-id: 1 to 64 printable ASCII characters without spaces");
   if (!peer_ca.empty()) cfg.peer_ca = peer_ca;
   if (!history_dir.empty()) cfg.history_dir = history_dir;
+  if (cfg.takeover && cfg.history_dir)
+    return usage_error("--takeover cannot be used with --history-dir (the running server holds the directory)");
   cfg.history_sync = std::chrono::milliseconds(static_cast<long long>(history_sync_s * 1000));
   if (history_total) cfg.history_total = history_total;
   if (max_inflight) {

@@ -8,8 +8,15 @@
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
-#include <cerrno>
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <stdexcept>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -21,13 +28,43 @@ std::string endpoint_text(const boost::asio::ip::tcp::endpoint& ep) {
   const auto a = ep.address();
   return (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" + std::to_string(ep.port());
 }
+
+// Without --takeover the port must be free as it would be without SO_REUSEPORT: a socket
+// without it cannot bind where another one listens (with or without SO_REUSEPORT).
+// SO_REUSEADDR as on the real socket, so that connections in TIME_WAIT do not count.
+void probe_port_is_free(const boost::asio::ip::tcp::endpoint& at) {
+  if (at.port() == 0) return;  // the kernel picks a free one
+  const int fd = ::socket(at.address().is_v6() ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return;  // the real socket reports what is wrong
+  const int one = 1, zero = 0;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (at.address().is_v6()) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+  const int rc = ::bind(fd, at.data(), static_cast<socklen_t>(at.size()));
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0 && err == EADDRINUSE) {
+    throw std::runtime_error("cannot listen on " + endpoint_text(at) +
+                             ": Address already in use (to replace a running mles, start the new one with "
+                             "--takeover; README, \"Upgrade without downtime\")");
+  }
+}
+
+// New connections on the port go to the group's second socket, which is the newest listener
+// when a --takeover successor joined this one (sockets join a SO_REUSEPORT group in order; a
+// closed one's slot is taken by the last). An index beyond the group (no successor) makes
+// the kernel pick by hash as before. The program belongs to the port's group and stays.
+bool steer_to_successor(int fd) {
+  sock_filter code[] = {BPF_STMT(BPF_RET | BPF_K, 1)};
+  sock_fprog prog{static_cast<unsigned short>(sizeof code / sizeof code[0]), code};
+  return ::setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof prog) == 0;
+}
 }  // namespace
 
 listener::listener(event_loop& home, std::vector<event_loop*> loops,
                    const boost::asio::ip::tcp::endpoint& at, tls_registry* tls,
-                   std::optional<std::uint32_t> rate_limit, listener_role role)
+                   std::optional<std::uint32_t> rate_limit, listener_role role, bool takeover)
     : home_(home), loops_(std::move(loops)), acceptor_(home.io()), retry_timer_(home.io()), tls_(tls),
-      role_(role), counters_(home.context().counters) {
+      role_(role), counters_(home.context().counters), drain_timer_(home.io()) {
   if (rate_limit) limiter_.emplace(*rate_limit);
   boost::system::error_code ec;
   auto fail = [&](const char* what) {
@@ -40,6 +77,12 @@ listener::listener(event_loop& home, std::vector<event_loop*> loops,
   if (at.address().is_v6()) {
     // Dual stack on [::]: IPv4 clients arrive as IPv4-mapped addresses.
     acceptor_.set_option(boost::asio::ip::v6_only(false), ec);
+  }
+  if (!takeover) probe_port_is_free(at);
+  const int one = 1;
+  if (::setsockopt(acceptor_.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+    ec.assign(errno, boost::system::system_category());
+    fail("SO_REUSEPORT");
   }
   acceptor_.bind(at, ec);
   if (ec) {
@@ -75,11 +118,29 @@ void listener::start() {
 
 void listener::stop() {
   boost::asio::post(home_.io(), [this] {
-    stopped_ = true;
-    boost::system::error_code ec;
-    acceptor_.close(ec);
-    retry_timer_.cancel();
+    if (stopped_ || draining_) return;
+    if (!steer_to_successor(acceptor_.native_handle()))
+      spdlog::warn("{}: cannot steer new connections to a successor: {}", endpoint_text(local_), std::strerror(errno));
+    draining_ = true;
+    drain_start_ = last_accept_ = std::chrono::steady_clock::now();
+    check_drained();
   });
+}
+
+void listener::check_drained() {
+  const auto now = std::chrono::steady_clock::now();
+  if (now - last_accept_ < drain_quiet && now - drain_start_ < drain_limit) {
+    drain_timer_.expires_at(std::min(last_accept_ + drain_quiet, drain_start_ + drain_limit));
+    drain_timer_.async_wait([this](const boost::system::error_code& e) {
+      if (!e) check_drained();
+    });
+    return;
+  }
+  stopped_ = true;
+  boost::system::error_code ec;
+  acceptor_.close(ec);
+  retry_timer_.cancel();
+  closed_ = true;
 }
 
 void listener::do_accept() {
@@ -109,6 +170,7 @@ void listener::on_accept(const boost::system::error_code& ec, boost::asio::ip::t
     });
     return;
   }
+  if (draining_) last_accept_ = std::chrono::steady_clock::now();
   boost::system::error_code ignore;
   const bool at_connection_cap =
       limits_.max_connections && counters_.connections.load(std::memory_order_relaxed) >= limits_.max_connections;

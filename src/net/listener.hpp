@@ -11,6 +11,8 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <atomic>
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -28,18 +30,30 @@ class listener {
  public:
   // Binds and listens at once; throws std::runtime_error("cannot listen on [::]:443:
   // Permission denied") on failure. tls may be null (plain). Loops must outlive the listener.
+  // The socket has SO_REUSEPORT so that a successor can take the port over (README, "Upgrade
+  // without downtime"); unless takeover is set, a port another socket already listens on is
+  // refused first ("Address already in use"), as without SO_REUSEPORT.
   listener(event_loop& home, std::vector<event_loop*> loops, const boost::asio::ip::tcp::endpoint& at,
-           tls_registry* tls, std::optional<std::uint32_t> rate_limit, listener_role role = listener_role::main);
+           tls_registry* tls, std::optional<std::uint32_t> rate_limit, listener_role role = listener_role::main,
+           bool takeover = false);
 
   ~listener();
   // Before start().
   void set_limits(const listener_limits& limits) noexcept { limits_ = limits; }
   void start();
-  void stop();  // closes the acceptor (asynchronously, on its loop)
+  // Stops accepting without resetting anyone (asynchronously, on its loop): new connections
+  // are steered to the newest other listener on the port (a --takeover successor), what is
+  // already queued is still accepted until nothing arrived for drain_quiet (at most
+  // drain_limit), then the acceptor closes and closed() becomes true.
+  void stop();
+  bool closed() const noexcept { return closed_.load(); }
+  static constexpr std::chrono::milliseconds drain_quiet{100};
+  static constexpr std::chrono::milliseconds drain_limit{1000};
   boost::asio::ip::tcp::endpoint local_endpoint() const { return local_; }
 
  private:
   void do_accept();
+  void check_drained();
   void on_accept(const boost::system::error_code& ec, boost::asio::ip::tcp::socket socket,
                  event_loop& target);
   // Accept failed for lack of descriptors: accept on the spare descriptor and refuse.
@@ -58,6 +72,11 @@ class listener {
   int spare_fd_ = -1;  // an open /dev/null, given up at EMFILE to accept and refuse
   std::size_t next_loop_ = 0;
   bool stopped_ = false;
+  // stop(): accepting what is queued until the drain ends.
+  bool draining_ = false;
+  boost::asio::steady_timer drain_timer_;
+  std::chrono::steady_clock::time_point drain_start_, last_accept_;
+  std::atomic<bool> closed_{false};
 };
 
 }  // namespace mles::net

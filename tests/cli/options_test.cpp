@@ -279,3 +279,17 @@ TEST(options, log_format_is_text_or_json) {
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_THAT(bad.output, testing::HasSubstr("--log-format"));
 }
+
+TEST(options, takeover_is_off_unless_asked) {
+  auto plain = run({"-d", "a.io", "-w", "/w", "--no-tls"});
+  ASSERT_TRUE(plain.config) << plain.output;
+  EXPECT_FALSE(plain.config->takeover);
+  auto asked = run({"-d", "a.io", "-w", "/w", "--no-tls", "--takeover"});
+  ASSERT_TRUE(asked.config) << asked.output;
+  EXPECT_TRUE(asked.config->takeover);
+  EXPECT_THAT(run({"--help"}).output, testing::HasSubstr("--takeover"));
+  auto with_history = run({"-d", "a.io", "-w", "/w", "--no-tls", "--takeover", "--history-dir", "/h"});
+  EXPECT_FALSE(with_history.config);
+  EXPECT_EQ(with_history.exit_code, 2);
+  EXPECT_THAT(with_history.output, testing::HasSubstr("--takeover cannot be used with --history-dir"));
+}

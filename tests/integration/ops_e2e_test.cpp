@@ -1,5 +1,6 @@
 // End-to-end tests of operating the real `mles` binary (issue 9, item 6): SIGHUP re-reads
-// --tls-cert/--tls-key without dropping sessions.
+// --tls-cert/--tls-key without dropping sessions, and a --takeover successor takes the port
+// over while the old process drains (README, "Upgrade without downtime").
 #include "support/child_process.hpp"
 #include "support/mles_binary.hpp"
 #include "support/test_certificate.hpp"
@@ -7,10 +8,14 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <csignal>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #ifndef MLES_BINARY
@@ -153,6 +158,124 @@ TEST(mles_reload, sighup_without_certificate_files_changes_nothing) {
   EXPECT_TRUE(exchange(*a, *b, "alice", "hup"));
   s.process->signal(SIGTERM);
   EXPECT_EQ(s.process->wait_exit(patience).value_or(-1), 0);
+}
+
+TEST(mles_takeover, a_second_start_on_a_taken_port_fails_without_takeover) {
+  temp_dir www;
+  const auto port = std::to_string(free_loopback_ports(1).front());
+  auto args = base_args(www, port);
+  args.push_back("--no-tls");
+  started_binary first = start_binary(args, {}, patience);
+  ASSERT_NE(first.port, 0);
+  child_process second(args);
+  const auto code = second.wait_exit(patience);
+  ASSERT_TRUE(code) << "a second mles on a taken port is still running";
+  EXPECT_EQ(*code, 1);
+  EXPECT_NE(second.err().find("Address already in use"), std::string::npos) << second.err();
+  EXPECT_NE(second.err().find("--takeover"), std::string::npos) << second.err();
+  // The first one is unharmed.
+  auto a = member(first.port, transport::plain, "alice", "first");
+  EXPECT_TRUE(a->sync()) << a->error();
+  first.process->signal(SIGTERM);
+  EXPECT_EQ(first.process->wait_exit(patience).value_or(-1), 0);
+}
+
+// Clients connecting again and again (TCP, then the WebSocket upgrade) from a few threads at
+// once until told to stop; counts what a client would see as an outage. Several at once so
+// that connections are in the old server's accept queue when it stops.
+struct connect_loop {
+  std::uint16_t port;
+  std::atomic<bool> stop{false};
+  std::atomic<int> attempts{0}, refused{0}, reset{0}, ended{0}, upgraded{0};
+  std::mutex mutex;
+  std::string first_error;
+  std::vector<std::thread> threads;
+
+  explicit connect_loop(std::uint16_t p, int parallel = 4) : port(p) {
+    for (int t = 0; t < parallel; ++t) threads.emplace_back([this] { run(); });
+  }
+  ~connect_loop() { finish(); }
+  void finish() {
+    stop = true;
+    for (auto& t : threads)
+      if (t.joinable()) t.join();
+  }
+
+ private:
+  void note(const std::string& what) {
+    std::lock_guard lock(mutex);
+    if (first_error.empty()) first_error = what;
+  }
+  void run() {
+    const auto limit = steady::now() + 4 * patience;
+    for (int i = 0; i < 20'000 && !stop && steady::now() < limit; ++i) {
+      ws_client c;
+      connect_options o;
+      o.timeout = patience;
+      ++attempts;
+      if (!c.connect(port, o)) {
+        note("connect: " + c.error());
+        ++refused;
+        continue;
+      }
+      const http_response r = c.handshake();
+      if (r.code == 101) {
+        ++upgraded;
+      } else if (r.status == io_status::error) {  // a reset: a connection lost in a closed queue
+        note("upgrade: " + r.describe() + " " + c.error());
+        ++reset;
+      } else {
+        ++ended;  // answered or ended cleanly by the stopping server
+      }
+      std::this_thread::sleep_for(1ms);
+    }
+  }
+};
+
+TEST(mles_takeover, a_successor_takes_the_port_while_the_old_one_drains) {
+  temp_dir www;
+  const auto port = free_loopback_ports(1).front();
+  auto args = base_args(www, std::to_string(port));
+  args.push_back("--no-tls");
+  started_binary old = start_binary(args, {}, patience);
+  ASSERT_EQ(old.port, port);
+  auto a = member(port, transport::plain, "alice", "upgrade");
+  ASSERT_TRUE(a->sync()) << a->error();
+  auto b = member(port, transport::plain, "bob", "upgrade");
+  ASSERT_TRUE(exchange(*a, *b, "alice", "upgrade"));
+
+  connect_loop loop(port);
+  auto successor_args = args;
+  successor_args.push_back("--takeover");
+  started_binary successor = start_binary(successor_args, {}, patience);
+  ASSERT_EQ(successor.port, port) << joined_lines(successor.process->err_lines());
+
+  // Both listen now; the old one stops: its members get 1001, it exits 0.
+  old.process->signal(SIGTERM);
+  EXPECT_EQ(a->expect_close(patience).value_or(0), 1001) << a->error();
+  EXPECT_EQ(b->expect_close(patience).value_or(0), 1001) << b->error();
+  EXPECT_EQ(old.process->wait_exit(patience).value_or(-1), 0) << joined_lines(old.process->err_lines());
+
+  // A few more connections after the old one is gone, then the loop ends.
+  const int seen = loop.attempts.load();
+  for (int i = 0; i < 3000 && loop.attempts.load() < seen + 80; ++i) std::this_thread::sleep_for(10ms);
+  loop.finish();
+  EXPECT_EQ(loop.refused.load(), 0) << loop.refused.load() << " of " << loop.attempts.load()
+                                    << " connections failed during the switch, first: " << loop.first_error;
+  EXPECT_EQ(loop.reset.load(), 0) << loop.reset.load() << " of " << loop.attempts.load()
+                                  << " connections were reset during the switch, first: " << loop.first_error;
+  EXPECT_GE(loop.attempts.load(), seen + 80);
+  std::printf("switch: %d connections, %d upgraded, %d ended by the stopping server\n", loop.attempts.load(),
+              loop.upgraded.load(), loop.ended.load());
+  EXPECT_GT(loop.upgraded.load(), 0);
+
+  // New clients reach the successor (the old process is gone).
+  auto c = member(port, transport::plain, "carol", "upgrade");
+  ASSERT_TRUE(c->sync()) << c->error();
+  auto d = member(port, transport::plain, "dave", "upgrade");
+  EXPECT_TRUE(exchange(*c, *d, "carol", "upgrade"));
+  successor.process->signal(SIGTERM);
+  EXPECT_EQ(successor.process->wait_exit(patience).value_or(-1), 0) << joined_lines(successor.process->err_lines());
 }
 
 }  // namespace
