@@ -10,6 +10,7 @@ packages=(
   libbrotli-dev libzstd-dev zlib1g-dev libsqlite3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 procps util-linux pebble curl
+  dpkg-dev file help2man adduser
 )
 [ "${MLES_WITH_CLANG:-0}" = 1 ] && packages+=(clang libclang-rt-14-dev)
 
