@@ -20,9 +20,11 @@ std::string join_of(std::string_view uid, std::string_view channel) { return ws_
 millis since(steady::time_point t0) { return std::chrono::duration_cast<millis>(steady::now() - t0); }
 
 // ---------------------------------------------------------------------------------------------
-// Liveness with the interval shrunk to 200 ms
+// Liveness with the interval shrunk to 1 s: a session is closed after three silent intervals,
+// so the test client must answer within 3 s even when a sanitizer build on a busy box stalls
+// it (a shorter interval made the "keeps" tests race the server's timer).
 
-constexpr millis ping_interval{200};
+constexpr millis ping_interval{1000};
 
 class mles_liveness : public server_test {};
 MLES_INSTANTIATE_OVER_TRANSPORTS(mles_liveness);
@@ -46,14 +48,14 @@ TEST_P(mles_liveness, pings_a_silent_session_and_closes_it_after_three_intervals
   const millis elapsed = since(t0);
   EXPECT_GE(pings, 2u) << "the server sent too few pings before giving up";
   EXPECT_GE(elapsed, 2 * ping_interval) << "closed before three silent intervals (close frame: " << close_frame << ")";
-  EXPECT_LE(elapsed, 4 * ping_interval + 1000ms) << "closed long after three silent intervals";
+  EXPECT_LE(elapsed, 4 * ping_interval + 3000ms) << "closed long after three silent intervals";
   EXPECT_TRUE(a->wait_closed()) << a->error();
 }
 
 TEST_P(mles_liveness, keeps_a_session_that_answers_pings) {
   auto& s = start([](app::config& c) { c.ping_interval = ping_interval; });
   auto a = s.join_first("awake", "live");
-  const auto until = steady::now() + 8 * ping_interval;
+  const auto until = steady::now() + 5 * ping_interval;
   std::size_t pings = 0;
   while (steady::now() < until) {
     read_result r = a->read_frame(std::chrono::duration_cast<millis>(until - steady::now()));
@@ -65,8 +67,8 @@ TEST_P(mles_liveness, keeps_a_session_that_answers_pings) {
       ASSERT_TRUE(a->send_pong(r.f.payload));
     }
   }
-  EXPECT_GE(pings, 4u) << "pings every " << ping_interval.count() << " ms expected";
-  EXPECT_LE(pings, 12u) << "pings far more often than every " << ping_interval.count() << " ms";
+  EXPECT_GE(pings, 3u) << "pings every " << ping_interval.count() << " ms expected";
+  EXPECT_LE(pings, 8u) << "pings far more often than every " << ping_interval.count() << " ms";
   auto b = s.join("b", "live");
   ASSERT_TRUE(receives_text(*b, join_of("awake", "live")));
   ASSERT_TRUE(b->send_text("still there?"));
@@ -79,7 +81,7 @@ TEST_P(mles_liveness, keeps_a_session_that_sends_data_but_never_answers_pings) {
   auto a = s.join_first("talker", "live");
   auto b = s.join("b", "live");
   ASSERT_TRUE(receives_text(*b, join_of("talker", "live")));
-  const auto until = steady::now() + 8 * ping_interval;
+  const auto until = steady::now() + 5 * ping_interval;
   int sent = 0;
   while (steady::now() < until) {
     ASSERT_TRUE(a->send_text("tick " + std::to_string(sent))) << a->error();
@@ -94,7 +96,7 @@ TEST_P(mles_liveness, keeps_a_session_that_sends_data_but_never_answers_pings) {
     ASSERT_TRUE(r.ok()) << "a talking session was closed: " << to_string(r.status);
     ASSERT_NE(r.f.opcode, op::close) << "a talking session was closed: " << describe(r.f);
   }
-  EXPECT_GE(sent, 8);
+  EXPECT_GE(sent, 5);
 }
 
 // ---------------------------------------------------------------------------------------------
