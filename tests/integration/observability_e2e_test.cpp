@@ -409,6 +409,36 @@ TEST(metrics_e2e, a_busy_metrics_port_fails_the_start_with_one_line) {
   EXPECT_NE(second.err().find("--metrics"), std::string::npos) << second.err();
 }
 
+TEST(metrics_e2e, peer_link_states_and_the_history_store_are_shown_when_configured) {
+  temp_dir www, history;
+  std::filesystem::create_directories(www.path() / "localhost");
+  auto b = start_binary(with(base_args(www), {"--no-tls"}), {}, 30s);
+  ASSERT_NE(b.port, 0);
+  auto a = start_binary(with(base_args(www), {"--no-tls", "--metrics", "0", "--history-dir", history.path().string(),
+                                              "--peer", "ws://127.0.0.1:" + std::to_string(b.port)}),
+                        {}, 30s);
+  ASSERT_NE(a.port, 0);
+  const std::uint16_t mport = metrics_port_of(*a.process);
+  ASSERT_NE(mport, 0);
+  const exposition before = scrape(mport);
+  ASSERT_TRUE(before.error.empty()) << dump(before);
+  EXPECT_EQ(before.value(R"(mles_peer_links{state="up"})"), 0);
+  EXPECT_EQ(before.value("mles_history_store_write_failures_total"), 0);
+
+  // A member on A: A links the channel to B.
+  auto c = session(a.port, transport::plain);
+  ASSERT_TRUE(c->join("alice", "linked"));
+  ASSERT_TRUE(c->send_text("kept on disk"));
+  const exposition up = scrape_until(mport, [](const exposition& e) {
+    return e.value(R"(mles_peer_links{state="up"})") == 1 && e.value("mles_history_store_healthy") == 1;
+  });
+  EXPECT_EQ(up.value(R"(mles_peer_links{state="up"})"), 1) << dump(up);
+  EXPECT_EQ(up.value(R"(mles_peer_links{state="retrying"})"), 0);
+  EXPECT_EQ(up.value("mles_history_store_healthy"), 1);
+  EXPECT_EQ(up.value("mles_history_store_write_failures_total"), 0);
+  EXPECT_GE(up.value("mles_history_store_queued_bytes"), 0);
+}
+
 // --- logs ---
 
 TEST(log_e2e, session_churn_at_info_writes_a_bounded_number_of_lines_and_counts_the_rest) {
