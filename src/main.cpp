@@ -7,11 +7,13 @@
 
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <pthread.h>
+#include <string>
 
 int main(int argc, char** argv) {
   auto outcome = mles::cli::parse_command_line(argc, argv, [](const char* n) { return std::getenv(n); });
@@ -20,8 +22,8 @@ int main(int argc, char** argv) {
     return outcome.exit_code;
   }
   auto& cfg = *outcome.config;
-  mles::app::setup_logging(mles::app::parse_log_level(cfg.log_level).value_or(spdlog::level::warn),
-                           mles::app::parse_log_format(cfg.log_format).value_or(mles::app::log_format::text));
+  const auto format = mles::app::parse_log_format(cfg.log_format).value_or(mles::app::log_format::text);
+  mles::app::setup_logging(mles::app::parse_log_level(cfg.log_level).value_or(spdlog::level::warn), format);
   for (const auto& n : outcome.notices) spdlog::warn("{}", n);
 
   // Signals are taken synchronously by this thread only; loops never see them.
@@ -41,7 +43,13 @@ int main(int argc, char** argv) {
     spdlog::info("{} received: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
     server.stop();
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "mles: %s\n", e.what());
+    if (format == mles::app::log_format::json) {
+      const auto line = mles::app::json_log_line(std::chrono::system_clock::now(), spdlog::level::err,
+                                                 std::string("mles: ") + e.what());
+      std::fprintf(stderr, "%s\n", line.c_str());
+    } else {
+      std::fprintf(stderr, "mles: %s\n", e.what());
+    }
     return 1;
   }
   return 0;

@@ -409,6 +409,24 @@ TEST(metrics_e2e, a_busy_metrics_port_fails_the_start_with_one_line) {
   EXPECT_NE(second.err().find("--metrics"), std::string::npos) << second.err();
 }
 
+TEST(log_e2e, a_start_up_failure_is_one_json_line_with_json_format) {
+  temp_dir www;
+  std::filesystem::create_directories(www.path() / "localhost");
+  auto first = start_binary(with(base_args(www), {"--no-tls"}), {}, 30s);
+  ASSERT_NE(first.port, 0);
+  auto args = with(base_args(www), {"--no-tls", "--log-format", "json"});
+  args[2] = std::to_string(first.port);  // --port: taken
+  child_process second(args);
+  EXPECT_EQ(second.wait_exit(patience), 1);
+  const auto lines = second.err_lines();
+  ASSERT_EQ(lines.size(), 1u) << joined_lines(lines);
+  boost::system::error_code ec;
+  const boost::json::value v = boost::json::parse(lines[0], ec);
+  ASSERT_FALSE(ec) << lines[0];
+  EXPECT_EQ(std::string(v.at("level").as_string()), "error");
+  EXPECT_NE(std::string(v.at("msg").as_string()).find("cannot listen"), std::string::npos) << lines[0];
+}
+
 TEST(metrics_e2e, peer_link_states_and_the_history_store_are_shown_when_configured) {
   temp_dir www, history;
   std::filesystem::create_directories(www.path() / "localhost");
