@@ -66,6 +66,8 @@ struct config {
   std::optional<std::string> mles_key;     // MLES_KEY
   std::size_t max_connections = 0;         // --max-connections; 0: open-file limit minus a reserve
   std::size_t max_handshakes = 1024;       // --max-handshakes: TLS handshakes in progress
+  bool proxy_protocol = false;             // --proxy-protocol: PROXY v1/v2 header on every connection
+  std::vector<std::string> trusted_proxies;  // --trusted-proxy CIDR: X-Forwarded-For believed from these
 
   // --- peer links (links to other servers that share channels) ---
   std::vector<std::string> peers;                       // --peer ws[s]://host[:port][/path]

@@ -259,6 +259,8 @@ struct server::impl {
   std::atomic<bool> serving{false};                          // listening and not stopping (/readyz)
   const std::chrono::system_clock::time_point created = std::chrono::system_clock::now();
   std::uint16_t port = 0;
+  http::cidr_set trusted_proxies;                            // --trusted-proxy
+  std::unique_ptr<net::shared_rate_limiter> late_rate_limit;  // --rate-limit after PROXY / X-Forwarded-For
 
   std::mutex mutex;
   std::condition_variable cv;
@@ -286,6 +288,20 @@ void server::start() {
   auto shortest = std::min({c.ping_interval, c.handshake_timeout, c.join_timeout, c.close_timeout});
   auto sweep = std::clamp<std::chrono::steady_clock::duration>(shortest / 4, std::chrono::milliseconds(10),
                                                                std::chrono::seconds(1));
+  if (!c.trusted_proxies.empty()) {
+    std::vector<http::cidr> ranges;
+    for (const auto& text : c.trusted_proxies) {
+      auto range = http::parse_cidr(text);
+      if (!range) throw std::runtime_error("bad --trusted-proxy " + text + ": not an IPv4 or IPv6 CIDR");
+      ranges.push_back(*range);
+    }
+    m.trusted_proxies = http::cidr_set(std::move(ranges));
+    m.ctx.trusted_proxies = &m.trusted_proxies;
+  }
+  if (c.rate_limit && (c.proxy_protocol || !c.trusted_proxies.empty())) {
+    m.late_rate_limit = std::make_unique<net::shared_rate_limiter>(*c.rate_limit);
+    m.ctx.late_rate_limit = m.late_rate_limit.get();
+  }
   for (unsigned i = 0; i < threads; ++i) m.loops.push_back(std::make_unique<net::event_loop>(m.ctx, i, sweep));
   std::vector<net::event_loop*> raw;
   for (auto& l : m.loops) raw.push_back(l.get());
@@ -357,6 +373,7 @@ void server::start() {
                                                : net::default_max_connections(
                                                      nofile, net::descriptor_reserve(c.file_limit, c.peers.size()));
     limits.max_handshakes = c.max_handshakes;
+    limits.proxy_protocol = c.proxy_protocol;
     spdlog::info("open-file limit {}: at most {} connections, {} TLS handshakes in progress", nofile,
                  limits.max_connections, limits.max_handshakes);
     m.listener->set_limits(limits);

@@ -2,6 +2,7 @@
 #include "cli/options.hpp"
 
 #include "app/logging.hpp"
+#include "http/forwarded.hpp"
 #include "peer/peer_url.hpp"
 #include "proto/peer_envelope.hpp"
 
@@ -185,6 +186,12 @@ parse_outcome parse_command_line(int argc, const char* const* argv, const getenv
                  "Prometheus metrics, /healthz and /readyz over plain HTTP on [ADDR:]PORT (default address 127.0.0.1)");
   cli.add_option("--log-format", log_format, "text (default) or json: one object per line")
       ->check(CLI::IsMember({"text", "json"}))->default_val("text");
+  cli.add_flag("--proxy-protocol", cfg.proxy_protocol,
+               "Every connection starts with a PROXY protocol v1/v2 header (behind a load balancer); others are refused");
+  std::vector<std::string> trusted_proxies;
+  cli.add_option("--trusted-proxy", trusted_proxies,
+                 "CIDR of a proxy whose X-Forwarded-For names the client (IPv4 or IPv6); repeatable")
+      ->take_all();
   cli.add_option("--log-level", log_level, "trace|debug|info|warn|error|off (else MLES_LOG, else RUST_LOG; default warn)");
 
   try {
@@ -229,6 +236,10 @@ parse_outcome parse_command_line(int argc, const char* const* argv, const getenv
   }
   if (!cfg.server_id.empty() && !proto::is_valid_server_id(cfg.server_id))
     return usage_error("--server-id: 1 to 64 printable ASCII characters without spaces");
+  for (const auto& t : trusted_proxies) {
+    if (!http::parse_cidr(t)) return usage_error("--trusted-proxy " + t + ": not an IPv4 or IPv6 CIDR (host bits zero)");
+    cfg.trusted_proxies.push_back(t);
+  }
   if (!peer_ca.empty()) cfg.peer_ca = peer_ca;
   if (!history_dir.empty()) cfg.history_dir = history_dir;
   if (cfg.takeover && cfg.history_dir)

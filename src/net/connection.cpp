@@ -1,12 +1,16 @@
 // connection: readiness, reads, the send queue and the corked writer, closing (see the header).
 #include "net/connection.hpp"
 
+#include "proto/proxy_header.hpp"
+
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <cstring>
+#include <sys/socket.h>
 #include <sys/uio.h>
 
 namespace mles::net {
@@ -52,7 +56,7 @@ void connection::start(std::unique_ptr<connection_handler> first, event_loop::cl
   ctx_.counters.sessions.fetch_add(1, std::memory_order_relaxed);
   last_rx_ = loop_.now();
   deadline_ = handshake_deadline;
-  if (!transport_.is_tls()) after_handshake();
+  if (!transport_.is_tls() && !proxy_header_pending_) after_handshake();
   retire_replaced();
   if (state_ != state::closed) do_read();
 }
@@ -125,6 +129,10 @@ void connection::do_read() {
   } scope{*this};
   for (std::size_t i = 0; i < max_reads_per_event; ++i) {
     if (state_ == state::closed) return;
+    if (proxy_header_pending_) {
+      if (!read_proxy_header()) return;
+      continue;
+    }
     if (state_ == state::handshake) {
       const io_result r = transport_.handshake();
       if (r.status == io_status::ok) {
@@ -156,6 +164,55 @@ void connection::do_read() {
   }
   // More may be waiting: come back after the other connections had their turn.
   boost::asio::post(loop_.io(), [self = shared_from_this()] { self->do_read(); });
+}
+
+// The PROXY header is peeked, parsed, and exactly its bytes consumed, so that what follows
+// (a ClientHello, a request) stays in the socket for TLS or HTTP.
+bool connection::read_proxy_header() {
+  auto buf = loop_.read_buffer();
+  const int fd = transport_.socket().native_handle();
+  const std::size_t want = std::min(buf.size(), proto::proxy_header_max);
+  const ssize_t n = ::recv(fd, buf.data(), want, MSG_PEEK | MSG_DONTWAIT);
+  if (n == 0) {
+    finish(errc::connection_lost, "closed before the PROXY header");
+    return false;
+  }
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+      wait_readable();
+      return false;
+    }
+    finish(errc::transport_error, std::strerror(errno));
+    return false;
+  }
+  const auto r = proto::parse_proxy_header(buf.first(static_cast<std::size_t>(n)));
+  if (r.status == proto::proxy_status::need_more) {
+    wait_readable();  // the next bytes are a new edge
+    return false;
+  }
+  if (r.status == proto::proxy_status::invalid) {
+    note_refusal(ctx_.counters, refusal::proxy_header, describe() + ": " + std::string(r.what));
+    finish(errc::proxy_header_refused, r.what);
+    return false;
+  }
+  if (::recv(fd, buf.data(), r.consumed, MSG_DONTWAIT) != static_cast<ssize_t>(r.consumed)) {
+    finish(errc::transport_error, "cannot consume the PROXY header");
+    return false;
+  }
+  proxy_header_pending_ = false;
+  last_rx_ = loop_.now();
+  if (r.source) remote_address_ = {r.source->address, r.source->port};
+  // --rate-limit applies to the address from the header (a --trusted-proxy address is
+  // exempt, as at accept: the client it names in X-Forwarded-For is limited instead).
+  const auto client = remote_address_.address();
+  const bool exempt = ctx_.trusted_proxies && ctx_.trusted_proxies->contains(client);
+  if (ctx_.late_rate_limit && !exempt && !ctx_.late_rate_limit->allow(client, loop_.now())) {
+    spdlog::info("{}: over the rate limit, connection dropped", describe());
+    finish(errc::rate_limited);
+    return false;
+  }
+  if (!transport_.is_tls()) after_handshake();
+  return state_ != state::closed;
 }
 
 // ---------------------------------------------------------------- send queue
@@ -499,6 +556,10 @@ void connection::on_sweep(event_loop::clock::time_point now) {
   writes_since_sweep_ = 0;
   switch (state_) {
     case state::handshake:
+      if (now >= deadline_ && proxy_header_pending_) {
+        note_refusal(ctx_.counters, refusal::proxy_header, describe() + ": no complete header in time");
+        finish(errc::proxy_header_refused, "no complete PROXY header in time");
+      }
       if (now >= deadline_) finish(errc::tls_handshake_timeout);
       return;
     case state::open: handler_->on_sweep(now); return;

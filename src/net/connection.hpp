@@ -90,6 +90,11 @@ class connection final : public hub::member,  // first: the hub's calls need no 
     handshake_slot_ = std::move(handshake_slot);
   }
   connection_handler* handler() noexcept { return handler_.get(); }
+  // --proxy-protocol: before start(), the connection must begin with a PROXY header, read
+  // (peeked, then consumed exactly) before TLS or HTTP within the handshake deadline.
+  void expect_proxy_header() noexcept { proxy_header_pending_ = true; }
+  // The client's address learnt from X-Forwarded-For (logs).
+  void set_client_address(const boost::asio::ip::address& a) { remote_address_ = {a, 0}; }
 
   // ---- send queue
   // Any thread: queue a frame. A live frame arriving while more than the ceiling (max_queue
@@ -156,6 +161,7 @@ class connection final : public hub::member,  // first: the hub's calls need no 
   void on_writable(const boost::system::error_code& ec);
   void do_read();
   void after_handshake();
+  bool read_proxy_header();  // false: waiting for more, or finished
 
   void schedule_local_flush();
   void drain_remote_into(std::vector<hub::shared_frame>& out);
@@ -179,6 +185,7 @@ class connection final : public hub::member,  // first: the hub's calls need no 
   bool close_flushed_ = false;      // our last bytes written: FIN sent
   bool tls_buffers_kept_ = false;   // busy: OpenSSL keeps its record buffers (see transport)
   bool notify_drained_ = false;     // the handler streams a body: tell it after each burst
+  bool proxy_header_pending_ = false;  // --proxy-protocol: the header is still to be read
   std::uint32_t writes_since_sweep_ = 0;
   event_loop::clock::time_point deadline_{};  // handshake, then closing
   event_loop::clock::time_point last_rx_{};

@@ -45,6 +45,8 @@ class net_error_category final : public boost::system::error_category {
       case errc::channel_cap: return "too many channels";
       case errc::inflight_budget: return "server busy: in-flight message budget";
       case errc::message_timeout: return "message not received in time";
+      case errc::proxy_header_refused: return "no valid PROXY protocol header";
+      case errc::rate_limited: return "over the rate limit";
     }
     return "unknown net error";
   }
@@ -88,6 +90,8 @@ const char* errc_name(errc e) noexcept {
     case errc::channel_cap: return "channel_cap";
     case errc::inflight_budget: return "inflight_budget";
     case errc::message_timeout: return "message_timeout";
+    case errc::proxy_header_refused: return "proxy_header_refused";
+    case errc::rate_limited: return "rate_limited";
   }
   return "unknown";
 }

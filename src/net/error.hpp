@@ -40,10 +40,12 @@ enum class errc {
   channel_cap,                // a join would create a channel over --max-channels (1013)
   inflight_budget,            // a partly received message would go over --max-inflight (1013)
   message_timeout,            // a message did not arrive whole within --message-timeout
+  proxy_header_refused,       // --proxy-protocol: no valid PROXY header (in time)
+  rate_limited,               // --rate-limit for a client address learnt after accept
 };
 
 // Number of errc values (for per-reason counters).
-inline constexpr std::size_t errc_count = static_cast<std::size_t>(errc::message_timeout) + 1;
+inline constexpr std::size_t errc_count = static_cast<std::size_t>(errc::rate_limited) + 1;
 
 const boost::system::error_category& net_category() noexcept;
 

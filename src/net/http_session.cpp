@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <sys/sendfile.h>
 #include <sstream>
+#include <vector>
 #include <unistd.h>
 
 namespace mles::net {
@@ -156,9 +157,30 @@ bool http_session::admit_body() {
   return true;
 }
 
+bool http_session::apply_forwarded_for() {
+  if (!via_) via_ = conn_.remote().address();
+  std::vector<std::string_view> values;
+  constexpr std::size_t max_lines = 16;
+  const auto lines = request_.equal_range("X-Forwarded-For");
+  for (auto it = lines.first; it != lines.second; ++it) {
+    if (values.size() == max_lines) return true;  // ignored as malformed
+    values.push_back(it->value());
+  }
+  const auto client = http::forwarded_client(*via_, values, *conn_.ctx().trusted_proxies);
+  if (!client || client == forwarded_client_) return true;
+  forwarded_client_ = client;
+  conn_.set_client_address(*client);
+  if (auto* limit = conn_.ctx().late_rate_limit; limit && !limit->allow(*client, conn_.loop().now())) {
+    respond_error(429, "too many requests from this address\n", "Retry-After: 60\r\n");
+    return false;
+  }
+  return true;
+}
+
 void http_session::dispatch_request() {
   const auto& req = request_;
   keep_alive_ = req.keep_alive();
+  if (conn_.ctx().trusted_proxies && !apply_forwarded_for()) return;
   if (ws::header_has_token(req[beast_http::field::upgrade], "websocket", ws::token_case::insensitive)) {
     if (role_ == listener_role::redirect) return respond_error(400, "no WebSocket on this port: use https\n");
     return accept_upgrade();

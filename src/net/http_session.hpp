@@ -47,6 +47,9 @@ class http_session final : public connection_handler {
 
   void parse_requests();
   void dispatch_request();
+  // --trusted-proxy: the client named by X-Forwarded-For becomes the connection's address and
+  // is charged to --rate-limit; false when it was refused (429).
+  bool apply_forwarded_for();
   void accept_upgrade();
   void serve_file();
   void serve_redirect();
@@ -83,6 +86,8 @@ class http_session final : public connection_handler {
   std::uint64_t remaining_ = 0;
   event_loop::clock::time_point deadline_{};
   inflight_charge body_charge_;    // the request body's share of --max-inflight
+  std::optional<boost::asio::ip::address> via_;               // the address the requests come from
+  std::optional<boost::asio::ip::address> forwarded_client_;  // last client charged on this connection
 };
 
 }  // namespace mles::net

@@ -64,7 +64,8 @@ listener::listener(event_loop& home, std::vector<event_loop*> loops,
                    const boost::asio::ip::tcp::endpoint& at, tls_registry* tls,
                    std::optional<std::uint32_t> rate_limit, listener_role role, bool takeover)
     : home_(home), loops_(std::move(loops)), acceptor_(home.io()), retry_timer_(home.io()), tls_(tls),
-      role_(role), counters_(home.context().counters), drain_timer_(home.io()) {
+      role_(role), counters_(home.context().counters), trusted_proxies_(home.context().trusted_proxies),
+      drain_timer_(home.io()) {
   if (rate_limit) limiter_.emplace(*rate_limit);
   boost::system::error_code ec;
   auto fail = [&](const char* what) {
@@ -186,7 +187,11 @@ void listener::on_accept(const boost::system::error_code& ec, boost::asio::ip::t
   counted_slot handshake_slot;
   if (tls_) handshake_slot = counted_slot(counters_.handshakes);
   const auto peer = socket.remote_endpoint(ignore);
-  if (limiter_ && !limiter_->allow(peer.address(), event_loop::clock::now())) {
+  // Behind a load balancer the client's address comes later (PROXY header, X-Forwarded-For):
+  // the limit is applied to it then (session_context::late_rate_limit), not to the balancer.
+  const bool address_comes_later =
+      limits_.proxy_protocol || (trusted_proxies_ && trusted_proxies_->contains(peer.address()));
+  if (limiter_ && !address_comes_later && !limiter_->allow(peer.address(), event_loop::clock::now())) {
     if (problem_lines().allow(spdlog::level::info))
       spdlog::info("{}: over the rate limit, connection dropped", peer.address().to_string());
     home_.context().counters.rate_limited.fetch_add(1, std::memory_order_relaxed);
@@ -206,9 +211,11 @@ void listener::on_accept(const boost::system::error_code& ec, boost::asio::ip::t
   }
   // The socket already belongs to the target loop's io_context: start the connection there.
   boost::asio::post(target.io(), [&target, ssl = std::move(ssl), s = std::move(socket), role = role_,
-                                   cs = std::move(connection_slot), hs = std::move(handshake_slot)]() mutable {
+                                   cs = std::move(connection_slot), hs = std::move(handshake_slot),
+                                   proxied = limits_.proxy_protocol]() mutable {
     auto c = std::make_shared<connection>(target, std::move(s), ssl.release(), tls_role::server);
     c->hold_slots(std::move(cs), std::move(hs));
+    if (proxied) c->expect_proxy_header();
     auto first = std::make_unique<http_session>(*c, role);
     c->start(std::move(first), target.now() + target.context().settings.handshake_timeout);
   });

@@ -24,6 +24,7 @@ namespace mles::net {
 struct listener_limits {
   std::size_t max_connections = 0;  // --max-connections
   std::size_t max_handshakes = 0;   // --max-handshakes (TLS listeners)
+  bool proxy_protocol = false;      // --proxy-protocol: connections start with a PROXY header
 };
 
 class listener {
@@ -69,6 +70,7 @@ class listener {
   std::optional<rate_limiter> limiter_;
   listener_limits limits_;
   server_counters& counters_;
+  const http::cidr_set* trusted_proxies_;  // --trusted-proxy: exempt from the accept-time limit
   int spare_fd_ = -1;  // an open /dev/null, given up at EMFILE to accept and refuse
   std::size_t next_loop_ = 0;
   bool stopped_ = false;

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <mutex>
 #include <unordered_map>
 
 namespace mles::net {
@@ -42,6 +43,21 @@ class rate_limiter {
   std::uint32_t per_minute_;
   std::size_t max_tracked_;
   std::unordered_map<key, bucket, key_hash> buckets_;
+};
+
+// The same limit for client addresses learnt after accept (a PROXY header, X-Forwarded-For),
+// on the connections' loops. Thread-safety: allow() from any thread.
+class shared_rate_limiter {
+ public:
+  explicit shared_rate_limiter(std::uint32_t per_minute) : limiter_(per_minute) {}
+  bool allow(const boost::asio::ip::address& addr, rate_limiter::clock::time_point now) {
+    std::lock_guard lock(mutex_);
+    return limiter_.allow(addr, now);
+  }
+
+ private:
+  std::mutex mutex_;
+  rate_limiter limiter_;
 };
 
 }  // namespace mles::net

@@ -4,11 +4,13 @@
 
 #include "http/challenge_tokens.hpp"
 #include "http/file_server.hpp"
+#include "http/forwarded.hpp"
 #include "http/proxy_client.hpp"
 #include "http/proxy_rules.hpp"
 #include "hub/hub.hpp"
 #include "net/admission.hpp"
 #include "net/error.hpp"
+#include "net/rate_limiter.hpp"
 #include "proto/auth.hpp"
 
 #include <array>
@@ -121,6 +123,10 @@ struct session_context {
   const http::proxy_table* proxies = nullptr;  // --proxy rules; null or empty: none
   const http::challenge_tokens* acme_tokens = nullptr;  // ACME HTTP-01 answers being served
   std::uint16_t https_port = 443;    // for --redirect targets (the bound TLS port)
+  // Client addresses behind a load balancer (README, "Behind a load balancer").
+  const http::cidr_set* trusted_proxies = nullptr;  // --trusted-proxy; null: none
+  // --rate-limit for addresses learnt after accept (PROXY header, X-Forwarded-For); null: off.
+  shared_rate_limiter* late_rate_limit = nullptr;
 };
 
 }  // namespace mles::net

@@ -293,3 +293,24 @@ TEST(options, takeover_is_off_unless_asked) {
   EXPECT_EQ(with_history.exit_code, 2);
   EXPECT_THAT(with_history.output, testing::HasSubstr("--takeover cannot be used with --history-dir"));
 }
+
+TEST(options, behind_a_load_balancer) {
+  auto d = run({"-d", "a.io", "-w", "/w", "--no-tls"});
+  ASSERT_TRUE(d.config) << d.output;
+  EXPECT_FALSE(d.config->proxy_protocol);
+  EXPECT_TRUE(d.config->trusted_proxies.empty());
+  auto r = run({"-d", "a.io", "-w", "/w", "--no-tls", "--proxy-protocol", "--trusted-proxy", "10.0.0.0/8",
+                "--trusted-proxy", "2001:db8::/32", "--trusted-proxy", "192.0.2.7"});
+  ASSERT_TRUE(r.config) << r.output;
+  EXPECT_TRUE(r.config->proxy_protocol);
+  EXPECT_THAT(r.config->trusted_proxies, testing::ElementsAre("10.0.0.0/8", "2001:db8::/32", "192.0.2.7"));
+  for (const char* bad : {"10.0.0.1/8", "10.0.0.0/33", "example.com", "::/129", "10.0.0.0/"}) {
+    auto e = run({"-d", "a.io", "-w", "/w", "--no-tls", "--trusted-proxy", bad});
+    EXPECT_FALSE(e.config) << bad;
+    EXPECT_EQ(e.exit_code, 2) << bad;
+    EXPECT_THAT(e.output, testing::HasSubstr("--trusted-proxy")) << e.output;
+  }
+  auto h = run({"--help"});
+  EXPECT_THAT(h.output, testing::HasSubstr("--proxy-protocol"));
+  EXPECT_THAT(h.output, testing::HasSubstr("--trusted-proxy"));
+}
