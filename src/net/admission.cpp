@@ -75,8 +75,10 @@ std::size_t descriptor_reserve(std::size_t file_limit, std::size_t peers) noexce
 }
 
 std::size_t default_max_connections(std::uint64_t open_file_limit, std::size_t reserve) noexcept {
-  if (open_file_limit <= reserve) return 1;
-  return static_cast<std::size_t>(std::min<std::uint64_t>(open_file_limit - reserve, SIZE_MAX));
+  // A reserve that would take more than half the limit (a huge --filelimit, a tiny limit)
+  // leaves half the limit to connections instead of starving them.
+  const std::uint64_t keep = std::min<std::uint64_t>(reserve, open_file_limit / 2);
+  return static_cast<std::size_t>(std::clamp<std::uint64_t>(open_file_limit - keep, 1, SIZE_MAX));
 }
 
 void refuse_at_once(int fd, bool plain_http) noexcept {

@@ -69,8 +69,8 @@ std::uint64_t raise_open_file_limit() noexcept;
 // plus the --filelimit files and one per --peer link.
 std::size_t descriptor_reserve(std::size_t file_limit, std::size_t peers) noexcept;
 
-// The default --max-connections for an open-file limit: the limit minus the reserve, at
-// least 1.
+// The default --max-connections for an open-file limit: the limit minus the reserve, but at
+// least half the limit (and at least 1).
 std::size_t default_max_connections(std::uint64_t open_file_limit, std::size_t reserve) noexcept;
 
 // Refuses an accepted descriptor at once and closes it: on a plain HTTP listener a minimal

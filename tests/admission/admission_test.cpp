@@ -157,7 +157,10 @@ TEST(descriptor_budget, default_cap_is_the_limit_minus_the_reserve) {
   EXPECT_EQ(net::descriptor_reserve(256, 0), 64u + 256u);
   EXPECT_EQ(net::descriptor_reserve(256, 3), 64u + 256u + 3u);
   EXPECT_EQ(net::default_max_connections(20'000, 320), 19'680u);
-  EXPECT_EQ(net::default_max_connections(100, 320), 1u);
+  // A reserve over half the limit leaves half the limit.
+  EXPECT_EQ(net::default_max_connections(100, 320), 50u);
+  EXPECT_EQ(net::default_max_connections(1, 320), 1u);
+  EXPECT_EQ(net::default_max_connections(0, 320), 1u);
   rlimit before{};
   ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &before), 0);
   const std::uint64_t now = net::raise_open_file_limit();
