@@ -4,6 +4,7 @@
 #include "app/acme_manager.hpp"
 #include "app/durable_history.hpp"
 #include "hub/hub.hpp"
+#include "net/admission.hpp"
 #include "net/error.hpp"
 #include "net/event_loop.hpp"
 #include "net/log_limit.hpp"
@@ -130,6 +131,13 @@ void register_server_metrics(metrics_registry& r, const metric_sources& s) {
           w.sample({{"reason", "failed"}}, load(c.ends[static_cast<std::size_t>(net::errc::tls_handshake_failed)]));
           w.sample({{"reason", "timeout"}}, load(c.ends[static_cast<std::size_t>(net::errc::tls_handshake_timeout)]));
         });
+  r.add("mles_connections_refused_total", counter, "Connections accepted and closed at once, by cause "
+        "(--max-connections, --max-handshakes, out of descriptors, ...)", [&c](metric_writer& w) {
+    for (std::size_t i = 0; i < net::refusal_count; ++i)
+      w.sample({{"cause", std::string(net::refusal_name(static_cast<net::refusal>(i)))}}, load(c.refused[i]));
+  });
+  r.add("mles_tls_handshakes_in_progress", gauge, "TLS handshakes in progress (--max-handshakes)",
+        [&c] { return static_cast<double>(c.handshakes.load(std::memory_order_relaxed)); });
   r.add("mles_rate_limited_connections_total", counter, "Connections dropped at accept by --rate-limit",
         [&c] { return load(c.rate_limited); });
   r.add("mles_http_responses_total", counter, "HTTP responses of the public listeners (static files, redirects, "
