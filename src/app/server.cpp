@@ -65,13 +65,14 @@ void report_bounds(bounds_report& last, const hub::hub& h, const hub::hub_limits
   const std::uint64_t messages = b.evicted_messages - last.hub.evicted_messages;
   const std::uint64_t channels = b.evicted_channels - last.hub.evicted_channels;
   const std::uint64_t refused = b.refused_channels - last.hub.refused_channels;
-  if (messages == 0 && channels == 0 && refused == 0 && inflight == last.inflight_refused &&
+  const std::uint64_t capped = b.capped_channels - last.hub.capped_channels;
+  if (messages == 0 && channels == 0 && refused == 0 && capped == 0 && inflight == last.inflight_refused &&
       bodies == last.bodies_refused)
     return;
   spdlog::warn("memory bounds: {} messages and {} idle channels evicted over --history-total ({} of {} bytes held), "
-               "{} joins refused at --max-channels ({}), {} messages refused over --max-inflight, "
-               "{} request bodies refused",
-               messages, channels, b.history_cost, limits.history_total, refused, limits.max_channels,
+               "{} idle channels forgotten and {} joins refused at --max-channels ({}), "
+               "{} messages refused over --max-inflight, {} request bodies refused",
+               messages, channels, b.history_cost, limits.history_total, capped, refused, limits.max_channels,
                inflight - last.inflight_refused, bodies - last.bodies_refused);
   last.hub = b;
   last.inflight_refused = inflight;
@@ -558,9 +559,10 @@ server::stats server::current_stats() const {
   const auto b = impl_->hub.budget();
   s.history_cost = b.history_cost;
   s.evicted_messages = b.evicted_messages;
-  s.evicted_channels = b.evicted_channels;
+  s.evicted_channels = b.evicted_channels + b.capped_channels;
   s.refused_channels = b.refused_channels;
   s.inflight_bytes = impl_->counters.inflight_bytes.load();
+  s.inflight_refusals = impl_->counters.ends[static_cast<std::size_t>(net::errc::inflight_budget)].load();
   s.connections = impl_->counters.connections.load();
   static_assert(std::tuple_size_v<decltype(s.refused)> == net::refusal_count);
   for (std::size_t i = 0; i < net::refusal_count; ++i) s.refused[i] = impl_->counters.refused[i].load();

@@ -50,6 +50,7 @@ class server {
     std::uint64_t evicted_channels = 0;  // idle channels forgotten (budget or channel cap)
     std::uint64_t refused_channels = 0;  // joins refused at --max-channels
     std::size_t inflight_bytes = 0;      // held for partly received messages and bodies
+    std::uint64_t inflight_refusals = 0; // sessions closed with 1013 over --max-inflight
     std::size_t connections = 0;                // accepted and open (net::server_counters)
     std::array<std::uint64_t, 4> refused{};     // per net::refusal
   };

@@ -110,8 +110,11 @@ void register_server_metrics(metrics_registry& r, const metric_sources& s) {
         [&limits] { return static_cast<double>(limits.history_total); });
   r.add("mles_history_evicted_messages_total", counter, "History messages dropped over --history-total (with the "
         "channels forgotten)", [&hub] { return static_cast<double>(hub.budget().evicted_messages); });
-  r.add("mles_channels_evicted_total", counter, "Channels without members forgotten over --history-total or at "
-        "--max-channels", [&hub] { return static_cast<double>(hub.budget().evicted_channels); });
+  r.add("mles_channels_evicted_total", counter, "Channels without members forgotten, by bound", [&hub](metric_writer& w) {
+    const auto b = hub.budget();
+    w.sample({{"bound", "history_total"}}, static_cast<double>(b.evicted_channels));
+    w.sample({{"bound", "max_channels"}}, static_cast<double>(b.capped_channels));
+  });
   r.add("mles_channels_refused_total", counter, "Joins refused at --max-channels (close 1013)",
         [&hub] { return static_cast<double>(hub.budget().refused_channels); });
   r.add("mles_inflight_bytes", gauge, "Bytes held for partly received messages and request bodies",

@@ -21,6 +21,7 @@ budget_stats hub::budget() const noexcept {
   b.history_cost = cost_.load(std::memory_order_relaxed);
   b.evicted_messages = evicted_messages_.load(std::memory_order_relaxed);
   b.evicted_channels = evicted_channels_.load(std::memory_order_relaxed);
+  b.capped_channels = capped_channels_.load(std::memory_order_relaxed);
   b.refused_channels = refused_channels_.load(std::memory_order_relaxed);
   return b;
 }
@@ -34,7 +35,8 @@ void hub::forget_locked(channel& ch) {
   ch.cost_ = 0;
 }
 
-std::size_t hub::evict_idle_locked(std::size_t n, std::size_t until, const channel* keep) {
+std::size_t hub::evict_idle_locked(std::size_t n, std::size_t until, const channel* keep,
+                                   std::atomic<std::uint64_t>& counted_in) {
   struct candidate {
     clock::time_point last;
     std::shared_ptr<channel> ch;
@@ -59,14 +61,14 @@ std::size_t hub::evict_idle_locked(std::size_t n, std::size_t until, const chann
     channels_.erase(ch.name_);
     ++removed;
   }
-  evicted_channels_.fetch_add(removed, std::memory_order_relaxed);
+  counted_in.fetch_add(removed, std::memory_order_relaxed);
   return removed;
 }
 
 bool hub::room_for_channel_locked() {
   if (limits_.max_channels == 0 || channels_.size() < limits_.max_channels) return true;
   // One scan frees a batch, so a flood of new channels does not scan the map on every join.
-  evict_idle_locked(std::max<std::size_t>(1, limits_.max_channels / 64), 0);
+  evict_idle_locked(std::max<std::size_t>(1, limits_.max_channels / 64), 0, nullptr, capped_channels_);
   if (channels_.size() < limits_.max_channels) return true;
   refused_channels_.fetch_add(1, std::memory_order_relaxed);
   return false;
@@ -81,7 +83,7 @@ void hub::enforce_budget(const channel* keep) {
   {
     std::lock_guard lock(mutex_);
     // First, channels nobody is in, least recently active first.
-    evict_idle_locked(channels_.size(), target, keep);
+    evict_idle_locked(channels_.size(), target, keep, evicted_channels_);
     if (cost_.load(std::memory_order_relaxed) > target) {
       // Then the oldest messages of the least recently active channels.
       std::vector<std::pair<clock::time_point, channel*>> order;

@@ -58,7 +58,8 @@ inline constexpr std::size_t message_overhead = 96;
 struct budget_stats {
   std::size_t history_cost = 0;          // what the budget counts now, bytes
   std::uint64_t evicted_messages = 0;    // oldest messages dropped over the budget
-  std::uint64_t evicted_channels = 0;    // memberless channels forgotten (budget or channel cap)
+  std::uint64_t evicted_channels = 0;    // memberless channels forgotten over the budget
+  std::uint64_t capped_channels = 0;     // memberless channels forgotten to make room at the cap
   std::uint64_t refused_channels = 0;    // joins refused at the channel cap
 };
 
@@ -282,7 +283,8 @@ class hub {
   // Under the map lock: forgets up to n memberless channels but `keep`, least recently
   // active first; stops once the history cost is at most `until` when given. Returns how
   // many went.
-  std::size_t evict_idle_locked(std::size_t n, std::size_t until, const channel* keep = nullptr);
+  std::size_t evict_idle_locked(std::size_t n, std::size_t until, const channel* keep,
+                                std::atomic<std::uint64_t>& counted_in);
   // Under the map lock: a channel may be created (at the cap, makes room if it can).
   bool room_for_channel_locked();
   // Under the channel (and map) lock: removes a memberless channel's history and store record.
@@ -297,6 +299,7 @@ class hub {
   std::atomic<bool> evicting_{false};
   std::atomic<std::uint64_t> evicted_messages_{0};
   std::atomic<std::uint64_t> evicted_channels_{0};
+  std::atomic<std::uint64_t> capped_channels_{0};
   std::atomic<std::uint64_t> refused_channels_{0};
   interest_observer* observer_ = nullptr;
   history_store* store_ = nullptr;

@@ -518,6 +518,16 @@ void connection::close_after(hub::shared_frame last, boost::system::error_code w
 
 void connection::finish(boost::system::error_code why, std::string_view detail) {
   if (state_ == state::closed) return;
+  // A connection we were closing for a reason (slow consumer, a budget, a timeout) that the
+  // peer then resets or drops ended for that reason: count and log it so.
+  std::string merged;
+  if (state_ == state::closing && close_reason_ &&
+      (why == errc::transport_error || why == errc::connection_lost)) {
+    merged = close_detail_.empty() ? std::string() : close_detail_ + "; ";
+    merged += "then " + why.message() + (detail.empty() ? "" : ": " + std::string(detail));
+    why = close_reason_;
+    detail = merged;
+  }
   state_ = state::closed;
   queue_closed_.store(true, std::memory_order_release);
   {

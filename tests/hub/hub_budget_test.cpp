@@ -124,7 +124,7 @@ TEST(hub_budget, channel_cap_makes_room_by_forgetting_idle_channels) {
   EXPECT_EQ(h.channel_count(), 4u);
   fill(h, "new", {"n"}, false, nullptr, t0 + 10s);
   EXPECT_LE(h.channel_count(), 4u);
-  EXPECT_EQ(h.budget().evicted_channels, 1u);
+  EXPECT_EQ(h.budget().capped_channels, 1u);
   EXPECT_EQ(h.budget().refused_channels, 0u);
   EXPECT_THAT(history_of(h, "c3"), testing::Contains("m"));  // the oldest went, not the newest
 }

@@ -6,6 +6,8 @@
 
 #include <string>
 
+#include <sys/socket.h>
+
 namespace mles::test {
 namespace {
 
@@ -88,6 +90,17 @@ TEST_P(mles_bounds, partly_received_messages_over_the_inflight_budget_get_1013) 
   ASSERT_TRUE(wait_until([&] { return s.stats().inflight_bytes >= 256 * 1024; }, 20s)) << s.stats().inflight_bytes;
   ASSERT_TRUE(second->send_raw(std::string_view(wire2).substr(0, part), 20s));
   EXPECT_TRUE(closes_with(*second, try_again_later, 20s));
+  // A third, refused too, resets its connection instead of reading the close: the refusal is
+  // counted all the same (not as a transport error).
+  auto third = s.join("third", "inflight");
+  ASSERT_TRUE(third->sync(20s));
+  const std::string wire3 = binary_frame(length, '3');
+  ASSERT_TRUE(third->send_raw(std::string_view(wire3).substr(0, part), 20s));
+  ASSERT_TRUE(third->expect_close(20s).has_value());
+  const linger reset{1, 0};
+  ::setsockopt(third->fd(), SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+  third->close_socket();
+  EXPECT_TRUE(wait_until([&] { return s.stats().inflight_refusals == 2; }, 20s)) << s.stats().inflight_refusals;
   // The first finishes its message, which reaches the reader whole; nothing is held after.
   ASSERT_TRUE(first->send_raw(std::string_view(wire1).substr(part), 20s));
   EXPECT_TRUE(receives(*reader, op::binary, std::string(length, '1'), 30s));
