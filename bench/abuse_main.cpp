@@ -175,7 +175,7 @@ std::string join_frame(const std::string& uid, const std::string& channel) {
 // Connects, upgrades and joins. Returns the fd, or -1 with why set.
 int open_session(const std::string& uid, const std::string& channel, std::string& why,
                  unsigned src_last = 0, const std::string& extra_after_join = {}) {
-  const int fd = dial(src_last);
+  const int fd = dial(src_last, 15);
   if (fd < 0) {
     why = fmt::format("connect: {}", std::strerror(errno));
     return -1;
@@ -398,13 +398,19 @@ int attack_cd(const char* name, const cd_opts& o) {
   tally outcome;
   std::atomic<std::uint64_t> prefix_done{0}, bytes{0}, dribbled{0};
   std::mutex mu;
-  std::vector<double> close_times;  // seconds from the first message byte to the server's close
+  std::map<std::string, std::vector<double>> close_times;  // per outcome: s from the first message byte to the close
+  std::atomic<unsigned> opened{0}, settled{0};
   const auto t0 = steady::now();
   std::vector<std::thread> threads;
   for (unsigned i = 0; i < o.connections; ++i) {
     threads.emplace_back([&, i] {
       std::string why;
       const int fd = open_session(fmt::format("{}{}", name, i), fmt::format("abuse-{}-{}-{}", name, tag, i), why);
+      if (fd >= 0) opened.fetch_add(1);
+      settled.fetch_add(1);
+      // Every connection joins first; then all send at once (at most 30 s of waiting).
+      while (settled.load() < o.connections && seconds_since(t0) < 30)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
       if (fd < 0) {
         outcome.add(why);
         return;
@@ -448,23 +454,25 @@ int attack_cd(const char* name, const cd_opts& o) {
         end = await_end(fd, 3);
         end = "refused while sending: " + end;
       }
-      if (end.find("timeout") == std::string::npos) {
+      if (end.find("timeout") != std::string::npos) end = "still open after hold";
+      {
         std::lock_guard lock(mu);
-        close_times.push_back(seconds_since(first));
-      } else {
-        end = "still open after hold";
+        close_times[end].push_back(seconds_since(first));
       }
       outcome.add(end);
       abortive_close(fd);
     });
   }
   for (auto& th : threads) th.join();
-  std::sort(close_times.begin(), close_times.end());
   fmt::print("attack {}\nconnections {}\nprefix_complete {}\nbytes_sent {}\ndribbled_bytes {}\nseconds {:.1f}\n", name,
              o.connections, prefix_done.load(), bytes.load(), dribbled.load(), seconds_since(t0));
-  if (!close_times.empty())
-    fmt::print("closed_after_s min {:.1f} median {:.1f} max {:.1f}\n", close_times.front(),
-               close_times[close_times.size() / 2], close_times.back());
+  fmt::print("joined {}\n", opened.load());
+  std::string closed;
+  for (auto& [label, v] : close_times) {
+    std::sort(v.begin(), v.end());
+    closed += fmt::format("{}{}: {:.1f}-{:.1f}", closed.empty() ? "" : ", ", label, v.front(), v.back());
+  }
+  if (!closed.empty()) fmt::print("closed_after_s {}\n", closed);
   outcome.print("outcome ");
   return 0;
 }

@@ -120,11 +120,25 @@ probe() {
   echo "$1: ${out:-probe fail (no output)}"
 }
 
-# Remaining seconds until the server has been up SETTLE s (for its second warning), at most SETTLE.
+# The server warns at most once a minute: after the first "memory bounds:" line, wait for the
+# second (it carries the rest of the counts) until 62 s after the first; without any, until the
+# server has been up SETTLE s. Never more than SETTLE + 5 s.
 settle() {
-  local left
-  left=$(awk -v s="$SERVER_START" -v n="$(date +%s.%N)" -v w="$SETTLE" 'BEGIN { l = w - (n - s); if (l < 0) l = 0; if (l > w) l = w; printf "%d", l + 0.999 }')
-  [[ "$left" -gt 0 ]] && sleep "$left"
+  local log="$WORK/$1.log" start; start=$(date +%s)
+  while (( $(date +%s) - start < SETTLE + 5 )); do
+    kill -0 "$SERVER_PID" 2>/dev/null || return
+    local n; n=$(grep -c 'memory bounds:' "$log")
+    [[ "$n" -ge 2 ]] && return
+    local until_s
+    if [[ "$n" -ge 1 ]]; then
+      local first; first=$(grep -m1 'memory bounds:' "$log" | cut -d' ' -f1)
+      until_s=$(awk -v f="$(date -d "$first" +%s.%N 2>/dev/null || echo 0)" -v w="$SETTLE" 'BEGIN { printf "%d", f + w + 1 }')
+    else
+      until_s=$(awk -v s="$SERVER_START" -v w="$SETTLE" 'BEGIN { printf "%d", s + w }')
+    fi
+    (( $(date +%s) >= until_s )) && return
+    sleep 1
+  done
 }
 
 ROWS=()
@@ -164,7 +178,7 @@ run_attack() {
   [[ "$alive" == yes ]] && probe_after=$(probe "probe after")
   echo "$probe_mid"
   echo "$probe_after"
-  [[ "$alive" == yes && "$bounded" == 1 ]] && settle
+  [[ "$alive" == yes && "$bounded" == 1 ]] && settle "$id"
   local rss_end=0
   kill -0 "$SERVER_PID" 2>/dev/null && rss_end=$(rss_now)
   local hwm; hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$SERVER_PID/status" 2>/dev/null || echo 0)
