@@ -243,7 +243,8 @@ std::string await_end(int fd, double timeout_s, std::string buf = {}, std::uint6
 std::string peek_end(int fd) {
   pollfd p{fd, POLLIN, 0};
   if (::poll(&p, 1, 0) <= 0) return {};
-  return await_end(fd, 0.2);
+  std::string end = await_end(fd, 0.2);
+  return end == "timeout" ? std::string() : end;  // only a ping (the server pings every 24 s)
 }
 
 std::string nonce() {
