@@ -207,7 +207,7 @@ run_attack() {
   [[ -n "$closed" ]] && refusals="$refusals; closed after (s): $closed"
   local budget_cell
   if [[ "$bounded" == 1 ]]; then budget_cell="$(mib "$budget_kib") MiB"; else budget_cell="none (cap ${UNB_CAP_MIB} MiB kill)"; fi
-  ROWS+=("| $id | $desc | $sent | $(mib "$peak") MiB | $(mib "$rss_after") / $(mib "$rss_end") MiB | $budget_cell | ${refusals:-none}${warn:+; server: $warn}${killed:+; $killed} | ${probe_mid#probe during: } / ${probe_after#probe after: } |")
+  ROWS+=("| $id | $desc | $sent | $(mib "$peak") MiB | $(mib "$rss_after") / $(mib "$rss_end") MiB | $budget_cell | ${refusals:-none}${warn:+; server: ${warn//$'\n'/ + }}${killed:+; $killed} | ${probe_mid#probe during: } / ${probe_after#probe after: } |")
 }
 
 for id in $ONLY; do
