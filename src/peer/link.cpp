@@ -28,10 +28,11 @@ std::string link_uid(std::string_view server_id) { return "mles-peer:" + std::st
 
 link::link(net::event_loop& loop, const peer_url& url, std::string channel, const link_settings& settings,
            const std::atomic<bool>& stopping, std::function<void(std::uint64_t)> on_idle)
-    : loop_(loop), url_(url), channel_(std::move(channel)), settings_(settings), stopping_(stopping),
+    : loop_(loop), url_(url), channel_(std::move(channel)), settings_(settings), states_(settings.states),
+      stopping_(stopping),
       on_idle_(std::move(on_idle)), backoff_(settings.retry_initial, settings.retry_max), resolver_(loop.io()),
       socket_(loop.io()), attempt_timer_(loop.io()), retry_timer_(loop.io()), linger_timer_(loop.io()) {
-  if (settings_.states) settings_.states->count[static_cast<std::size_t>(state_)].fetch_add(1, std::memory_order_relaxed);
+  if (states_) states_->count[static_cast<std::size_t>(state_)].fetch_add(1, std::memory_order_relaxed);
   boost::json::object join;
   const std::string uid = link_uid(settings.server_id);
   join["uid"] = uid;
@@ -41,13 +42,13 @@ link::link(net::event_loop& loop, const peer_url& url, std::string channel, cons
 }
 
 link::~link() {
-  if (settings_.states) settings_.states->count[static_cast<std::size_t>(state_)].fetch_sub(1, std::memory_order_relaxed);
+  if (states_) states_->count[static_cast<std::size_t>(state_)].fetch_sub(1, std::memory_order_relaxed);
 }
 
 void link::set_state(state s) noexcept {
-  if (settings_.states && s != state_) {
-    settings_.states->count[static_cast<std::size_t>(state_)].fetch_sub(1, std::memory_order_relaxed);
-    settings_.states->count[static_cast<std::size_t>(s)].fetch_add(1, std::memory_order_relaxed);
+  if (states_ && s != state_) {
+    states_->count[static_cast<std::size_t>(state_)].fetch_sub(1, std::memory_order_relaxed);
+    states_->count[static_cast<std::size_t>(s)].fetch_add(1, std::memory_order_relaxed);
   }
   state_ = s;
 }

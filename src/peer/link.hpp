@@ -95,7 +95,7 @@ class link : public std::enable_shared_from_this<link> {
   void schedule_retry(std::chrono::milliseconds delay);
   void close_now();
   void go_idle();
-  void set_state(state s) noexcept;  // keeps settings_.states in step
+  void set_state(state s) noexcept;  // keeps states_ in step
   void arm_linger();
   // Logs a failure at warn when it differs from the last one logged, else at debug.
   void report(const std::string& reason, std::chrono::milliseconds retry_in);
@@ -105,6 +105,9 @@ class link : public std::enable_shared_from_this<link> {
   peer_url url_;
   std::string channel_;
   const link_settings& settings_;
+  // Its own share of settings_.states: a link may outlive the federation that owns the
+  // settings (handlers holding it are destroyed with the event loop, after the federation).
+  std::shared_ptr<link_states> states_;
   const std::atomic<bool>& stopping_;
   std::function<void(std::uint64_t)> on_idle_;
   std::uint64_t generation_ = 0;
