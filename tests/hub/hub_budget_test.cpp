@@ -1,6 +1,7 @@
 // Tests for the hub's global bounds: the history budget over all channels (--history-total)
 // and the channel cap (--max-channels).
 #include "hub/hub.hpp"
+#include "hub_test_support.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -9,19 +10,10 @@
 #include <vector>
 
 using namespace mles::hub;
+using namespace mles::hub::test;
 using namespace std::chrono_literals;
 
 namespace {
-
-shared_frame frame_of(std::string_view s) {
-  return shared_frame::copy_of({reinterpret_cast<const std::uint8_t*>(s.data()), s.size()});
-}
-std::string text_of(const shared_frame& f) { return {reinterpret_cast<const char*>(f.data()), f.size()}; }
-
-struct recording_member final : member {
-  void deliver(shared_frame f, delivery_kind) override { got.push_back(text_of(f)); }
-  std::vector<std::string> got;
-};
 
 hub_limits limits(std::size_t total, std::size_t max_channels = 0) {
   hub_limits l;

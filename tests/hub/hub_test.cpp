@@ -1,5 +1,6 @@
 // Tests for the hub: membership, history replay and limits, fan-out, expiry.
 #include "hub/hub.hpp"
+#include "hub_test_support.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -9,30 +10,10 @@
 #include <vector>
 
 using namespace mles::hub;
+using namespace mles::hub::test;
 using namespace std::chrono_literals;
 
 namespace {
-
-shared_frame frame_of(std::string_view s) {
-  return shared_frame::copy_of({reinterpret_cast<const std::uint8_t*>(s.data()), s.size()});
-}
-std::string text_of(const shared_frame& f) { return {reinterpret_cast<const char*>(f.data()), f.size()}; }
-
-// A member that records what it was given.
-struct recording_member final : member {
-  void deliver(shared_frame f, delivery_kind kind) override {
-    std::lock_guard lock(mutex);
-    got.push_back(text_of(f));
-    kinds.push_back(kind);
-  }
-  std::vector<std::string> received() {
-    std::lock_guard lock(mutex);
-    return got;
-  }
-  std::mutex mutex;
-  std::vector<std::string> got;
-  std::vector<delivery_kind> kinds;
-};
 
 membership join(hub& h, std::string_view ch, std::string_view uid, std::shared_ptr<recording_member> m,
                 boost::system::error_code& ec) {
