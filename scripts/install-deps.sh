@@ -9,6 +9,7 @@ packages=(
   libssl-dev openssl libcli11-dev libspdlog-dev libfmt-dev
   libbrotli-dev libzstd-dev zlib1g-dev libsqlite3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  libnats-dev nats-server
   python3 procps util-linux pebble curl
   dpkg-dev file help2man adduser
 )
