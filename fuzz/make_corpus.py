@@ -6,6 +6,7 @@ byte 1 = chunk seed, then the byte stream (parsed in the server and the client r
 client frames, or unmasked server frames for the client role). join_frame inputs: the text
 of a first message. peer_envelope inputs: a whole peer-link message (envelope + payload).
 proxy_header inputs: the first bytes of a connection (PROXY protocol v1/v2 header and more).
+channel_token inputs: a channel name, also read as a NATS subject token.
 Run from anywhere: python3 fuzz/make_corpus.py (existing seed_* files are replaced; files
 added by libFuzzer -merge keep their hash names)."""
 import os
@@ -196,6 +197,28 @@ PROXY_SEEDS = {
     "empty": b"",
 }
 
+# channel_token inputs: read both as a channel name and as a token.
+CHANNEL_SEEDS = {
+    "plain": b"general",
+    "plain_all": b"ABCXYZabcxyz0189_-",
+    "dots": b"a.b.c",
+    "wildcards": b"foo.*.>",
+    "star": b"*",
+    "gt": b">",
+    "spaces": b"my channel \t\r\n",
+    "escape_char": b"=",
+    "escape_lookalike": b"a=2Eb",
+    "system": b"$JS.API.>",
+    "all_ascii": bytes(range(128)),
+    "high_bytes": b"\x80\xc3\xa9\xff",
+    "token_escaped": b"foo=2E=2A=3D",
+    "token_double_escape": b"==",
+    "token_lower_hex": b"a=2eb",
+    "token_plain_escaped": b"=41",
+    "token_truncated": b"abc=3",
+    "empty": b"",
+}
+
 
 def write(target, seeds, encode):
     directory = os.path.join(HERE, "corpus", target)
@@ -212,3 +235,4 @@ write("frame_parser", FRAME_SEEDS, lambda v: bytes([v[0], v[1]]) + v[2])
 write("join_frame", JOIN_SEEDS, lambda v: v)
 write("peer_envelope", ENVELOPE_SEEDS, lambda v: v)
 write("proxy_header", PROXY_SEEDS, lambda v: v)
+write("channel_token", CHANNEL_SEEDS, lambda v: v)
