@@ -82,6 +82,15 @@ struct config {
   std::size_t dedup_window = 1024;   // sequence window per origin (peer mode)
   std::size_t dedup_origins = 64;    // origins remembered per channel
 
+  // --- cluster mode: NATS core for the live flow, JetStream for history and sessions ---
+  std::vector<std::string> nats_urls;                   // --nats URL[,URL...]; empty: standalone
+  std::optional<std::filesystem::path> nats_creds;      // --nats-creds FILE (JWT + NKey)
+  std::optional<std::filesystem::path> nats_ca;         // --nats-ca FILE (tls:// servers)
+  int nats_replicas = 1;                                // --nats-replicas: stream and bucket
+  std::string nats_prefix = "mles";                     // --nats-prefix: stream, subjects, bucket
+  std::size_t nats_buffer = 64u << 20;                  // --nats-buffer: outgoing while NATS is away
+  std::chrono::milliseconds nats_session_ttl{30'000};   // --nats-session-ttl: a crashed server's claims
+
   // --- operations: metrics and logs ---
   std::optional<std::uint16_t> metrics_port;        // --metrics [ADDR:]PORT; off when empty (0: any free port)
   std::string metrics_bind = "127.0.0.1";           // --metrics ADDR:PORT (loopback by default)

@@ -16,6 +16,7 @@
 #include "net/session_context.hpp"
 #include "net/tls_context.hpp"
 #include "peer/federation.hpp"
+#include "cluster/backplane.hpp"
 #include "proto/auth.hpp"
 #include "proto/peer_envelope.hpp"
 
@@ -90,7 +91,9 @@ net::session_settings settings_of(const config& c) {
   s.close_timeout = c.close_timeout;
   s.message_timeout = c.message_timeout;
   s.max_inflight = c.max_inflight ? *c.max_inflight : default_max_inflight(c.max_message);
-  s.single_loop = c.threads == 1 || (c.threads == 0 && std::thread::hardware_concurrency() <= 1);
+  // Cluster mode delivers from NATS threads: frames and channels are shared across threads.
+  s.single_loop = c.nats_urls.empty() &&
+                  (c.threads == 1 || (c.threads == 0 && std::thread::hardware_concurrency() <= 1));
   s.max_join_frame = c.max_join_frame;
   s.http.max_request_head = c.http_max_request_head;
   s.http.max_request_body = c.http_max_request_body;
@@ -229,6 +232,18 @@ std::size_t default_max_inflight(std::size_t max_message) {
   return std::max(max_message, std::min<std::size_t>(physical_memory() / 8, std::size_t{256} << 20));
 }
 
+// The hub has one interest observer; with --peer and --nats both need to hear.
+class interest_fanout final : public hub::interest_observer {
+ public:
+  explicit interest_fanout(std::vector<hub::interest_observer*> all) : all_(std::move(all)) {}
+  void on_interest(const std::string& channel, bool has_clients) override {
+    for (auto* o : all_) o->on_interest(channel, has_clients);
+  }
+
+ private:
+  std::vector<hub::interest_observer*> all_;
+};
+
 struct server::impl {
   explicit impl(config c)
       : cfg(std::move(c)), auth(cfg.mles_key),
@@ -251,6 +266,8 @@ struct server::impl {
   std::unique_ptr<net::listener> redirect_listener;  // --redirect: plain HTTP → HTTPS
   std::unique_ptr<acme_manager> acme;                // default TLS mode: certificates from a CA
   std::unique_ptr<peer::federation> peers;           // --peer: links to peer servers
+  std::unique_ptr<cluster::backplane> cluster;       // --nats: cluster mode
+  std::unique_ptr<interest_fanout> observers;        // --peer and --nats: both hear of interest
   std::unique_ptr<durable_history> history;          // --history-dir
   std::unique_ptr<boost::asio::steady_timer> history_timer;  // on loop 0: collects for the store
   std::shared_ptr<peer::link_states> link_states;            // --peer: links per state (metrics)
@@ -360,6 +377,31 @@ void server::start() {
     m.peers = std::make_unique<peer::federation>(std::move(urls), std::move(ls), raw, *m.loops[0]);
     m.hub.set_observer(m.peers.get());
   }
+  if (!c.nats_urls.empty()) {
+    cluster::settings cs;
+    cs.urls = c.nats_urls;
+    cs.creds = c.nats_creds;
+    cs.ca = c.nats_ca;
+    cs.replicas = c.nats_replicas;
+    cs.prefix = c.nats_prefix;
+    cs.buffer_bytes = c.nats_buffer;
+    cs.session_ttl = c.nats_session_ttl;
+    cs.linger = c.peer_linger;
+    cs.history_limit = c.history_limit;
+    cs.stream_bytes = c.history_total ? *c.history_total : default_history_total();
+    cs.max_message = std::max(c.max_message, c.max_join_frame);
+    cs.max_age = std::chrono::duration_cast<std::chrono::seconds>(c.channel_ttl);
+    cs.server_id = server_id;
+    m.cluster = std::make_unique<cluster::backplane>(std::move(cs), m.hub);
+    m.cluster->start();  // throws when the stream's settings conflict
+    m.ctx.gate = m.cluster.get();
+    if (m.peers) {
+      m.observers = std::make_unique<interest_fanout>(std::vector<hub::interest_observer*>{m.peers.get(), m.cluster.get()});
+      m.hub.set_observer(m.observers.get());
+    } else {
+      m.hub.set_observer(m.cluster.get());
+    }
+  }
   if (c.redirect) {
     m.redirect_listener = std::make_unique<net::listener>(*m.loops[0], raw, boost::asio::ip::tcp::endpoint(address, c.http_port),
                                                           nullptr, c.rate_limit, net::listener_role::redirect,
@@ -410,6 +452,7 @@ void server::start() {
     ms.acme = m.acme.get();
     ms.links = m.link_states.get();
     ms.history = m.history.get();
+    ms.cluster = m.cluster ? &m.cluster->figures() : nullptr;
     ms.started = m.created;
     ms.max_inflight = m.ctx.settings.max_inflight;
     register_server_metrics(m.metrics, ms);
@@ -508,6 +551,12 @@ void server::stop() {
   for (auto& l : m.loops) l->abort_all();
   m.hub.set_observer(nullptr);
   m.peers.reset();  // its links' timers belong to the loops: gone before the loops are
+  if (m.cluster) {
+    // The sessions are gone (their claims given back): publish what is buffered, leave.
+    m.cluster->stop();
+    m.ctx.gate = nullptr;
+    m.cluster.reset();
+  }
   if (m.history) {
     // Nothing published any more (the loops stopped): the last changes are collected and
     // everything queued goes to disk (SIGTERM loses nothing).

@@ -1,6 +1,8 @@
 // server_metrics: the list of the server's metrics (names, help, where each value comes from).
 #include "app/server_metrics.hpp"
 
+#include "cluster/backplane.hpp"
+
 #include "app/acme_manager.hpp"
 #include "app/durable_history.hpp"
 #include "hub/hub.hpp"
@@ -181,6 +183,35 @@ void register_server_metrics(metrics_registry& r, const metric_sources& s) {
         w.sample({{"state", peer::link_states::names[i]}},
                  static_cast<double>(links->count[i].load(std::memory_order_relaxed)));
     });
+  }
+
+  // Cluster mode (NATS).
+  if (const auto* cl = s.cluster) {
+    auto count = [](const std::atomic<std::uint64_t>& a) { return static_cast<double>(a.load(std::memory_order_relaxed)); };
+    r.add("mles_cluster_connected", gauge, "1 while connected to NATS (cluster mode)",
+          [cl] { return cl->connected.load(std::memory_order_relaxed) ? 1.0 : 0.0; });
+    r.add("mles_cluster_subscriptions", gauge, "Channels this server takes part in through NATS",
+          [cl] { return static_cast<double>(cl->subscriptions.load(std::memory_order_relaxed)); });
+    r.add("mles_cluster_buffered_bytes", gauge, "Outgoing bytes waiting for NATS (bounded by --nats-buffer)",
+          [cl] { return static_cast<double>(cl->buffered_bytes.load(std::memory_order_relaxed)); });
+    r.add("mles_cluster_published_total", counter, "Messages published to the JetStream history stream",
+          [cl, count] { return count(cl->published); });
+    r.add("mles_cluster_acknowledged_total", counter, "Published messages JetStream acknowledged (stored)",
+          [cl, count] { return count(cl->acknowledged); });
+    r.add("mles_cluster_retried_total", counter, "Publishes that failed or timed out and were sent again",
+          [cl, count] { return count(cl->retried); });
+    r.add("mles_cluster_dropped_total", counter, "Outgoing messages dropped (buffer full while NATS was away)",
+          [cl, count] { return count(cl->dropped); });
+    r.add("mles_cluster_received_total", counter, "Messages received from other servers through NATS",
+          [cl, count] { return count(cl->received); });
+    r.add("mles_cluster_history_loaded_total", counter, "History messages read from the stream",
+          [cl, count] { return count(cl->loaded); });
+    r.add("mles_cluster_history_load_failures_total", counter, "History reads from the stream that failed",
+          [cl, count] { return count(cl->load_failures); });
+    r.add("mles_cluster_claims_refused_total", counter, "Joins refused: the uid is joined on another server",
+          [cl, count] { return count(cl->claims_refused); });
+    r.add("mles_cluster_reconnects_total", counter, "Reconnections to NATS",
+          [cl, count] { return count(cl->reconnects); });
   }
 
   // Durable history.

@@ -20,6 +20,9 @@ struct server_counters;
 namespace mles::peer {
 struct link_states;
 }
+namespace mles::cluster {
+struct stats;
+}
 
 namespace mles::app {
 
@@ -36,6 +39,7 @@ struct metric_sources {
   const acme_manager* acme = nullptr;              // ACME mode only
   const peer::link_states* links = nullptr;        // --peer only
   const durable_history* history = nullptr;        // --history-dir only
+  const cluster::stats* cluster = nullptr;         // --nats only
   std::chrono::system_clock::time_point started;   // process start (for the start time)
   std::size_t max_inflight = 0;                    // --max-inflight in effect
 };

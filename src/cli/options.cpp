@@ -8,7 +8,9 @@
 
 #include <CLI/CLI.hpp>
 #include <boost/asio/ip/address.hpp>
+#include <boost/url/parse.hpp>
 
+#include <algorithm>
 #include <sstream>
 
 namespace mles::cli {
@@ -64,6 +66,50 @@ bool valid_metrics(const std::string& spec, app::config& cfg, std::string& why) 
   cfg.metrics_bind = addr;
   cfg.metrics_port = static_cast<std::uint16_t>(std::stoul(port));
   return true;
+}
+
+// --nats: comma-separated nats:// or tls:// URLs with a host (user:pass@ and a port allowed).
+bool parse_nats_urls(const std::string& text, std::vector<std::string>& out, std::string& why) {
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    const auto first = item.find_first_not_of(" \t"), last = item.find_last_not_of(" \t");
+    if (first == std::string::npos) {
+      why = "empty URL in the list";
+      return false;
+    }
+    item = item.substr(first, last - first + 1);
+    auto u = boost::urls::parse_uri(item);
+    if (!u) {
+      why = "'" + item + "' is not a URL";
+      return false;
+    }
+    if (u->scheme() != "nats" && u->scheme() != "tls") {
+      why = "'" + item + "': the scheme must be nats:// or tls://";
+      return false;
+    }
+    if (u->host().empty()) {
+      why = "'" + item + "' names no host";
+      return false;
+    }
+    if ((!u->path().empty() && u->path() != "/") || u->has_query() || u->has_fragment()) {
+      why = "'" + item + "': a NATS URL has no path, query or fragment";
+      return false;
+    }
+    out.push_back(item);
+  }
+  if (out.empty()) {
+    why = "no URL";
+    return false;
+  }
+  return true;
+}
+
+bool valid_nats_prefix(const std::string& p) {
+  if (p.empty() || p.size() > 32) return false;
+  return std::all_of(p.begin(), p.end(), [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+  });
 }
 
 }  // namespace
@@ -175,6 +221,23 @@ parse_outcome parse_command_line(int argc, const char* const* argv, const getenv
   cli.add_option("--peer-dedup-window", cfg.dedup_hashes,
                  "Payload hashes remembered per channel for links to servers without the peer mode")
       ->check(CLI::Range(16, 1000000))->default_val(1024);
+  std::string nats_urls, nats_creds, nats_ca;
+  double nats_session_ttl_s = 30;
+  cli.add_option("--nats", nats_urls,
+                 "Cluster mode: NATS server URLs, nats://[user:pass@]host[:port] or tls://..., comma-separated");
+  cli.add_option("--nats-creds", nats_creds, "NATS credentials file (JWT and NKey seed) for --nats");
+  cli.add_option("--nats-ca", nats_ca, "PEM CA certificate(s) trusted for tls:// NATS servers");
+  cli.add_option("--nats-replicas", cfg.nats_replicas, "Replicas of the history stream and the session bucket (1-5)")
+      ->check(CLI::Range(1, 5))->default_val(1);
+  cli.add_option("--nats-prefix", cfg.nats_prefix,
+                 "Name of the stream and subject prefix in cluster mode (bucket <prefix>-sessions)")
+      ->default_val("mles");
+  cli.add_option("--nats-buffer", cfg.nats_buffer,
+                 "Bytes of outgoing messages kept while NATS is unreachable; over it the oldest are dropped")
+      ->transform(CLI::AsSizeValue(false))->check(CLI::Range(std::size_t{1} << 16, std::size_t{1} << 40));
+  cli.add_option("--nats-session-ttl", nats_session_ttl_s,
+                 "Seconds a crashed server's sessions keep their uids claimed in cluster mode")
+      ->check(CLI::Range(1.0, 3600.0))->default_val(30);
   cli.add_option("--max-connections", cfg.max_connections,
                  "Most connections open at once; over it: 503 (plain HTTP) or reset (TLS); default: open-file limit minus a reserve")
       ->check(CLI::Range(std::size_t{1}, std::size_t{100000000}));
@@ -241,7 +304,20 @@ parse_outcome parse_command_line(int argc, const char* const* argv, const getenv
     cfg.trusted_proxies.push_back(t);
   }
   if (!peer_ca.empty()) cfg.peer_ca = peer_ca;
+  if (!nats_urls.empty()) {
+    std::string why;
+    if (!parse_nats_urls(nats_urls, cfg.nats_urls, why)) return usage_error("--nats " + nats_urls + ": " + why);
+  }
+  if (!nats_creds.empty()) cfg.nats_creds = nats_creds;
+  if (!nats_ca.empty()) cfg.nats_ca = nats_ca;
+  if (cfg.nats_urls.empty() && (cfg.nats_creds || cfg.nats_ca))
+    return usage_error("--nats-creds and --nats-ca need --nats");
+  if (!valid_nats_prefix(cfg.nats_prefix))
+    return usage_error("--nats-prefix: 1 to 32 characters from A-Z a-z 0-9 _ -");
+  cfg.nats_session_ttl = std::chrono::milliseconds(static_cast<long long>(nats_session_ttl_s * 1000));
   if (!history_dir.empty()) cfg.history_dir = history_dir;
+  if (!cfg.nats_urls.empty() && cfg.history_dir)
+    return usage_error("--history-dir is not used in cluster mode (--nats): the history lives in JetStream");
   if (cfg.takeover && cfg.history_dir)
     return usage_error("--takeover cannot be used with --history-dir (the running server holds the directory)");
   cfg.history_sync = std::chrono::milliseconds(static_cast<long long>(history_sync_s * 1000));

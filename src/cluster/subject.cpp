@@ -1,7 +1,11 @@
 // Channel name <-> NATS subject token; the scheme is described in subject.hpp.
 #include "cluster/subject.hpp"
 
+#include <openssl/evp.h>
+
+#include <array>
 #include <cstddef>
+#include <stdexcept>
 
 namespace mles::cluster {
 
@@ -67,8 +71,27 @@ std::optional<std::string> channel_from_token(std::string_view token) {
   return channel;
 }
 
+std::string bounded_token(std::string_view name) {
+  std::string token = channel_token(name);
+  if (token.size() <= max_token_size) return token;
+  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+  unsigned int size = 0;
+  if (EVP_Digest(name.data(), name.size(), digest.data(), &size, EVP_sha256(), nullptr) != 1 || size != 32)
+    throw std::runtime_error("SHA-256 failed");
+  constexpr char lower[] = "0123456789abcdef";
+  std::string hashed;
+  hashed.reserve(2 + 64);
+  hashed.push_back(token_escape);
+  hashed.push_back('H');
+  for (unsigned int i = 0; i < size; ++i) {
+    hashed.push_back(lower[digest[i] >> 4]);
+    hashed.push_back(lower[digest[i] & 0x0F]);
+  }
+  return hashed;
+}
+
 std::string channel_subject(std::string_view prefix, std::string_view channel) {
-  std::string token = channel_token(channel);
+  std::string token = bounded_token(channel);
   std::string subject;
   subject.reserve(prefix.size() + 1 + token.size());
   subject.append(prefix);

@@ -21,10 +21,11 @@
 // *canonical* tokens: the decoder accepts only what the encoder writes (upper-case hex, no
 // escape for a byte that stands for itself, no lone '=' inside a longer token), so two
 // distinct tokens never decode to one channel and decode(encode(c)) == c for every c.
-// Cost: up to 3 bytes per byte for names made of other characters (a long exotic name may
-// exceed the NATS control line, 4 KiB by default; the cluster layer bounds that separately).
+// Cost: up to 3 bytes per byte for names made of other characters; subjects and keys use
+// bounded_token, which hashes names whose token would be long.
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -42,7 +43,19 @@ std::string channel_token(std::string_view channel);
 // for itself, a lone '=' inside a longer token). The lone "=" gives the empty string.
 std::optional<std::string> channel_from_token(std::string_view token);
 
-// prefix + '.' + channel_token(channel), e.g. ("mles", "a.b") -> "mles.a=2Eb". The prefix is
+// Tokens longer than this take the hashed form (below), so that a subject or a KV key built
+// from a channel and a uid stays far under the NATS control-line limit (4 KiB).
+inline constexpr std::size_t max_token_size = 256;
+
+// channel_token(name) while it has at most max_token_size bytes; otherwise the hashed form
+// "=H" followed by the 64 lower-case hex digits of SHA-256(name). No canonical token starts
+// with "=H" ('=' is always followed by two upper-case hex digits there), so a hashed token
+// never equals the plain token of another name; two long names share a token only if SHA-256
+// collides. The hashed form is not reversible: whoever uses it knows the name already (a
+// server subscribes to the channels its own members named).
+std::string bounded_token(std::string_view name);
+
+// prefix + '.' + bounded_token(channel), e.g. ("mles", "a.b") -> "mles.a=2Eb". The prefix is
 // the caller's literal subject (no wildcards), not checked here.
 std::string channel_subject(std::string_view prefix, std::string_view channel);
 

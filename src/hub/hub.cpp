@@ -297,6 +297,36 @@ void hub::leave(membership& m) {
   m = {};
 }
 
+std::size_t hub::reload(const membership& m, std::vector<message> oldest_first, clock::time_point now) {
+  std::size_t taken = 0;
+  {
+    channel& ch = *m.where;
+    channel_lock lock(ch.mutex_, locking());
+    if (ch.clients_ == 0) {
+      ch.history_.clear();
+      ch.dedup_.reset();
+      for (auto& msg : oldest_first) {
+        if (msg.from && *msg.from == *self_) {
+          ch.next_seq_ = std::max(ch.next_seq_, msg.seq + 1);
+          msg.from = nullptr;  // ours: relays re-encode it with self()
+        } else if (check_duplicate(ch, msg) != publish_result::delivered) {
+          continue;
+        }
+        store(m.where, msg);
+        ++taken;
+      }
+      ch.last_activity_ = now;
+      account(ch);
+      oldest_first.clear();
+    }
+  }
+  for (auto& msg : oldest_first) {
+    if (publish(m, std::move(msg), now) == publish_result::delivered) ++taken;
+  }
+  if (taken != 0) enforce_budget();
+  return taken;
+}
+
 bool hub::restore(const std::string& channel_name, std::vector<message> oldest_first, clock::time_point last_activity) {
   std::shared_ptr<channel> ch;
   {

@@ -201,6 +201,15 @@ class hub {
   // False (nothing restored) when the channel cap is reached.
   bool restore(const std::string& channel, std::vector<message> oldest_first, clock::time_point last_activity);
 
+  // Cluster mode: the channel's history as the cluster's store holds it, oldest first, brought
+  // in by member m (the cluster's member of the channel). A channel without clients takes it
+  // as its history: the in-memory one is replaced (the store is the authority; this server's
+  // copy may be stale) and the origins are recorded; messages of this run's own origin stay
+  // this server's. A channel with clients keeps its history and gets each message as if
+  // published by m (deduplicated: only what it missed is stored and delivered). Returns the
+  // number of messages taken.
+  std::size_t reload(const membership& m, std::vector<message> oldest_first, clock::time_point now = clock::now());
+
   // Resynchronisation: relays the channel's history to member m (a link in peer mode, whose
   // peer keeps what it did not have), oldest first.
   void replay(const membership& m);

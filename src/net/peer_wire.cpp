@@ -95,6 +95,19 @@ hub::shared_frame encode_enveloped(const hub::message& m, const hub::origin& sel
   return b.finish();
 }
 
+void append_envelope(std::string& out, const hub::message& m, const hub::origin& self) {
+  const frame_view v = view_server_frame(m.frame);
+  std::uint8_t flags = m.flags & (proto::envelope_flags::history | proto::envelope_flags::hashed);
+  if (v.op == ws::opcode::text) flags |= proto::envelope_flags::text;
+  const hub::origin& from = m.from ? *m.from : self;
+  const std::size_t head = proto::envelope_header_size(from.server);
+  const std::size_t at = out.size();
+  out.resize(at + head + v.payload.size());
+  auto* p = reinterpret_cast<std::uint8_t*>(out.data() + at);
+  proto::write_envelope_header(p, flags, from.server, from.instance, m.seq);
+  if (!v.payload.empty()) std::memcpy(p + head, v.payload.data(), v.payload.size());
+}
+
 boost::system::error_code decode_enveloped(std::span<const std::uint8_t> bytes, hub::origin_ptr& last,
                                            hub::message& out, hub::sharing mode) {
   proto::envelope e;

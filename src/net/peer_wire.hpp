@@ -41,6 +41,9 @@ hub::shared_frame encode_frame(ws::role role, ws::opcode op, std::span<const std
 // origin is this server's (`self`).
 hub::shared_frame encode_enveloped(const hub::message& m, const hub::origin& self, ws::role role,
                                    hub::sharing mode);
+// The same envelope and payload without a WebSocket frame around it (cluster mode: one NATS
+// message), appended to out.
+void append_envelope(std::string& out, const hub::message& m, const hub::origin& self);
 // An enveloped message received from a link: the hub message (with the server frame members
 // receive), or the envelope's error. `last` caches the origin of the previous message so a
 // stream from one origin shares one allocation.

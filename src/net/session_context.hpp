@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace mles::net {
@@ -114,6 +115,26 @@ class inflight_charge {
   std::size_t held_ = 0;
 };
 
+// Cluster mode (src/cluster): a join passes the cluster before it enters the hub. The gate
+// brings the channel's history in from the cluster's store (so the hub replays it) and claims
+// (uid, channel) cluster-wide (one session per uid and channel on all servers).
+enum class admission : std::uint8_t {
+  claimed,    // admitted, and the uid is claimed for this session: release() it at the end
+  unclaimed,  // admitted without a claim (a peer session, or the cluster is unreachable)
+  taken,      // the uid is joined to the channel on another server: refuse (duplicate uid)
+};
+class join_gate {
+ public:
+  // uid empty: no claim (a peer session). done exactly once, from any thread, without locks
+  // held by the caller; the session posts the result to its own loop.
+  virtual void admit(const std::string& channel, const std::string& uid, std::function<void(admission)> done) = 0;
+  // A session admitted with admission::claimed has ended. Any thread.
+  virtual void release(const std::string& channel, const std::string& uid) = 0;
+
+ protected:
+  ~join_gate() = default;
+};
+
 struct session_context {
   hub::hub& hub;
   const proto::authenticator& auth;
@@ -127,6 +148,7 @@ struct session_context {
   const http::cidr_set* trusted_proxies = nullptr;  // --trusted-proxy; null: none
   // --rate-limit for addresses learnt after accept (PROXY header, X-Forwarded-For); null: off.
   shared_rate_limiter* late_rate_limit = nullptr;
+  join_gate* gate = nullptr;  // cluster mode (--nats); null: joins go straight to the hub
 };
 
 }  // namespace mles::net

@@ -46,6 +46,17 @@ void ws_session::relay(const hub::message& m, hub::delivery_kind kind) {
 }
 
 bool ws_session::on_data(ws::opcode op, std::span<const std::uint8_t> payload) {
+  if (admitting_) {
+    // Cluster mode: the join is at the gate. Keep what follows, in order, within a bound.
+    early_bytes_ += payload.size();
+    if (early_bytes_ > conn_.ctx().settings.max_queue) {
+      close(ws::close_code::policy_violation, "too much sent before the join completed", errc::slow_consumer,
+            "messages before the join completed");
+      return false;
+    }
+    early_.push_back({op, std::vector<std::uint8_t>(payload.begin(), payload.end())});
+    return true;
+  }
   if (!joined_) return handle_join(op, payload);
   if (!peer_id_.empty()) return handle_peer_message(payload);
   auto& hub = conn_.ctx().hub;
@@ -113,31 +124,90 @@ bool ws_session::handle_join(ws::opcode op, std::span<const std::uint8_t> payloa
   if (op != ws::opcode::text) ec = proto::errc::join_not_text;
   else ec = proto::parse_join_frame(as_text(payload), join);
   if (!ec) ec = ctx.auth.verify(join);
-  if (!ec) {
-    uid_ = join.uid;
-    channel_ = join.channel;
-    // The hub's member is the connection; a peer session encodes what it relays.
-    const auto role = peer_id_.empty() ? hub::member_role::client : hub::member_role::peer_session;
-    if (!peer_id_.empty()) conn_.set_relay_target(this);
-    membership_ = ctx.hub.join(join.channel, join.uid, encode(op, payload), conn_.shared_from_this(), ec,
-                               conn_.loop().now(), role);
+  if (ec) return refuse_join(ec, join.channel);
+  uid_ = join.uid;
+  channel_ = join.channel;
+  if (!ctx.gate) return enter_hub(std::string(as_text(payload)));
+  // Cluster mode: the gate brings the channel's history in and claims the uid cluster-wide.
+  admitting_ = true;
+  join_text_.assign(as_text(payload));
+  std::weak_ptr<connection> weak = conn_.shared_from_this();
+  event_loop* loop = &conn_.loop();
+  join_gate* gate = ctx.gate;
+  gate->admit(channel_, peer_id_.empty() ? uid_ : std::string(),
+              [weak, loop, gate, channel = channel_, uid = uid_](admission a) {
+                boost::asio::post(loop->io(), [weak, a, gate, channel, uid] {
+                  auto c = weak.lock();
+                  auto* self = c ? dynamic_cast<ws_session*>(c->handler()) : nullptr;
+                  if (!self) {
+                    // The session is gone: give the claim back.
+                    if (a == admission::claimed) gate->release(channel, uid);
+                    return;
+                  }
+                  self->on_admitted(a);
+                });
+              });
+  return true;
+}
+
+void ws_session::on_admitted(admission a) {
+  admitting_ = false;
+  claimed_ = a == admission::claimed;
+  if (closing() || conn_.closed()) {
+    release_claim();
+    return;
   }
+  if (a == admission::taken) {
+    refuse_join(proto::errc::duplicate_uid, channel_);
+    return;
+  }
+  if (!enter_hub(std::move(join_text_))) return;
+  // What the client sent while the join was at the gate, in order.
+  auto early = std::move(early_);
+  early_ = {};
+  early_bytes_ = 0;
+  for (auto& m : early) {
+    if (closing() || !on_data(m.op, m.payload)) return;
+  }
+}
+
+void ws_session::release_claim() noexcept {
+  if (!claimed_) return;
+  claimed_ = false;
+  if (auto* gate = conn_.ctx().gate) gate->release(channel_, uid_);
+}
+
+bool ws_session::refuse_join(const boost::system::error_code& ec, const std::string& channel) {
   if (ec == proto::errc::too_many_channels) {
     // A bound of the server, not a fault of this join: try again later (1013).
-    close(ws::close_code::try_again_later, ec.message(), errc::channel_cap, join.channel);
+    close(ws::close_code::try_again_later, ec.message(), errc::channel_cap, channel);
     return false;
   }
+  const bool auth = ec == proto::errc::auth_mismatch || ec == proto::errc::auth_required;
+  // Auth refusals at warn, the others at info; both rate-limited (an attacker chooses how many).
+  const auto level = auth ? spdlog::level::warn : spdlog::level::info;
+  if (problem_lines().allow(level)) {
+    const std::string remote = conn_.describe(), reason = ec.message();
+    log_fields f{{"remote", remote}, {"reason", "join_refused"}, {"detail", reason}};
+    spdlog::log(level, "{}: join refused: {}", remote, reason);
+  }
+  close(ws::close_code::policy_violation, ec.message(), errc::join_refused, ec.message());
+  return false;
+}
+
+bool ws_session::enter_hub(std::string join_text) {
+  const auto& ctx = conn_.ctx();
+  boost::system::error_code ec;
+  // The hub's member is the connection; a peer session encodes what it relays.
+  const auto role = peer_id_.empty() ? hub::member_role::client : hub::member_role::peer_session;
+  if (!peer_id_.empty()) conn_.set_relay_target(this);
+  membership_ = ctx.hub.join(channel_, uid_,
+                             encode(ws::opcode::text, {reinterpret_cast<const std::uint8_t*>(join_text.data()),
+                                                       join_text.size()}),
+                             conn_.shared_from_this(), ec, conn_.loop().now(), role);
   if (ec) {
-    const bool auth = ec == proto::errc::auth_mismatch || ec == proto::errc::auth_required;
-    // Auth refusals at warn, the others at info; both rate-limited (an attacker chooses how many).
-    const auto level = auth ? spdlog::level::warn : spdlog::level::info;
-    if (problem_lines().allow(level)) {
-      const std::string remote = conn_.describe(), reason = ec.message();
-      log_fields f{{"remote", remote}, {"reason", "join_refused"}, {"detail", reason}};
-      spdlog::log(level, "{}: join refused: {}", remote, reason);
-    }
-    close(ws::close_code::policy_violation, ec.message(), errc::join_refused, ec.message());
-    return false;
+    release_claim();
+    return refuse_join(ec, channel_);
   }
   joined_ = true;
   parser().set_max_message(ctx.settings.max_message);
@@ -162,11 +232,13 @@ void ws_session::uncount_joined() noexcept {
 
 void ws_session::on_leave() {
   uncount_joined();
+  release_claim();
   if (membership_) conn_.ctx().hub.leave(membership_);
 }
 
 void ws_session::on_sweep(event_loop::clock::time_point now) {
   if (!joined_ && !closing()) {
+    // A join at the gate counts against the same deadline (the gate answers well before it).
     if (now >= join_deadline_) {
       close(ws::close_code::policy_violation, proto::make_error_code(proto::errc::join_timeout).message(),
             errc::join_timeout);
@@ -178,6 +250,7 @@ void ws_session::on_sweep(event_loop::clock::time_point now) {
 
 void ws_session::on_finished(const boost::system::error_code& why, std::string_view detail) {
   uncount_joined();
+  release_claim();
   if (membership_) conn_.ctx().hub.leave(membership_);
   const std::string text = detail.empty() ? why.message() : why.message() + ": " + std::string(detail);
   const char* reason = why.category() == net_category() ? errc_name(static_cast<errc>(why.value())) : "other";

@@ -13,6 +13,7 @@
 #include "net/websocket.hpp"
 
 #include <string>
+#include <vector>
 
 namespace mles::net {
 
@@ -34,6 +35,12 @@ class ws_session final : public websocket, public hub::member {
   bool on_data(ws::opcode op, std::span<const std::uint8_t> payload) override;
   void on_leave() override;
   bool handle_join(ws::opcode op, std::span<const std::uint8_t> payload);
+  // After the join frame was accepted (and, in cluster mode, the gate admitted it): the hub.
+  bool enter_hub(std::string join_text);
+  bool refuse_join(const boost::system::error_code& ec, const std::string& channel);
+  // Cluster mode: the gate's answer, on the session's loop.
+  void on_admitted(admission a);
+  void release_claim() noexcept;
   bool handle_peer_message(std::span<const std::uint8_t> payload);
   void publish_when_durable(hub::history_store& durable, hub::message m);
 
@@ -46,6 +53,17 @@ class ws_session final : public websocket, public hub::member {
   void uncount_joined() noexcept;
   event_loop::clock::time_point join_deadline_{};
   hub::origin_ptr last_origin_;  // peer mode: origin of the previous message
+  // Cluster mode: the join waits for the gate; messages that arrive meanwhile wait here
+  // (bounded by --max-queue) and are handled in order once the session joined.
+  bool admitting_ = false;
+  bool claimed_ = false;         // the gate claimed (uid, channel) for this session
+  std::string join_text_;        // the join frame, kept while admitting
+  struct early_message {
+    ws::opcode op;
+    std::vector<std::uint8_t> payload;
+  };
+  std::vector<early_message> early_;
+  std::size_t early_bytes_ = 0;
 };
 
 }  // namespace mles::net

@@ -194,3 +194,36 @@ TEST(is_subject_token, follows_the_nats_rules) {
 
 }  // namespace
 }  // namespace mles::cluster
+
+namespace {
+
+TEST(bounded_token, short_tokens_are_the_plain_token) {
+  EXPECT_EQ(mles::cluster::bounded_token("general"), "general");
+  EXPECT_EQ(mles::cluster::bounded_token("a.b"), "a=2Eb");
+  const std::string at_bound(mles::cluster::max_token_size, 'x');
+  EXPECT_EQ(mles::cluster::bounded_token(at_bound), at_bound);
+}
+
+TEST(bounded_token, long_names_are_hashed_and_stay_distinct) {
+  using mles::cluster::bounded_token;
+  const std::string plain_long(mles::cluster::max_token_size + 1, 'x');
+  const std::string exotic(100, '.');  // 300 bytes as a plain token
+  const std::string a = bounded_token(plain_long), b = bounded_token(exotic);
+  for (const auto* t : {&a, &b}) {
+    EXPECT_EQ(t->size(), 66u);
+    EXPECT_EQ(t->substr(0, 2), "=H");
+    EXPECT_TRUE(mles::cluster::is_subject_token(*t));
+    // Not a canonical token: no channel's plain token can equal it.
+    EXPECT_FALSE(mles::cluster::channel_from_token(*t).has_value());
+  }
+  EXPECT_NE(a, b);
+  EXPECT_EQ(bounded_token(exotic), b);  // deterministic
+  std::string other = exotic;
+  other.back() = ',';
+  EXPECT_NE(bounded_token(other), b);
+  // 257 times 'x': the digest printed by sha256sum.
+  EXPECT_EQ(a, "=H15eb95a462ee20bd91a415ae2d4aed341288186ddaa2b37908f7d592f0c3f85f");
+  EXPECT_EQ(mles::cluster::channel_subject("mles", plain_long), "mles." + a);
+}
+
+}  // namespace
