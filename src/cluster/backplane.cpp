@@ -122,9 +122,11 @@ backplane::~backplane() {
   stop();
   if (kv_) kvStore_Destroy(kv_);
   if (js_) jsCtx_Destroy(js_);
+  if (kv_js_) jsCtx_Destroy(kv_js_);
   if (nc_) natsConnection_Destroy(nc_);
   kv_ = nullptr;
   js_ = nullptr;
+  kv_js_ = nullptr;
   nc_ = nullptr;
   nats_CloseAndWait(2000);
 }
@@ -189,6 +191,12 @@ void backplane::start() {
                                           pae ? static_cast<int>(pae->ErrCode) : 0);
   };
   check(natsConnection_JetStream(&js_, nc_, &jo), "JetStream context");
+  // Claims wait less than history reads: a join must not hang on an election (2 s, then it
+  // is admitted without a claim).
+  jsOptions kjo;
+  jsOptions_Init(&kjo);
+  kjo.Wait = std::min<std::int64_t>(s_.request_timeout.count(), 2'000);
+  check(natsConnection_JetStream(&kv_js_, nc_, &kjo), "JetStream context");
   for (auto& w : workers_) w->thread = std::thread([this, wp = w.get()] { run_worker(*wp); });
   publisher_ = std::thread([this] { run_publisher(); });
   started_ = true;
@@ -207,7 +215,6 @@ void backplane::start() {
 
 void backplane::set_up() {
   std::lock_guard lock(setup_mutex_);
-  if (ready_) return;
   ensure_stream();
   ensure_bucket();
   ready_ = true;
@@ -279,18 +286,33 @@ void backplane::ensure_stream() {
 }
 
 void backplane::ensure_bucket() {
-  natsStatus st = js_KeyValue(&kv_, js_, bucket_.c_str());
-  if (st == NATS_OK) return;
+  // Checked at every (re)connection: a bucket lost meanwhile (say, a single NATS server that
+  // restarted without its store) is made again; claims then find no responder for a while.
+  const std::string stream = "KV_" + bucket_;
+  jsStreamInfo* si = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus st = js_GetStreamInfo(&si, kv_js_, stream.c_str(), nullptr, &jerr);
+  if (st == NATS_OK) {
+    jsStreamInfo_Destroy(si);
+    if (!kv_) st = js_KeyValue(&kv_, kv_js_, bucket_.c_str());
+    if (st != NATS_OK) throw std::runtime_error("session bucket '" + bucket_ + "': " + status_text(st));
+    return;
+  }
+  if (st != NATS_NOT_FOUND && jerr != JSStreamNotFoundErr)
+    throw std::runtime_error("session bucket '" + bucket_ + "': " + status_text(st));
   kvConfig kc;
   kvConfig_Init(&kc);
   kc.Bucket = bucket_.c_str();
   kc.History = 1;
   kc.TTL = s_.session_ttl.count() * ns_per_ms;  // nanoseconds (nats.c hands it to the stream's max_age)
-  kc.StorageType = js_MemoryStorage;
+  kc.StorageType = js_FileStorage;
   kc.Replicas = s_.replicas;
   kc.MaxValueSize = 256;
-  st = js_CreateKeyValue(&kv_, js_, &kc);
+  kvStore* fresh = nullptr;
+  st = js_CreateKeyValue(&fresh, kv_js_, &kc);
   if (st != NATS_OK) throw std::runtime_error("session bucket '" + bucket_ + "': " + status_text(st));
+  if (kv_) kvStore_Destroy(fresh);  // the handle we have names the same bucket
+  else kv_ = fresh;
 }
 
 void backplane::stop() {
@@ -420,7 +442,10 @@ void backplane::admit(const std::string& channel, const std::string& uid, std::f
   std::string key = claim_key(channel, uid);
   worker& w = worker_for(key);
   post(w, [this, &w, key, attach_then, done] {
+    const auto t0 = clock::now();
     const net::admission a = claim(w, key);
+    spdlog::debug("cluster: claim {}: {} in {} us", key, static_cast<int>(a),
+                  std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - t0).count());
     if (a == net::admission::taken) {
       done(a);
       return;
@@ -530,7 +555,10 @@ void backplane::attach(const std::string& channel, const std::function<void()>& 
   }
   if (c->st == chan::state::live) {
     // Attached while NATS was away: its history comes now, before this join.
+    const auto t0 = clock::now();
     refill(c);
+    spdlog::debug("cluster: {} refilled in {} us", *c->subject,
+                  std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - t0).count());
     return then();
   }
   {
@@ -567,6 +595,8 @@ void backplane::attach(const std::string& channel, const std::function<void()>& 
     natsConnection_Flush(nc_);
     loaded = fetch_history(*c->subject, history);
   }
+  spdlog::debug("cluster: {} attached, {} messages of history{}", *c->subject, history.size(),
+                loaded ? "" : " (not loaded)");
   hub_.reload(c->ms, std::move(history));
   {
     std::lock_guard lock(c->m);
@@ -800,23 +830,33 @@ void backplane::after_connect(bool first) {
   if (!first) stats_.reconnects.fetch_add(1, std::memory_order_relaxed);
   spdlog::info(first ? "cluster: connected to NATS" : "cluster: NATS connection restored");
   out_cv_.notify_all();
-  // Set up (if the start could not), then bring every attached channel's history up to date:
-  // what was published elsewhere while we were away is in the stream.
-  post(*workers_.front(), [this] {
-    try {
-      set_up();
-    } catch (const std::exception& e) {
-      spdlog::error("cluster: {}; cluster mode stays off until this is fixed", e.what());
-      return;
-    }
-    std::vector<std::shared_ptr<chan>> attached;
-    {
-      std::lock_guard lock(mu_);
-      for (const auto& [name, c] : channels_) attached.push_back(c);
-    }
-    for (auto& c : attached) post(worker_for(c->name), [this, c] { refill(c); });
-    for (auto& w : workers_) post(*w, [this, wp = w.get()] { wp->next_refresh = clock::now(); });
-  });
+  // Set up (again: a restarted NATS may have lost the bucket), then bring every attached
+  // channel's history up to date: what was published elsewhere while we were away is in the
+  // stream.
+  post(*workers_.front(), [this] { resume(); });
+}
+
+void backplane::resume() {
+  if (stopping_ || !stats_.connected) return;
+  try {
+    set_up();
+  } catch (const std::exception& e) {
+    // JetStream may still be starting (or a setting conflicts): try again while connected.
+    std::string text = e.what();
+    if (text != last_setup_error_) spdlog::error("cluster: {}; retrying", text);
+    last_setup_error_ = std::move(text);
+    post_after(*workers_.front(), std::chrono::seconds(2), [this] { resume(); });
+    return;
+  }
+  if (!last_setup_error_.empty()) spdlog::info("cluster: stream and session bucket ready");
+  last_setup_error_.clear();
+  std::vector<std::shared_ptr<chan>> attached;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [name, c] : channels_) attached.push_back(c);
+  }
+  for (auto& c : attached) post(worker_for(c->name), [this, c] { refill(c); });
+  for (auto& w : workers_) post(*w, [wp = w.get()] { wp->next_refresh = clock::now(); });
 }
 
 }  // namespace mles::cluster

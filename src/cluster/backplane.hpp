@@ -169,12 +169,15 @@ class backplane final : public hub::interest_observer, public net::join_gate {
   static void on_disconnected(__natsConnection* nc, void* self);
   static void on_reconnected(__natsConnection* nc, void* self);
   void after_connect(bool first);
+  void resume();  // first worker: set up, refill, refresh claims
+  std::string last_setup_error_;  // first worker only
 
   settings s_;
   hub::hub& hub_;
   stats stats_;
   __natsConnection* nc_ = nullptr;
-  __jsCtx* js_ = nullptr;
+  __jsCtx* js_ = nullptr;      // stream: publishes and history reads
+  __jsCtx* kv_js_ = nullptr;   // session bucket: shorter waits
   __kvStore* kv_ = nullptr;
   std::string stream_;
   std::string bucket_;
