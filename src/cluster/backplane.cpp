@@ -47,7 +47,10 @@ bool transient(natsStatus s) {
 
 // One channel this server takes part in through NATS: its subscription and its hub member.
 struct backplane::chan final : hub::member, std::enable_shared_from_this<chan> {
-  enum class state : std::uint8_t { idle, loading, live };
+  // idle: not attached; loading: attaching (history being read); live: attached, live
+  // messages go to the hub; held: attached, live messages wait until the history read after
+  // a reconnection is in (so what was missed comes before what is new).
+  enum class state : std::uint8_t { idle, loading, live, held };
 
   chan(backplane& o, std::string n)
       : owner(o), name(std::move(n)), subject(std::make_shared<const std::string>(channel_subject(o.s_.prefix, name))) {}
@@ -102,6 +105,7 @@ static void on_channel_message(natsConnection*, natsSubscription*, natsMsg* msg,
   switch (c.st) {
     case backplane::chan::state::idle: return;
     case backplane::chan::state::loading:
+    case backplane::chan::state::held:
       if (c.buffered.size() < max_buffered_while_loading) c.buffered.push_back(std::move(m));
       else c.lost_some = true;
       return;
@@ -553,7 +557,7 @@ void backplane::attach(const std::string& channel, const std::function<void()>& 
       if (!c->stale || !ready_ || !stats_.connected) return then();
     }
   }
-  if (c->st == chan::state::live) {
+  if (c->st == chan::state::live || c->st == chan::state::held) {
     // Attached while NATS was away: its history comes now, before this join.
     const auto t0 = clock::now();
     refill(c);
@@ -597,7 +601,9 @@ void backplane::attach(const std::string& channel, const std::function<void()>& 
   }
   spdlog::debug("cluster: {} attached, {} messages of history{}", *c->subject, history.size(),
                 loaded ? "" : " (not loaded)");
-  hub_.reload(c->ms, std::move(history));
+  // A failed read keeps the history this server has (it is refilled later).
+  if (loaded) hub_.reload(c->ms, std::move(history));
+  else schedule_refill(c);
   {
     std::lock_guard lock(c->m);
     for (auto& m : c->buffered) hub_.publish(c->ms, std::move(m));
@@ -609,13 +615,32 @@ void backplane::attach(const std::string& channel, const std::function<void()>& 
   then();
 }
 
-void backplane::refill(const std::shared_ptr<chan>& c) {
+bool backplane::refill(const std::shared_ptr<chan>& c) {
   std::vector<hub::message> history;
-  if (!fetch_history(*c->subject, history)) return;
+  const bool loaded = ready_ && stats_.connected && fetch_history(*c->subject, history);
   std::lock_guard lock(c->m);
-  if (c->st != chan::state::live) return;
-  hub_.reload(c->ms, std::move(history));
-  c->stale = false;
+  if (c->st == chan::state::idle || c->st == chan::state::loading) return true;
+  if (loaded) hub_.reload(c->ms, std::move(history));
+  // Then what arrived live meanwhile (the hub drops what the history brought already).
+  for (auto& m : c->buffered) hub_.publish(c->ms, std::move(m));
+  c->buffered.clear();
+  c->buffered.shrink_to_fit();
+  c->stale = !loaded || c->lost_some;
+  c->lost_some = false;
+  c->st = chan::state::live;
+  return !c->stale;
+}
+
+void backplane::schedule_refill(const std::shared_ptr<chan>& c) {
+  if (stopping_) return;
+  post_after(worker_for(c->name), std::chrono::seconds(5), [this, c] {
+    {
+      std::lock_guard lock(c->m);
+      if (c->st != chan::state::live || !c->stale) return;
+    }
+    if (!stats_.connected) return;  // the reconnection refills it
+    if (!refill(c)) schedule_refill(c);
+  });
 }
 
 void backplane::detach(const std::shared_ptr<chan>& c, std::uint64_t generation) {
@@ -822,6 +847,34 @@ void backplane::on_disconnected(natsConnection*, void* self) {
     spdlog::warn("cluster: NATS connection lost: serving local members, buffering up to {} bytes, reconnecting",
                  b.s_.buffer_bytes);
   }
+  b.take_back_pending();
+  // Live messages of every attached channel wait for its history read after the reconnection.
+  std::vector<std::shared_ptr<chan>> attached;
+  {
+    std::lock_guard lock(b.mu_);
+    for (const auto& [name, c] : b.channels_) attached.push_back(c);
+  }
+  for (auto& c : attached) {
+    std::lock_guard lock(c->m);
+    if (c->st == chan::state::live) c->st = chan::state::held;
+  }
+}
+
+// Publishes not acknowledged when the connection went: first in the outbox again, in their
+// order, so that after the reconnection they go out before anything newer (a copy that did
+// get through is dropped by the receivers: same origin and sequence).
+void backplane::take_back_pending() {
+  natsMsgList pending{};
+  if (js_PublishAsyncGetPendingList(&pending, js_) != NATS_OK) return;
+  for (int i = pending.Count - 1; i >= 0; --i) {
+    natsMsg* msg = pending.Msgs[i];
+    requeue_front(natsMsg_GetSubject(msg),
+                  std::string(natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg))));
+  }
+  stats_.retried.fetch_add(static_cast<std::uint64_t>(pending.Count), std::memory_order_relaxed);
+  natsMsgList_Destroy(&pending);
+  std::lock_guard lock(out_mutex_);
+  inflight_bytes_ = 0;
 }
 
 void backplane::after_connect(bool first) {
@@ -838,25 +891,34 @@ void backplane::after_connect(bool first) {
 
 void backplane::resume() {
   if (stopping_ || !stats_.connected) return;
+  bool set = true;
   try {
     set_up();
   } catch (const std::exception& e) {
     // JetStream may still be starting (or a setting conflicts): try again while connected.
+    set = false;
     std::string text = e.what();
     if (text != last_setup_error_) spdlog::error("cluster: {}; retrying", text);
     last_setup_error_ = std::move(text);
     post_after(*workers_.front(), std::chrono::seconds(2), [this] { resume(); });
-    return;
   }
-  if (!last_setup_error_.empty()) spdlog::info("cluster: stream and session bucket ready");
-  last_setup_error_.clear();
+  if (set && !last_setup_error_.empty()) spdlog::info("cluster: stream and session bucket ready");
+  if (set) last_setup_error_.clear();
+  // Every attached channel: its history, then what waited (a read that fails lets the live
+  // messages through and is tried again later).
   std::vector<std::shared_ptr<chan>> attached;
   {
     std::lock_guard lock(mu_);
     for (const auto& [name, c] : channels_) attached.push_back(c);
   }
-  for (auto& c : attached) post(worker_for(c->name), [this, c] { refill(c); });
-  for (auto& w : workers_) post(*w, [wp = w.get()] { wp->next_refresh = clock::now(); });
+  for (auto& c : attached) {
+    post(worker_for(c->name), [this, c] {
+      if (!refill(c)) schedule_refill(c);
+    });
+  }
+  if (set) {
+    for (auto& w : workers_) post(*w, [wp = w.get()] { wp->next_refresh = clock::now(); });
+  }
 }
 
 }  // namespace mles::cluster

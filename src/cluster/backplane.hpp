@@ -152,7 +152,11 @@ class backplane final : public hub::interest_observer, public net::join_gate {
   // On the channel's worker.
   void attach(const std::string& channel, const std::function<void()>& then);
   void detach(const std::shared_ptr<chan>& c, std::uint64_t generation);
-  void refill(const std::shared_ptr<chan>& c);
+  // The channel's history again (after a reconnection, or a read that failed); false when it
+  // could not be read (stale: tried again later).
+  bool refill(const std::shared_ptr<chan>& c);
+  void schedule_refill(const std::shared_ptr<chan>& c);
+  void take_back_pending();
   bool fetch_history(const std::string& subject, std::vector<hub::message>& out);
   // On the key's worker.
   net::admission claim(worker& w, const std::string& key);
