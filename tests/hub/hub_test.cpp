@@ -512,3 +512,49 @@ TEST(hub, publish_reports_recipients_and_history_totals_add_up) {
   EXPECT_EQ(held.messages, 3u + 1u + 2u);  // four joins, two messages
   EXPECT_EQ(held.bytes, std::string("join:a").size() * 4 + 5 + 1);
 }
+
+// Cluster mode: the store's history replaces a stale one while nobody is there, and only
+// fills what members missed once they are.
+TEST(hub, reload_replaces_the_history_of_a_channel_without_clients) {
+  hub h({200, 1 << 20}, origin{"a", 5});
+  boost::system::error_code ec;
+  auto alice = std::make_shared<recording_member>();
+  auto ma = join(h, "ch", "alice", alice, ec);
+  h.publish(ma, frame_of("stale"));  // ours, sequence 2 (the join was 1)
+  h.leave(ma);
+  auto cluster = std::make_shared<recording_relay>();
+  auto mc = h.join("ch", {}, {}, cluster, ec, clock::now(), member_role::peer_link);
+  auto b = std::make_shared<const origin>(origin{"b", 7});
+  auto self = h.self();
+  EXPECT_EQ(h.reload(mc, {message{frame_of("join:bob"), b, 1, message_flags::join}, message{frame_of("b1"), b, 2, 0},
+                          message{frame_of("mine"), self, 7, 0}, message{frame_of("b1"), b, 2, 0}}),
+            3u);
+  EXPECT_TRUE(cluster->got.empty());  // nothing goes back to the store
+  auto carol = std::make_shared<recording_member>();
+  auto mcarol = join(h, "ch", "carol", carol, ec);
+  EXPECT_THAT(carol->received(), testing::ElementsAre("join:bob", "b1", "mine"));
+  // Our own message from the store is ours again: the next one continues its numbering, and
+  // the store's copy of a message from b is not delivered again.
+  EXPECT_EQ(h.publish(mc, message{frame_of("b1"), b, 2, 0}), publish_result::duplicate);
+  cluster->got.clear();
+  h.publish(mcarol, frame_of("next"));
+  ASSERT_EQ(cluster->got.size(), 1u);
+  EXPECT_GT(cluster->got[0].seq, 7u);
+}
+
+TEST(hub, reload_delivers_only_what_present_members_missed) {
+  hub h({200, 1 << 20}, origin{"a", 5});
+  boost::system::error_code ec;
+  auto cluster = std::make_shared<recording_relay>();
+  auto mc = h.join("ch", {}, {}, cluster, ec, clock::now(), member_role::peer_link);
+  auto alice = std::make_shared<recording_member>();
+  join(h, "ch", "alice", alice, ec);
+  auto b = std::make_shared<const origin>(origin{"b", 7});
+  EXPECT_EQ(h.publish(mc, from_peer("b1", b, 1)), publish_result::delivered);
+  EXPECT_EQ(h.publish(mc, from_peer("b3", b, 3)), publish_result::delivered);
+  EXPECT_EQ(h.reload(mc, {from_peer("b1", b, 1), from_peer("b2", b, 2), from_peer("b3", b, 3)}), 1u);
+  EXPECT_THAT(alice->received(), testing::ElementsAre("b1", "b3", "b2"));
+  auto carol = std::make_shared<recording_member>();
+  join(h, "ch", "carol", carol, ec);
+  EXPECT_THAT(carol->received(), testing::ElementsAre("join:alice", "b1", "b3", "b2"));
+}
