@@ -314,3 +314,54 @@ TEST(options, behind_a_load_balancer) {
   EXPECT_THAT(h.output, testing::HasSubstr("--proxy-protocol"));
   EXPECT_THAT(h.output, testing::HasSubstr("--trusted-proxy"));
 }
+
+TEST(options, cluster_mode) {
+  auto d = run({"-d", "a.io", "-w", "/w", "--no-tls"});
+  ASSERT_TRUE(d.config) << d.output;
+  EXPECT_TRUE(d.config->nats_urls.empty());
+  EXPECT_EQ(d.config->nats_replicas, 1);
+  EXPECT_EQ(d.config->nats_prefix, "mles");
+  EXPECT_EQ(d.config->nats_buffer, 64u << 20);
+  EXPECT_EQ(d.config->nats_session_ttl, std::chrono::seconds(30));
+  auto r = run({"-d", "a.io", "-w", "/w", "--no-tls", "--nats",
+                "nats://127.0.0.1:4222, tls://user:secret@n2.example:4443,nats://n3", "--nats-replicas", "3",
+                "--nats-prefix", "chat-1", "--nats-buffer", "8MiB", "--nats-session-ttl", "2.5", "--nats-creds",
+                "/etc/mles.creds", "--nats-ca", "/etc/ca.pem"});
+  ASSERT_TRUE(r.config) << r.output;
+  const auto& c = *r.config;
+  EXPECT_THAT(c.nats_urls,
+              testing::ElementsAre("nats://127.0.0.1:4222", "tls://user:secret@n2.example:4443", "nats://n3"));
+  EXPECT_EQ(c.nats_replicas, 3);
+  EXPECT_EQ(c.nats_prefix, "chat-1");
+  EXPECT_EQ(c.nats_buffer, 8u << 20);
+  EXPECT_EQ(c.nats_session_ttl, std::chrono::milliseconds(2500));
+  EXPECT_EQ(c.nats_creds, std::filesystem::path("/etc/mles.creds"));
+  EXPECT_EQ(c.nats_ca, std::filesystem::path("/etc/ca.pem"));
+  EXPECT_THAT(run({"--help"}).output, testing::HasSubstr("--nats-replicas"));
+}
+
+TEST(options, cluster_mode_usage_errors) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--nats", "http://n1:4222"}, "nats:// or tls://"},
+      {{"--nats", "nats://n1,,nats://n2"}, "empty URL"},
+      {{"--nats", "nats://"}, "no host"},
+      {{"--nats", "nats://n1/path"}, "no path"},
+      {{"--nats", "not a url"}, "not a URL"},
+      {{"--nats", "nats://n1", "--nats-replicas", "0"}, "--nats-replicas"},
+      {{"--nats", "nats://n1", "--nats-replicas", "6"}, "--nats-replicas"},
+      {{"--nats", "nats://n1", "--nats-prefix", "a.b"}, "--nats-prefix"},
+      {{"--nats", "nats://n1", "--nats-prefix", "a>"}, "--nats-prefix"},
+      {{"--nats", "nats://n1", "--nats-buffer", "1KiB"}, "--nats-buffer"},
+      {{"--nats", "nats://n1", "--nats-session-ttl", "0"}, "--nats-session-ttl"},
+      {{"--nats-creds", "/c"}, "need --nats"},
+      {{"--nats", "nats://n1", "--history-dir", "/h"}, "not used in cluster mode"},
+  };
+  for (const auto& [extra, expected] : cases) {
+    std::vector<std::string> args{"-d", "a.io", "-w", "/w", "--no-tls"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto r = run(args);
+    EXPECT_FALSE(r.config) << extra.back();
+    EXPECT_EQ(r.exit_code, 2) << extra.back();
+    EXPECT_THAT(r.output, testing::HasSubstr(expected)) << extra.back();
+  }
+}
