@@ -571,7 +571,12 @@ void backplane::attach(const std::string& channel, const std::function<void()>& 
   }
   boost::system::error_code ec;
   hub::membership ms = hub_.join(channel, {}, {}, c, ec, clock::now(), hub::member_role::peer_link);
-  if (ec) return then();  // (the channel cap) the session's own join gets the same answer
+  if (ec) {
+    // The channel cap: the session's own join gets the same answer; keep no record.
+    std::lock_guard lock(mu_);
+    if (auto it = channels_.find(channel); it != channels_.end() && it->second == c) channels_.erase(it);
+    return then();
+  }
   {
     std::lock_guard lock(c->m);
     c->ms = std::move(ms);

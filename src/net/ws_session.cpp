@@ -49,7 +49,7 @@ bool ws_session::on_data(ws::opcode op, std::span<const std::uint8_t> payload) {
   if (admitting_) {
     // Cluster mode: the join is at the gate. Keep what follows, in order, within a bound.
     early_bytes_ += payload.size();
-    if (early_bytes_ > conn_.ctx().settings.max_queue) {
+    if (early_bytes_ > conn_.ctx().settings.max_queue + conn_.ctx().settings.max_message) {
       close(ws::close_code::policy_violation, "too much sent before the join completed", errc::slow_consumer,
             "messages before the join completed");
       return false;
@@ -129,7 +129,9 @@ bool ws_session::handle_join(ws::opcode op, std::span<const std::uint8_t> payloa
   channel_ = join.channel;
   if (!ctx.gate) return enter_hub(std::string(as_text(payload)));
   // Cluster mode: the gate brings the channel's history in and claims the uid cluster-wide.
+  // Messages may follow the join frame at once: they get the joined session's size limit.
   admitting_ = true;
+  parser().set_max_message(ctx.settings.max_message);
   join_text_.assign(as_text(payload));
   std::weak_ptr<connection> weak = conn_.shared_from_this();
   event_loop* loop = &conn_.loop();

@@ -54,7 +54,8 @@ class ws_session final : public websocket, public hub::member {
   event_loop::clock::time_point join_deadline_{};
   hub::origin_ptr last_origin_;  // peer mode: origin of the previous message
   // Cluster mode: the join waits for the gate; messages that arrive meanwhile wait here
-  // (bounded by --max-queue) and are handled in order once the session joined.
+  // (bounded by --max-queue plus one --max-message) and are handled in order once the
+  // session joined.
   bool admitting_ = false;
   bool claimed_ = false;         // the gate claimed (uid, channel) for this session
   std::string join_text_;        // the join frame, kept while admitting
