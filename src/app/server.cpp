@@ -117,6 +117,7 @@ hub::hub_limits hub_limits_of(const config& c) {
   l.dedup_origins = c.dedup_origins;
   l.history_total = c.history_total ? *c.history_total : default_history_total();
   l.max_channels = c.max_channels;
+  l.sequence_floor = !c.nats_urls.empty();
   return l;
 }
 

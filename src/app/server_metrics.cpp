@@ -212,6 +212,8 @@ void register_server_metrics(metrics_registry& r, const metric_sources& s) {
           [cl, count] { return count(cl->claims_refused); });
     r.add("mles_cluster_reconnects_total", counter, "Reconnections to NATS",
           [cl, count] { return count(cl->reconnects); });
+    r.add("mles_cluster_gaps_total", counter, "Skipped sequences seen in the live flow (the history is read again)",
+          [cl, count] { return count(cl->gaps); });
   }
 
   // Durable history.

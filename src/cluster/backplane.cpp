@@ -75,6 +75,29 @@ struct backplane::chan final : hub::member, std::enable_shared_from_this<chan> {
   std::uint64_t generation = 0;        // interest changes
   bool interest = false;
   hub::origin_ptr last_origin;         // decode cache (delivery thread)
+  // Gap detection: per origin, the highest sequence handed to the hub (history included).
+  // Each server numbers its messages per channel without holes, so a jump means something
+  // was missed (a message stored before this server's interest reached every NATS node,
+  // say): the channel's history is read again (at most once a second).
+  std::map<std::pair<std::string, std::uint64_t>, std::uint64_t> highest;
+  bool gap_refill_pending = false;
+  clock::time_point last_gap_refill{};
+
+  // Under m: notes m's sequence; true when it skips some of its origin's.
+  bool note_sequence(const hub::message& msg) {
+    if (!msg.from || msg.seq == 0) return false;
+    if (highest.size() >= 256) highest.clear();  // bounded; forgetting only misses a gap
+    auto& top = highest[{msg.from->server, msg.from->instance}];
+    const bool gap = top != 0 && msg.seq > top + 1;
+    top = std::max(top, msg.seq);
+    return gap;
+  }
+  // Under m: hands msg to the hub, watching for gaps.
+  void publish(hub::message msg) {
+    const bool gap = note_sequence(msg);
+    owner.hub().publish(ms, std::move(msg));
+    if (gap) owner.on_gap(shared_from_this());
+  }
 };
 
 namespace {
@@ -110,7 +133,7 @@ static void on_channel_message(natsConnection*, natsSubscription*, natsMsg* msg,
       else c.lost_some = true;
       return;
     case backplane::chan::state::live:
-      c.owner.hub().publish(c.ms, std::move(m));
+      c.publish(std::move(m));
       return;
   }
 }
@@ -607,11 +630,16 @@ void backplane::attach(const std::string& channel, const std::function<void()>& 
   spdlog::debug("cluster: {} attached, {} messages of history{}", *c->subject, history.size(),
                 loaded ? "" : " (not loaded)");
   // A failed read keeps the history this server has (it is refilled later).
-  if (loaded) hub_.reload(c->ms, std::move(history));
-  else schedule_refill(c);
+  if (loaded) {
+    std::lock_guard lock(c->m);
+    for (const auto& m : history) c->note_sequence(m);
+    hub_.reload(c->ms, std::move(history));
+  } else {
+    schedule_refill(c);
+  }
   {
     std::lock_guard lock(c->m);
-    for (auto& m : c->buffered) hub_.publish(c->ms, std::move(m));
+    for (auto& m : c->buffered) c->publish(std::move(m));
     c->buffered.clear();
     c->buffered.shrink_to_fit();
     c->st = chan::state::live;
@@ -625,9 +653,12 @@ bool backplane::refill(const std::shared_ptr<chan>& c) {
   const bool loaded = ready_ && stats_.connected && fetch_history(*c->subject, history);
   std::lock_guard lock(c->m);
   if (c->st == chan::state::idle || c->st == chan::state::loading) return true;
-  if (loaded) hub_.reload(c->ms, std::move(history));
+  if (loaded) {
+    for (const auto& m : history) c->note_sequence(m);
+    hub_.reload(c->ms, std::move(history));
+  }
   // Then what arrived live meanwhile (the hub drops what the history brought already).
-  for (auto& m : c->buffered) hub_.publish(c->ms, std::move(m));
+  for (auto& m : c->buffered) c->publish(std::move(m));
   c->buffered.clear();
   c->buffered.shrink_to_fit();
   c->stale = !loaded || c->lost_some;
@@ -642,6 +673,25 @@ void backplane::schedule_refill(const std::shared_ptr<chan>& c) {
     {
       std::lock_guard lock(c->m);
       if (c->st != chan::state::live || !c->stale) return;
+    }
+    if (!stats_.connected) return;  // the reconnection refills it
+    if (!refill(c)) schedule_refill(c);
+  });
+}
+
+// Under c->m (the delivery thread or a worker): a sequence was skipped.
+void backplane::on_gap(const std::shared_ptr<chan>& c) {
+  stats_.gaps.fetch_add(1, std::memory_order_relaxed);
+  const auto now = clock::now();
+  if (c->gap_refill_pending || stopping_) return;
+  c->gap_refill_pending = true;
+  const auto wait = std::max<clock::duration>(clock::duration::zero(), c->last_gap_refill + std::chrono::seconds(1) - now);
+  post_after(worker_for(c->name), wait, [this, c] {
+    {
+      std::lock_guard lock(c->m);
+      c->gap_refill_pending = false;
+      c->last_gap_refill = clock::now();
+      if (c->st != chan::state::live) return;
     }
     if (!stats_.connected) return;  // the reconnection refills it
     if (!refill(c)) schedule_refill(c);

@@ -85,6 +85,7 @@ struct stats {
   std::atomic<std::uint64_t> load_failures{0};
   std::atomic<std::uint64_t> claims_refused{0};   // joins refused: uid joined on another server
   std::atomic<std::uint64_t> reconnects{0};
+  std::atomic<std::uint64_t> gaps{0};             // skipped sequences seen (history read again)
   std::atomic<std::size_t> buffered_bytes{0};     // waiting in the outgoing buffer
   std::atomic<std::size_t> subscriptions{0};      // channels attached now
 };
@@ -117,6 +118,7 @@ class backplane final : public hub::interest_observer, public net::join_gate {
   // For the subscriptions' callback.
   hub::hub& hub() noexcept { return hub_; }
   void note_received() noexcept;
+  void on_gap(const std::shared_ptr<chan>& c);
 
  private:
   // A single-threaded task queue with delayed tasks.

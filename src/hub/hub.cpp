@@ -127,6 +127,10 @@ membership hub::join(std::string_view channel_name, std::string_view uid, shared
       it = channels_.emplace(std::string(channel_name),
                              std::make_shared<channel>(std::string(channel_name), limits_, now))
                .first;
+      if (limits_.sequence_floor) {
+        const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - started_).count();
+        it->second->next_seq_ = static_cast<std::uint64_t>(std::max<std::int64_t>(ms, 0)) * 4096 + 1;
+      }
     }
     ch = it->second;
     id = next_id_++;

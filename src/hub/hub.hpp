@@ -47,6 +47,12 @@ struct hub_limits {
   // active first) to make room; when every channel has members, creating one is refused
   // (errc::too_many_channels). 0: unbounded.
   std::size_t max_channels = 0;
+  // This server's sequence numbers of a channel created anew start above any it can have
+  // used before in this run (milliseconds since the hub started × 4096 + 1), instead of at 1.
+  // Cluster mode needs it: a channel forgotten here (budget, expiry) and joined again must
+  // not reuse sequences that other servers' windows remember (its messages would be dropped
+  // as duplicates). The numbering stays consecutive within the channel's life.
+  bool sequence_floor = false;
 };
 
 // What the global budget counts for a channel and for each stored message besides its bytes:
@@ -306,6 +312,7 @@ class hub {
   // budget made of members' channels is not rescanned on every message).
   std::atomic<std::size_t> trigger_{0};
   std::atomic<bool> evicting_{false};
+  const clock::time_point started_ = clock::now();
   std::atomic<std::uint64_t> evicted_messages_{0};
   std::atomic<std::uint64_t> evicted_channels_{0};
   std::atomic<std::uint64_t> capped_channels_{0};

@@ -558,3 +558,30 @@ TEST(hub, reload_delivers_only_what_present_members_missed) {
   join(h, "ch", "carol", carol, ec);
   EXPECT_THAT(carol->received(), testing::ElementsAre("join:alice", "b1", "b3", "b2"));
 }
+
+TEST(hub, with_a_sequence_floor_a_channel_made_again_never_reuses_its_sequences) {
+  hub_limits limits{200, 1 << 20};
+  limits.sequence_floor = true;
+  hub h(limits, origin{"a", 5});
+  boost::system::error_code ec;
+  auto link = std::make_shared<recording_relay>();
+  auto ml = h.join("ch", {}, {}, link, ec, clock::now(), member_role::peer_link);
+  auto alice = std::make_shared<recording_member>();
+  auto ma = join(h, "ch", "alice", alice, ec);
+  h.publish(ma, frame_of("one"));
+  h.publish(ma, frame_of("two"));
+  ASSERT_EQ(link->got.size(), 3u);  // the join, then two messages, consecutive
+  const std::uint64_t first = link->got[0].seq;
+  EXPECT_EQ(link->got[1].seq, first + 1);
+  EXPECT_EQ(link->got[2].seq, first + 2);
+  h.leave(ma);
+  h.leave(ml);
+  // Forgotten (idle), then joined again: numbering starts above everything used before.
+  std::this_thread::sleep_for(5ms);
+  EXPECT_EQ(h.expire(clock::now() + 1h, 1min), 1u);
+  auto link2 = std::make_shared<recording_relay>();
+  h.join("ch", {}, {}, link2, ec, clock::now(), member_role::peer_link);
+  join(h, "ch", "alice", alice, ec);
+  ASSERT_EQ(link2->got.size(), 1u);
+  EXPECT_GT(link2->got[0].seq, first + 2);
+}
