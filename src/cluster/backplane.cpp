@@ -193,7 +193,20 @@ void backplane::start() {
   check(natsOptions_SetMaxPingsOut(opts, 3), "pings out");
   // While disconnected we publish nothing (the outbox waits); keep nats.c's own buffer small.
   check(natsOptions_SetReconnectBufSize(opts, 1 << 20), "reconnect buffer");
-  check(natsOptions_SetMaxPendingMsgs(opts, 1'000'000), "pending messages");
+  check(natsOptions_SetErrorHandler(
+            opts,
+            [](natsConnection*, natsSubscription* sub, natsStatus err, void*) {
+              // Mostly a slow consumer: a subscription over its pending bound dropped messages
+              // (the gaps are filled from the stream). At most one line a minute.
+              static std::atomic<std::int64_t> last{0};
+              const auto now = std::chrono::duration_cast<std::chrono::seconds>(clock::now().time_since_epoch()).count();
+              std::int64_t prev = last.load();
+              if (now - prev < 60 || !last.compare_exchange_strong(prev, now)) return;
+              spdlog::warn("cluster: NATS: {}{}{}", natsStatus_GetText(err), sub ? " on " : "",
+                           sub ? natsSubscription_GetSubject(sub) : "");
+            },
+            nullptr),
+        "error handler");
   check(natsOptions_SetDisconnectedCB(opts, &backplane::on_disconnected, this), "callbacks");
   check(natsOptions_SetReconnectedCB(opts, &backplane::on_reconnected, this), "callbacks");
   check(natsOptions_SetRetryOnFailedConnect(opts, true, &backplane::on_connected, this), "retry");
@@ -610,7 +623,8 @@ void backplane::attach(const std::string& channel, const std::function<void()>& 
     natsStatus st = natsConnection_Subscribe(&c->sub, nc_, c->subject->c_str(), on_channel_message, closure);
     if (st == NATS_OK) {
       natsSubscription_SetOnCompleteCB(c->sub, on_sub_complete, closure);
-      natsSubscription_SetPendingLimits(c->sub, -1, -1);
+      // Bounded: past it nats.c drops (and reports) messages; the gaps are read from the stream.
+      natsSubscription_SetPendingLimits(c->sub, 100'000, 64 << 20);
     } else {
       delete closure;
       c->sub = nullptr;
