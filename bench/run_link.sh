@@ -81,9 +81,12 @@ if [[ "$tls" == tls ]]; then
     { echo "run_link.sh: openssl could not make a test certificate" >&2; exit 1; }
 fi
 
-# start_server NAME EXTRA_ARGS...: prints the port; the log is $work/NAME.log
+# start_server NAME EXTRA_ARGS...: sets $port_ret; the log is $work/NAME.log. Called in the
+# shell that stops the servers (not in $(...), where the pid it records would be lost and the
+# server left running).
 start_server() {
   local name=$1; shift
+  port_ret=
   local tls_args=(--no-tls)
   [[ "$tls" == tls ]] && tls_args=(--tls-cert "$work/cert.pem" --tls-key "$work/key.pem")
   : >"$work/$name.log"
@@ -96,7 +99,7 @@ start_server() {
     [[ -n "$line" ]] && break
     sleep 0.1
   done
-  sed -nE 's/.*listening on [^ ]*:([0-9]+).*/\1/p' <<<"$line"
+  port_ret=$(sed -nE 's/.*listening on [^ ]*:([0-9]+).*/\1/p' <<<"$line")
 }
 
 # run_once SETUP: prints "delivered_per_s p99_us lost duplicated" or returns 1
@@ -105,13 +108,15 @@ run_once() {
   local bench_args=(fanout --channels 1 --subscribers "$subscribers" --publishers 1 --size "$size"
                     --duration "$duration" --warmup 1 --json)
   [[ "$tls" == tls ]] && bench_args+=(--tls)
-  pb=$(start_server b) || return 1
-  [[ -n "$pb" ]] || { echo "run_link.sh: server b did not start" >&2; sed 's/^/  | /' "$work/b.log" >&2; return 1; }
+  start_server b
+  pb=$port_ret
+  [[ -n "$pb" ]] || { echo "run_link.sh: server b did not start" >&2; sed 's/^/  | /' "$work/b.log" >&2; stop_servers; return 1; }
   if [[ "$setup" == linked ]]; then
     local scheme=ws peer_args=()
     [[ "$tls" == tls ]] && { scheme=wss; peer_args=(--peer-ca "$work/cert.pem"); }
-    pa=$(start_server a --peer "$scheme://localhost:$pb" "${peer_args[@]}") || return 1
-    [[ -n "$pa" ]] || { echo "run_link.sh: server a did not start" >&2; return 1; }
+    start_server a --peer "$scheme://localhost:$pb" "${peer_args[@]}"
+    pa=$port_ret
+    [[ -n "$pa" ]] || { echo "run_link.sh: server a did not start" >&2; stop_servers; return 1; }
     bench_args+=(--port "$pb" --publisher-port "$pa")
   else
     bench_args+=(--port "$pb")
