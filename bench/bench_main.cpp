@@ -87,6 +87,12 @@ int main(int argc, char** argv) {
   history->add_option("--joins", ho.joins, "measured joins")->capture_default_str()->check(CLI::Range(1u, 1000000u));
   history->add_option("--warmup-joins", ho.warmup_joins, "joins before measuring")->capture_default_str();
   history->add_option("--join-timeout", ho.join_timeout_s, "seconds for one join's history")->capture_default_str();
+  history->add_option("--joiner-port", ho.joiner_port,
+                      "joiners connect to this port instead (a cluster server where the channel has no members)");
+  history->add_option("--join-pause", ho.join_pause_s,
+                      "seconds between a fill and the next join (longer than that server's --peer-linger: "
+                      "each join reads the history from the cluster's stream)")
+      ->capture_default_str()->check(CLI::Range(0.0, 60.0));
 
   try {
     app.parse(argc, argv);

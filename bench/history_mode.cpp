@@ -1,6 +1,11 @@
 // history mode: a publisher fills one channel with N messages, a witness member confirms
 // they are stored, then a fresh client joins and times the replay of those N messages;
 // the publisher tops the history up with N new messages before each next join.
+// --joiner-port: the joiners connect to another server (cluster mode: one where the channel
+// has no members, so its history comes from the cluster); --join-pause waits after each fill
+// (longer than that server's linger: each join then attaches the channel afresh). With the
+// joiner on another server, its join frame reaches the shared history concurrently with the
+// next fill and may land among the fill's messages: give the servers a --limit of N + 1.
 #include "client_loop.hpp"
 #include "latency_histogram.hpp"
 #include "modes.hpp"
@@ -11,6 +16,7 @@
 #include <atomic>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <thread>
 
 namespace mles::bench {
@@ -21,12 +27,14 @@ constexpr std::uint32_t publisher_pid = 0;
 constexpr clock_ns probe_interval = ms_ns(10);
 constexpr std::size_t queue_budget = 1u << 20;  // in-flight bytes to the witness
 
-enum class step { connecting, barrier, fill, wait_fill, joining, done };
+enum class step { connecting, barrier, fill, wait_fill, pausing, joining, done };
 
 class history_worker final : public client_handler {
  public:
-  history_worker(const history_options& opt, client_loop& loop, fatal_latch& latch, std::string nonce)
-      : opt_(opt), loop_(loop), latch_(latch), nonce_(std::move(nonce)) {
+  history_worker(const history_options& opt, client_loop& loop, fatal_latch& latch, std::string nonce,
+                 const endpoint* joiner_target, const std::string* joiner_host)
+      : opt_(opt), loop_(loop), latch_(latch), nonce_(std::move(nonce)), joiner_target_(joiner_target),
+        joiner_host_(joiner_host) {
     payload_.assign(opt.size, 'h');
     window_ = std::clamp<std::uint64_t>(queue_budget / (opt.size + 14), 1, 256);
     publisher_ = &loop_.create(0);
@@ -145,12 +153,13 @@ class history_worker final : public client_handler {
       case step::wait_fill:
         if (witness_next_ == base_ + opt_.history) {
           // Every message of this fill reached the witness, so it is in the history.
-          joiner_ = &loop_.create(2 + joins_done_.load(std::memory_order_relaxed));
-          joiner_next_ = base_;
-          join_deadline_ = now + s_ns(opt_.join_timeout_s);
-          step_ = step::joining;
-          loop_.start_connect(*joiner_);
+          join_at_ = now + s_ns(opt_.join_pause_s);
+          step_ = step::pausing;
+          start_join(now);
         }
+        break;
+      case step::pausing:
+        start_join(now);
         break;
       case step::joining:
         if (now > join_deadline_)
@@ -167,10 +176,20 @@ class history_worker final : public client_handler {
   clock_ns next_wakeup(clock_ns now) override {
     if (step_ == step::barrier) return next_probe_;
     if (step_ == step::fill && sent_ - witness_next_ < window_) return now;
+    if (step_ == step::pausing) return join_at_;
     return now + ms_ns(20);
   }
 
  private:
+  void start_join(clock_ns now) {
+    if (now < join_at_) return;
+    joiner_ = &loop_.create(2 + joins_done_.load(std::memory_order_relaxed), joiner_target_, joiner_host_);
+    joiner_next_ = base_;
+    join_deadline_ = now + s_ns(opt_.join_timeout_s);
+    step_ = step::joining;
+    loop_.start_connect(*joiner_);
+  }
+
   void write_header(std::uint32_t pid, std::uint32_t seq, clock_ns ts) {
     std::memcpy(payload_.data(), &pid, 4);
     std::memcpy(payload_.data() + 4, &seq, 4);
@@ -181,6 +200,8 @@ class history_worker final : public client_handler {
   client_loop& loop_;
   fatal_latch& latch_;
   std::string nonce_;
+  const endpoint* joiner_target_;
+  const std::string* joiner_host_;
   std::string payload_;
   std::uint64_t window_ = 0;
   connection* publisher_ = nullptr;
@@ -197,6 +218,7 @@ class history_worker final : public client_handler {
   std::uint64_t joiner_next_ = 0;
   clock_ns t_join_ = 0;
   clock_ns join_deadline_ = 0;
+  clock_ns join_at_ = 0;
   std::atomic<unsigned> joins_done_{0};
   std::atomic<bool> done_{false};
   latency_histogram from_join_;
@@ -216,9 +238,17 @@ int run_history(const common_options& common, const history_options& opt) {
   const std::string host_header =
       common.host_header.empty() ? fmt::format("localhost:{}", common.port) : common.host_header;
 
+  std::optional<endpoint> joiner_ep;
+  std::string joiner_host;
+  if (opt.joiner_port != 0) {
+    joiner_ep = resolve_loopback(common.host, opt.joiner_port);
+    joiner_host = fmt::format("localhost:{}", opt.joiner_port);
+  }
+
   fatal_latch latch;
   auto loop = std::make_unique<client_loop>(ep, tls, host_header);
-  auto worker = std::make_unique<history_worker>(opt, *loop, latch, run_nonce());
+  auto worker = std::make_unique<history_worker>(opt, *loop, latch, run_nonce(), joiner_ep ? &*joiner_ep : nullptr,
+                                                 joiner_ep ? &joiner_host : nullptr);
   loop->set_handler(worker.get());
   worker->start();
   std::atomic<bool> stop{false};
@@ -229,7 +259,8 @@ int run_history(const common_options& common, const history_options& opt) {
     if (th.joinable()) th.join();
   };
   try {
-    const double total_s = 30.0 + (opt.warmup_joins + opt.joins) * std::min(opt.join_timeout_s, 2.0);
+    const double total_s =
+        30.0 + (opt.warmup_joins + opt.joins) * (std::min(opt.join_timeout_s, 2.0) + opt.join_pause_s);
     wait_for(latch, "the history joins", now_ns() + s_ns(total_s), [&] { return worker->done(); },
              [&] { return worker->progress(); });
     stop_all();
@@ -245,6 +276,8 @@ int run_history(const common_options& common, const history_options& opt) {
   result_record rec;
   rec.add("mode", std::string("history"));
   rec.add("target", ep.text);
+  rec.add("joiner_target", joiner_ep ? joiner_ep->text : ep.text);
+  rec.add("join_pause_s", opt.join_pause_s, 3);
   rec.add("tls", std::string(common.tls ? "yes" : "no"));
   rec.add("history", std::uint64_t{opt.history});
   rec.add("size", std::uint64_t{opt.size});

@@ -48,6 +48,8 @@ struct history_options {
   unsigned joins = 200;        // measured joins
   unsigned warmup_joins = 5;   // joins before measuring
   double join_timeout_s = 10;
+  std::uint16_t joiner_port = 0;  // joiners connect here (0: --port): a server without the members
+  double join_pause_s = 0;        // wait after each fill before the joiner connects
 };
 
 int run_fanout(const common_options& common, const fanout_options& opt);
