@@ -183,11 +183,10 @@ start_mles() {
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
-# metric PORT NAME: the value of one metric line (0 if absent)
-metric() {
-  curl -s --max-time 2 "http://127.0.0.1:$1/metrics" 2>/dev/null |
-    awk -v n="$2" '$1 == n { v = $2 } END { print (v == "" ? 0 : v) }'
-}
+# metrics PORT: one scrape of a server's /metrics into $scraped
+metrics() { scraped=$(curl -s --max-time 2 "http://127.0.0.1:$1/metrics" 2>/dev/null); }
+# metric NAME: the value of one metric line of $scraped (0 if absent)
+metric() { awk -v n="$1" '$1 == n { v = $2 } END { print (v == "" ? 0 : v) }' <<<"$scraped"; }
 
 # run_once SCENARIO SETUP: sets $result to "key=value ..."; returns non-zero on a failure
 run_once() {
@@ -248,14 +247,18 @@ run_once() {
   done
   local cl=""
   if [[ "$setup" == cluster-* ]]; then
-    cl+=" js_published=$(metric "$ma" mles_cluster_published_total)"
-    cl+=" js_acked=$(metric "$ma" mles_cluster_acknowledged_total)"
-    cl+=" js_dropped=$(metric "$ma" mles_cluster_dropped_total)"
-    cl+=" js_buffered=$(metric "$ma" mles_cluster_buffered_bytes)"
+    # Right after the bench: the outgoing queue to JetStream may still be draining (a backlog
+    # shows as published - acknowledged and buffered bytes).
+    metrics "$ma"
+    cl+=" js_published=$(metric mles_cluster_published_total)"
+    cl+=" js_acked=$(metric mles_cluster_acknowledged_total)"
+    cl+=" js_dropped=$(metric mles_cluster_dropped_total)"
+    cl+=" js_buffered=$(metric mles_cluster_buffered_bytes)"
     if [[ "$setup" == cluster-two ]]; then
-      cl+=" b_received=$(metric "$mb" mles_cluster_received_total)"
-      cl+=" b_loaded=$(metric "$mb" mles_cluster_history_loaded_total)"
-      cl+=" b_load_failures=$(metric "$mb" mles_cluster_history_load_failures_total)"
+      metrics "$mb"
+      cl+=" b_received=$(metric mles_cluster_received_total)"
+      cl+=" b_loaded=$(metric mles_cluster_history_loaded_total)"
+      cl+=" b_load_failures=$(metric mles_cluster_history_load_failures_total)"
     fi
   fi
   stop_all
