@@ -472,26 +472,32 @@ void backplane::admit(const std::string& channel, const std::string& uid, std::f
     done(net::admission::unclaimed);
     return;
   }
-  auto attach_then = [this, channel, done](net::admission a) {
-    post(worker_for(channel), [this, channel, done, a] { attach(channel, [&] { done(a); }); });
-  };
   if (uid.empty()) {
-    attach_then(net::admission::unclaimed);
+    post(worker_for(channel), [this, channel, done] { attach(channel, [&] { done(net::admission::unclaimed); }); });
     return;
   }
+  // The claim (the key's worker) and the history (the channel's) are read at the same time;
+  // the join goes on when both are in.
+  struct both {
+    std::atomic<int> left{2};
+    net::admission claim = net::admission::unclaimed;
+    std::function<void(net::admission)> done;
+    void one_done() {
+      if (left.fetch_sub(1, std::memory_order_acq_rel) == 1) done(claim);
+    }
+  };
+  auto state = std::make_shared<both>();
+  state->done = std::move(done);
   std::string key = claim_key(channel, uid);
   worker& w = worker_for(key);
-  post(w, [this, &w, key, attach_then, done] {
+  post(w, [this, &w, key, state] {
     const auto t0 = clock::now();
-    const net::admission a = claim(w, key);
-    spdlog::debug("cluster: claim {}: {} in {} us", key, static_cast<int>(a),
+    state->claim = claim(w, key);
+    spdlog::debug("cluster: claim {}: {} in {} us", key, static_cast<int>(state->claim),
                   std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - t0).count());
-    if (a == net::admission::taken) {
-      done(a);
-      return;
-    }
-    attach_then(a);
+    state->one_done();
   });
+  post(worker_for(channel), [this, channel, state] { attach(channel, [&] { state->one_done(); }); });
 }
 
 void backplane::release(const std::string& channel, const std::string& uid) {
@@ -601,9 +607,10 @@ void backplane::attach(const std::string& channel, const std::function<void()>& 
                   std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - t0).count());
     return then();
   }
+  std::uint64_t generation = 0;
   {
     std::lock_guard lock(interest_mutex_);
-    ++c->generation;  // a pending detach of an earlier attachment is void
+    generation = ++c->generation;  // a pending detach of an earlier attachment is void
   }
   boost::system::error_code ec;
   hub::membership ms = hub_.join(channel, {}, {}, c, ec, clock::now(), hub::member_role::peer_link);
@@ -634,12 +641,13 @@ void backplane::attach(const std::string& channel, const std::function<void()>& 
   stats_.subscriptions.fetch_add(1, std::memory_order_relaxed);
   std::vector<hub::message> history;
   bool loaded = false;
+  natsSubscription* consumer = nullptr;
   if (ready_ && stats_.connected) {
     // The subscription is in place before the stream is read: whatever the stream does not
     // have yet arrives live (buffered until the history is in), and the hub drops what both
     // bring (same origin and sequence).
     natsConnection_Flush(nc_);
-    loaded = fetch_history(*c->subject, history);
+    loaded = fetch_history(*c->subject, history, &consumer);
   }
   spdlog::debug("cluster: {} attached, {} messages of history{}", *c->subject, history.size(),
                 loaded ? "" : " (not loaded)");
@@ -660,6 +668,10 @@ void backplane::attach(const std::string& channel, const std::function<void()>& 
     c->stale = !loaded || c->lost_some;
   }
   then();
+  end_consumer(consumer);
+  // If no client comes (its join was refused, or it left while waiting), the channel is let
+  // go after the linger like any other; a client's arrival makes this void.
+  post_after(worker_for(channel), s_.linger, [this, c, generation] { detach(c, generation); });
 }
 
 bool backplane::refill(const std::shared_ptr<chan>& c) {
@@ -733,7 +745,8 @@ void backplane::detach(const std::shared_ptr<chan>& c, std::uint64_t generation)
   if (auto it = channels_.find(c->name); it != channels_.end() && it->second == c) channels_.erase(it);
 }
 
-bool backplane::fetch_history(const std::string& subject, std::vector<hub::message>& out) {
+bool backplane::fetch_history(const std::string& subject, std::vector<hub::message>& out,
+                               natsSubscription** keep) {
   jsOptions jo;
   jsOptions_Init(&jo);
   jo.Wait = s_.request_timeout.count();
@@ -798,9 +811,18 @@ bool backplane::fetch_history(const std::string& subject, std::vector<hub::messa
     natsMsgList_Destroy(&list);
   }
   stats_.loaded.fetch_add(out.size(), std::memory_order_relaxed);
-  natsSubscription_Unsubscribe(sub);  // deletes the ephemeral consumer
-  natsSubscription_Destroy(sub);
+  if (keep) {
+    *keep = sub;  // the caller ends it once the history is handed over
+    return ok;
+  }
+  end_consumer(sub);
   return ok;
+}
+
+void backplane::end_consumer(natsSubscription* sub) {
+  if (!sub) return;
+  natsSubscription_Unsubscribe(sub);  // deletes the ephemeral consumer (a request)
+  natsSubscription_Destroy(sub);
 }
 
 // ------------------------------------------------------------------ outgoing

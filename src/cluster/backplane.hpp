@@ -49,6 +49,7 @@ struct __natsConnection;
 struct __jsCtx;
 struct __kvStore;
 struct __natsMsg;
+struct __natsSubscription;
 
 namespace mles::cluster {
 
@@ -159,7 +160,10 @@ class backplane final : public hub::interest_observer, public net::join_gate {
   bool refill(const std::shared_ptr<chan>& c);
   void schedule_refill(const std::shared_ptr<chan>& c);
   void take_back_pending();
-  bool fetch_history(const std::string& subject, std::vector<hub::message>& out);
+  // keep: hand the consumer's subscription back instead of deleting it (end_consumer later:
+  // the deletion is a request the join need not wait for).
+  bool fetch_history(const std::string& subject, std::vector<hub::message>& out, __natsSubscription** keep = nullptr);
+  void end_consumer(__natsSubscription* sub);
   // On the key's worker.
   net::admission claim(worker& w, const std::string& key);
   void unclaim(worker& w, const std::string& key);
