@@ -113,12 +113,18 @@ std::optional<std::string> child_process::wait_stderr_line(std::string_view need
     }
     const auto now = steady::now();
     if (now >= deadline) return std::nullopt;
+    const bool exited_before = exit_.has_value();
     if (!exit_) {
       int status = 0;
       if (::waitpid(pid_, &status, WNOHANG) == pid_) exit_ = to_code(status);
     }
+    const std::size_t before = out_.size() + err_.size();
     pump(std::min(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now),
                   std::chrono::milliseconds{exit_ ? 5 : 50}));
+    // Exited, and its pipes hold nothing more: the line will never come.
+    if (exited_before && out_.size() + err_.size() == before && err_.find('\n', err_scanned_) == std::string::npos) {
+      return std::nullopt;
+    }
   }
 }
 

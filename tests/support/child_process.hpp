@@ -26,7 +26,8 @@ class child_process {
   // Sends a signal (no-op once the child was reaped).
   void signal(int sig);
 
-  // Reads stderr until a complete line containing needle arrives; returns that line.
+  // Reads stderr until a complete line containing needle arrives; returns that line. nullopt
+  // at the deadline, or as soon as the child has exited and its stderr is drained.
   std::optional<std::string> wait_stderr_line(std::string_view needle,
                                               std::chrono::milliseconds timeout);
   // Waits for the exit, draining the pipes. Exit code, or 128 + signal number when killed
