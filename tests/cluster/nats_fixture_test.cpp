@@ -60,6 +60,7 @@ TEST_F(nats_fixture, three_node_cluster_replicates_and_a_killed_node_rejoins) {
   ASSERT_TRUE(c.add_stream("fixture", {"fixture.>"}, 3)) << c.error();
   std::uint64_t sent = 0;
   for (int i = 0; i < 20; ++i, ++sent) ASSERT_TRUE(c.js_publish("fixture.a", "before:" + std::to_string(i))) << c.error();
+  ASSERT_TRUE(c.wait_stream_current("fixture", 2)) << c.error();
   auto info = c.stream_info("fixture");
   ASSERT_TRUE(info) << c.error();
   EXPECT_EQ(info->replicas, 3);
@@ -81,6 +82,7 @@ TEST_F(nats_fixture, three_node_cluster_replicates_and_a_killed_node_rejoins) {
   ASSERT_TRUE(nats_->start(victim));
   EXPECT_EQ(nats_->not_ready_reason(victim), "");
   for (int i = 0; i < 20; ++i, ++sent) ASSERT_TRUE(c.js_publish("fixture.a", "after:" + std::to_string(i))) << c.error();
+  ASSERT_TRUE(c.wait_stream_current("fixture", 2)) << "the restarted node's copy of the stream: " << c.error();
 
   // Lose another node: with replicas 3, the stream still has a quorum (the restarted node and
   // the third) and keeps every acknowledged message. The restarted node must have caught up

@@ -14,7 +14,6 @@
 #include <cstdlib>
 #include <ctime>
 #include <fstream>
-#include <mutex>
 #include <ostream>
 #include <sstream>
 #include <system_error>
@@ -80,6 +79,15 @@ std::optional<std::uint64_t> json_number_after(const std::string& json, const st
 
 nats_cluster::nats_cluster(std::size_t nodes, std::string cluster_name)
     : binary_(nats_server_binary()), cluster_name_(std::move(cluster_name)) {
+  // The nodes run through a symlink of their own name: `ps` tells them from other nats-servers
+  // on the machine, and a `pkill nats-server` aimed at those (which matches the process name)
+  // does not take down a test's cluster.
+  if (binary_.find('/') != std::string::npos) {
+    const auto link = dir_.path() / "mles-js-node";
+    std::error_code ec;
+    std::filesystem::create_symlink(binary_, link, ec);
+    if (!ec) binary_ = link.string();
+  }
   const bool clustered = nodes > 1;
   const auto ports = free_loopback_ports(nodes * (clustered ? 3 : 2));
   std::size_t p = 0;
@@ -308,13 +316,8 @@ void nats_cluster::dump_logs(std::ostream& os) {
 
 namespace {
 
-// nats.c keeps library-wide state (threads, a timer list); release it at exit so that a
-// sanitizer's leak check sees nothing of it.
-void close_library_at_exit() {
-  static std::once_flag once;
-  std::call_once(once, [] { std::atexit([] { nats_CloseAndWait(5'000); }); });
-}
-
+// No nats_Close here: nats.c releases its library state in its own exit handler (closing it
+// first makes that handler lock a freed mutex at exit).
 std::string status_text(int status) {
   std::string s = natsStatus_GetText(static_cast<natsStatus>(status));
   natsStatus ignored;
@@ -340,7 +343,6 @@ bool nats_client::fail(std::string what, int status, int js_error) {
 }
 
 bool nats_client::connect(const std::string& urls, millis timeout) {
-  close_library_at_exit();
   close();
   std::vector<std::string> list;
   for (std::size_t start = 0; start <= urls.size();) {
@@ -435,6 +437,12 @@ std::optional<stream_facts> nats_client::stream_info(const std::string& name, mi
       f.messages = si->State.Msgs;
       f.last_seq = si->State.LastSeq;
       if (si->Cluster != nullptr && si->Cluster->Leader != nullptr) f.leader = si->Cluster->Leader;
+      if (si->Cluster != nullptr) {
+        for (int k = 0; k < si->Cluster->ReplicasLen; ++k) {
+          const jsPeerInfo* peer = si->Cluster->Replicas[k];
+          f.current_followers += peer != nullptr && peer->Current && !peer->Offline && peer->Lag == 0 ? 1 : 0;
+        }
+      }
       jsStreamInfo_Destroy(si);
       return f;
     }
@@ -444,6 +452,22 @@ std::optional<stream_facts> nats_client::stream_info(const std::string& name, mi
     nap(250ms);
   }
   return std::nullopt;
+}
+
+bool nats_client::wait_stream_current(const std::string& name, std::size_t followers, millis timeout) {
+  const auto deadline = steady::now() + timeout;
+  std::optional<stream_facts> f;
+  for (int attempt = 0; attempt < max_polls; ++attempt) {
+    f = stream_info(name, millis{5'000});
+    if (f && !f->leader.empty() && f->current_followers >= followers) return true;
+    if (steady::now() >= deadline) break;
+    nap(100ms);
+  }
+  if (f) {
+    error_ = "stream " + name + ": leader '" + f->leader + "', " + std::to_string(f->current_followers) + " of " +
+             std::to_string(followers) + " followers current";
+  }
+  return false;
 }
 
 std::optional<std::uint64_t> nats_client::js_publish(const std::string& subject, const std::string& data,

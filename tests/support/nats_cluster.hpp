@@ -128,6 +128,7 @@ struct stream_facts {
   std::uint64_t messages = 0;
   std::uint64_t last_seq = 0;
   std::string leader;  // cluster leader of the stream (empty on a single node)
+  std::size_t current_followers = 0;  // followers current with the leader (online, no lag)
 };
 
 class nats_client {
@@ -149,6 +150,10 @@ class nats_client {
   bool delete_stream(const std::string& name, millis timeout = nats_ready_timeout);
   // nullopt (with error()) when the stream does not exist or no answer came in time.
   std::optional<stream_facts> stream_info(const std::string& name, millis timeout = millis{10'000});
+  // Until the stream has a leader and `followers` followers current with it (a replicated
+  // stream is only safe to lose a node of then; right after its creation a follower may not
+  // even have its copy yet). False with error() at the deadline.
+  bool wait_stream_current(const std::string& name, std::size_t followers, millis timeout = nats_ready_timeout);
   // Publishes to JetStream and waits for the acknowledgement; retried until the deadline
   // (the stream's leader may be moving). The sequence acknowledged, or nullopt.
   std::optional<std::uint64_t> js_publish(const std::string& subject, const std::string& data,
