@@ -66,6 +66,8 @@ constexpr std::string_view duplicate_reason = "already joined";
 
 // Default stream name and prefix of the contract (--nats-prefix mles).
 constexpr std::string_view stream_name = "mles";
+// The stream behind the KV bucket mles-sessions (JetStream names a bucket's stream KV_<bucket>).
+constexpr std::string_view session_bucket_stream = "KV_mles-sessions";
 
 // Bounds for cluster traffic: connecting to NATS, a reconnect after a node is lost, a
 // JetStream history replay. Generous (ASan, 2 busy cores); none is a performance claim.
@@ -367,6 +369,12 @@ TEST_F(cluster_mode, losing_a_nats_node_and_an_mles_server_mid_traffic_loses_and
   // The NATS node that leads the stream: the hardest one to lose.
   nats_client nc;
   ASSERT_TRUE(nc.connect(nats_->urls())) << nc.error();
+  // Replicated and current on all three nodes first: losing a node right after a stream's
+  // creation, before a follower holds its copy, is not the case under test.
+  ASSERT_TRUE(nc.wait_stream_current(std::string{stream_name}, 2)) << nc.error();
+  if (nc.stream_info(std::string{session_bucket_stream}, 2s)) {
+    ASSERT_TRUE(nc.wait_stream_current(std::string{session_bucket_stream}, 2)) << nc.error();
+  }
   const auto info = nc.stream_info(std::string{stream_name});
   ASSERT_TRUE(info) << nc.error();
   std::size_t victim = 0;
