@@ -9,7 +9,8 @@
 // exactly once in per-sender order, and newcomers on every server replay the same history;
 // kill -9 of a NATS node and an mles server mid-traffic loses and duplicates nothing for the
 // members that stay, and after restarting both the history is whole; NATS down at start
-// (local members are served, then NATS comes up and traffic crosses servers); a conflicting
+// (local members are served, then NATS comes up and traffic crosses servers); the outgoing
+// buffer bounded by --nats-buffer while NATS stays unreachable; a conflicting
 // existing stream refuses the start; channel names with '.', '*', '>' and spaces stay
 // distinct; one session per (uid, channel) across servers, freed within --nats-session-ttl
 // when its server crashes.
@@ -52,6 +53,7 @@ using namespace std::chrono_literals;
 
 namespace expect_log {
 constexpr std::string_view connected = "cluster: connected to NATS";
+constexpr std::string_view unreachable = "cluster: NATS not reachable";  // at start, warn
 constexpr std::string_view lost = "cluster: NATS connection lost";
 constexpr std::string_view restored = "cluster: NATS connection restored";
 // A refused start because of an existing stream with other settings: stderr names the stream
@@ -372,8 +374,9 @@ TEST_F(cluster_mode, losing_a_nats_node_and_an_mles_server_mid_traffic_loses_and
   // Replicated and current on all three nodes first: losing a node right after a stream's
   // creation, before a follower holds its copy, is not the case under test.
   ASSERT_TRUE(nc.wait_stream_current(std::string{stream_name}, 2)) << nc.error();
-  if (nc.stream_info(std::string{session_bucket_stream}, 2s)) {
-    ASSERT_TRUE(nc.wait_stream_current(std::string{session_bucket_stream}, 2)) << nc.error();
+  if (const auto kv = nc.stream_info(std::string{session_bucket_stream}, 2s); kv && kv->replicas > 1) {
+    ASSERT_TRUE(nc.wait_stream_current(std::string{session_bucket_stream}, static_cast<std::size_t>(kv->replicas - 1)))
+        << nc.error();
   }
   const auto info = nc.stream_info(std::string{stream_name});
   ASSERT_TRUE(info) << nc.error();
@@ -463,6 +466,9 @@ TEST_F(cluster_mode, serves_local_members_while_nats_is_down_and_joins_the_clust
   net_.declare({on_nats("a", *nats_, 1, {"--metrics", "127.0.0.1:0"}), on_nats("b", *nats_, 1)});
   ASSERT_TRUE(net_.start_all()) << "a server in cluster mode must start while NATS is unreachable";
   const std::uint16_t metrics = metrics_port_of(net_, 0);
+  const auto down = net_.wait_log(0, log_has(expect_log::unreachable), 0, log_timeout);
+  ASSERT_TRUE(down) << "no '" << expect_log::unreachable << "' line";
+  EXPECT_TRUE(at_least_warn(down->line)) << down->line;
   std::vector<member*> local{&net_.join(0, "a1"), &net_.join(0, "a2")};
   MLES_ASSERT_NO_FAILURE_YET();
   constexpr int count = 20;
@@ -500,6 +506,56 @@ TEST_F(cluster_mode, serves_local_members_while_nats_is_down_and_joins_the_clust
     EXPECT_TRUE(received && *received >= count) << "mles_cluster_received_total " << received.value_or(-1);
     EXPECT_EQ(metric(metrics, "mles_cluster_dropped_total"), 0.0);
   }
+}
+
+// While NATS stays unreachable, the outgoing buffer is bounded by --nats-buffer: the oldest
+// messages are dropped and counted, and local members still get every message.
+TEST_F(cluster_mode, bounds_the_outgoing_buffer_while_nats_is_unreachable) {
+  nats_ = std::make_unique<nats_cluster>(1);  // never started: its port has no listener
+  constexpr int buffer_bytes = 65'536;
+  net_.declare({on_nats("a", *nats_, 1, {"--metrics", "127.0.0.1:0", "--nats-buffer", std::to_string(buffer_bytes)})});
+  ASSERT_TRUE(net_.start_all());
+  const std::uint16_t metrics = metrics_port_of(net_, 0);
+  ASSERT_NE(metrics, 0);
+  member& a1 = net_.join(0, "a1");
+  member& a2 = net_.join(0, "a2");
+  MLES_ASSERT_NO_FAILURE_YET();
+  std::vector<member*> pair{&a1, &a2};
+  await_paths(net_, pair, pair, everyone_else);
+  MLES_ASSERT_NO_FAILURE_YET();
+
+  // Four times the buffer in distinct payloads ("same:<n>:<padding>").
+  constexpr int count = 1'000;
+  const std::string padding(4 * buffer_bytes / count, 'x');
+  std::vector<int> got(count, 0);
+  int received = 0;
+  auto record = [&](std::size_t r, const std::string& payload) {
+    if (r != 1 || payload.rfind("same:", 0) != 0) return;
+    const std::size_t colon = payload.find(':', 5);
+    const int n = std::atoi(payload.substr(5, colon - 5).c_str());
+    if (n >= 0 && n < count) {
+      ++got[static_cast<std::size_t>(n)];
+      ++received;
+    }
+  };
+  for (int n = 0; n < count; ++n) {
+    ASSERT_TRUE(a1.ws->send_text("same:" + std::to_string(n) + ":" + padding)) << a1.ws->error();
+    if (n % 50 == 49) pump(net_, pair, 0ms, record);
+  }
+  EXPECT_TRUE(pump(net_, pair, delivery_timeout, record, [&] { return received >= count; }))
+      << received << " of " << count << " local messages arrived";
+  pump(net_, pair, quiet_period, record);
+  for (int n = 0; n < count; ++n) EXPECT_EQ(got[static_cast<std::size_t>(n)], 1) << "message " << n;
+
+  std::optional<double> dropped;
+  for (int pass = 0; pass < 300; ++pass) {
+    dropped = metric(metrics, "mles_cluster_dropped_total");
+    if (dropped && *dropped > 0) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_TRUE(dropped && *dropped > 0) << "mles_cluster_dropped_total " << dropped.value_or(-1) << " after "
+                                       << 4 * buffer_bytes << " bytes for a " << buffer_bytes << "-byte buffer";
+  EXPECT_EQ(metric(metrics, "mles_cluster_connected"), 0.0);
 }
 
 // ---------------------------------------------------------------------------------------------
