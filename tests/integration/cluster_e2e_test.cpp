@@ -179,19 +179,28 @@ bool join_proven(join_attempt& a, member& from, int tag) {
   return false;
 }
 
-// The data payloads a newcomer receives after joining until `done` holds (or the timeout),
-// then during a quiet period: its history replay (nobody publishes meanwhile).
+// The data payloads newcomers receive after joining until `done` holds for each (or the
+// timeout), then during one quiet period: their history replays (nobody publishes meanwhile).
+std::vector<std::vector<std::string>> read_histories(cluster& net, const std::vector<member*>& ms, millis timeout,
+                                                     const std::function<bool(const std::vector<std::string>&)>& done) {
+  std::vector<std::vector<std::string>> got(ms.size());
+  auto record = [&](std::size_t r, const std::string& payload) { got[r].push_back(payload); };
+  auto all_done = [&] { return std::all_of(got.begin(), got.end(), done); };
+  if (!pump(net, ms, timeout, record, all_done)) {
+    for (std::size_t r = 0; r < ms.size(); ++r) {
+      if (!done(got[r])) {
+        ADD_FAILURE() << ms[r]->uid << ": history incomplete after " << timeout.count() << " ms (" << got[r].size()
+                      << " frames)";
+      }
+    }
+  }
+  pump(net, ms, history_quiet, record);
+  return got;
+}
+
 std::vector<std::string> read_history(cluster& net, member& m, millis timeout,
                                       const std::function<bool(const std::vector<std::string>&)>& done) {
-  std::vector<std::string> got;
-  std::vector<member*> one{&m};
-  auto record = [&](std::size_t, const std::string& payload) { got.push_back(payload); };
-  if (!pump(net, one, timeout, record, [&] { return done(got); })) {
-    ADD_FAILURE() << m.uid << ": history incomplete after " << timeout.count() << " ms (" << got.size()
-                  << " frames)";
-  }
-  pump(net, one, history_quiet, record);
-  return got;
+  return read_histories(net, {&m}, timeout, done).front();
 }
 
 // The history without the join frames of the newcomers ("late-*"), which differ by when each
@@ -360,12 +369,13 @@ TEST_F(cluster_mode, delivers_every_message_exactly_once_across_servers_and_newc
   EXPECT_FALSE(info->memory_storage);
 
   // b: a newcomer on each server replays the same history: every message, in one order.
-  std::vector<std::vector<std::string>> histories;
-  for (std::size_t i = 0; i < net_.size(); ++i) {
-    member& late = net_.join(i, "late-" + net_.name(i));
-    MLES_ASSERT_NO_FAILURE_YET();
-    histories.push_back(without_newcomers(read_history(net_, late, history_timeout, holds_all(members, 0, count))));
-    expect_whole(late.uid, histories.back(), members, 0, count);
+  std::vector<member*> late;
+  for (std::size_t i = 0; i < net_.size(); ++i) late.push_back(&net_.join(i, "late-" + net_.name(i)));
+  MLES_ASSERT_NO_FAILURE_YET();
+  auto histories = read_histories(net_, late, history_timeout, holds_all(members, 0, count));
+  for (std::size_t i = 0; i < late.size(); ++i) {
+    histories[i] = without_newcomers(histories[i]);
+    expect_whole(late[i]->uid, histories[i], members, 0, count);
   }
   for (std::size_t i = 1; i < histories.size(); ++i) {
     expect_same_history("late-" + net_.name(0), histories[0], "late-" + net_.name(i), histories[i]);
@@ -653,13 +663,24 @@ TEST_F(cluster_mode, channel_names_with_subject_syntax_stay_distinct_across_serv
   MLES_ASSERT_NO_FAILURE_YET();
 
   // Each channel's history holds its own messages only.
+  std::vector<member*> late;
+  for (std::size_t k = 0; k < channels.size(); ++k) {
+    late.push_back(&net_.join(k % 2, "late-" + std::to_string(k), channels[k]));
+  }
+  MLES_ASSERT_NO_FAILURE_YET();
+  // Complete when a history holds the 20 messages of both members of its channel (the uids
+  // of channel k are <server>-ch<k>).
+  const auto histories = read_histories(net_, late, history_timeout, [&](const std::vector<std::string>& got) {
+    if (got.empty()) return false;
+    int n = 0;
+    for (const auto& p : got) n += parse_payload("msg", p) ? 1 : 0;
+    return n >= 40;
+  });
   for (std::size_t k = 0; k < channels.size(); ++k) {
     SCOPED_TRACE("channel '" + channels[k] + "'");
-    member& late = net_.join(k % 2, "late-" + std::to_string(k), channels[k]);
-    MLES_ASSERT_NO_FAILURE_YET();
     std::vector<member*> own{members[2 * k], members[2 * k + 1]};
-    const auto history = read_history(net_, late, history_timeout, holds_all(own, 0, 20));
-    expect_whole(late.uid, history, own, 0, 20);
+    const auto& history = histories[k];
+    expect_whole(late[k]->uid, history, own, 0, 20);
     for (const auto& p : history) {
       const auto parsed = parse_payload("msg", p);
       if (!parsed) continue;
