@@ -474,25 +474,25 @@ TEST_F(cluster_mode, losing_a_nats_node_and_an_mles_server_mid_traffic_loses_and
   // A newcomer on a restarted and on a surviving server: the whole history (every message of
   // the members that stayed, exactly once, in order), the same on both; the lost members'
   // messages at most once each.
-  std::vector<std::vector<std::string>> histories;
-  for (std::size_t i : {std::size_t{2}, std::size_t{0}}) {
-    member& late = net_.join(i, "late-" + net_.name(i));
-    MLES_ASSERT_NO_FAILURE_YET();
-    histories.push_back(without_newcomers(read_history(net_, late, history_timeout, holds_all(stay, 0, count))));
-    expect_whole(late.uid, histories.back(), stay, 0, count);
+  std::vector<member*> late{&net_.join(2, "late-c"), &net_.join(0, "late-a")};
+  for (const member* m : late) ASSERT_TRUE(m->open) << m->uid;
+  auto histories = read_histories(net_, late, history_timeout, holds_all(stay, 0, count));
+  for (std::size_t k = 0; k < late.size(); ++k) {
+    histories[k] = without_newcomers(histories[k]);
+    expect_whole(late[k]->uid, histories[k], stay, 0, count);
     for (const member* m : lost) {
       for (int n = 0; n < count; ++n) {
         const auto p = payload_of("msg", *m, n);
-        EXPECT_LE(std::count(histories.back().begin(), histories.back().end(), p), 1)
-            << p << " more than once in the history of " << late.uid;
+        EXPECT_LE(std::count(histories[k].begin(), histories[k].end(), p), 1)
+            << p << " more than once in the history of " << late[k]->uid;
       }
     }
   }
   expect_same_history("late-c (restarted server)", histories[0], "late-a", histories[1]);
 
-  // And the restarted server carries live traffic again.
+  // And the restarted server carries live traffic again (whatever the histories showed).
   std::vector<member*> after{&net_.join(0, "a3"), &net_.join(1, "b3"), &net_.join(2, "c3")};
-  MLES_ASSERT_NO_FAILURE_YET();
+  for (const member* m : after) ASSERT_TRUE(m->open) << m->uid;
   exchange(net_, after, after, everyone_else, 0, 20);
 }
 
