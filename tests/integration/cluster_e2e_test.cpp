@@ -608,13 +608,16 @@ TEST_F(cluster_mode, refuses_to_start_over_a_conflicting_stream) {
 
   struct conflict_case {
     const char* what;
+    std::string name;  // the existing stream
     std::vector<std::string> subjects;
     bool memory;
   };
-  for (const conflict_case& c : {conflict_case{"other subjects", {"other.>"}, false},
-                                 conflict_case{"memory storage", {"mles.>"}, true}}) {
+  const std::string ours{stream_name};
+  for (const conflict_case& c : {conflict_case{"other subjects", ours, {"other.>"}, false},
+                                 conflict_case{"memory storage", ours, {"mles.>"}, true},
+                                 conflict_case{"another stream over mles.>", "taken", {"mles.>"}, false}}) {
     SCOPED_TRACE(c.what);
-    ASSERT_TRUE(nc.add_stream(std::string{stream_name}, c.subjects, 1, c.memory)) << nc.error();
+    ASSERT_TRUE(nc.add_stream(c.name, c.subjects, 1, c.memory)) << nc.error();
     child_process p(net_.at(0).argv);
     const auto code = p.wait_exit(nats_connect_timeout);
     if (!code) {
@@ -626,13 +629,17 @@ TEST_F(cluster_mode, refuses_to_start_over_a_conflicting_stream) {
     EXPECT_NE(*code, 0) << "stderr:" << joined_lines(p.err_lines());
     const std::string& err = p.err();
     EXPECT_NE(err.find(expect_log::conflict), std::string::npos) << "stderr:" << joined_lines(p.err_lines());
-    EXPECT_NE(err.find(stream_name), std::string::npos) << "stderr:" << joined_lines(p.err_lines());
+    // The stream named as the README quotes it ("stream 'mles' ..."; every stderr line starts
+    // with "mles:", so the bare name would prove nothing).
+    EXPECT_NE(err.find("'" + ours + "'"), std::string::npos) << "stderr:" << joined_lines(p.err_lines());
     // The operator's stream is left as it was.
-    const auto info = nc.stream_info(std::string{stream_name});
+    const auto info = nc.stream_info(c.name);
     ASSERT_TRUE(info) << nc.error();
     EXPECT_EQ(info->subjects, c.subjects);
     EXPECT_EQ(info->memory_storage, c.memory);
-    ASSERT_TRUE(nc.delete_stream(std::string{stream_name})) << nc.error();
+    ASSERT_TRUE(nc.delete_stream(c.name)) << nc.error();
+    // Nothing of ours was left behind either.
+    EXPECT_FALSE(c.name != ours && nc.stream_info(ours, 1s)) << "a stream '" << ours << "' was created";
   }
 
   // Without the conflicting stream it starts and creates its own (a control for the above).
@@ -688,6 +695,30 @@ TEST_F(cluster_mode, channel_names_with_subject_syntax_stay_distinct_across_serv
           << "the history of '" << channels[k] << "' holds " << p;
     }
   }
+}
+
+// --nats-prefix: deployments with different prefixes share one NATS cluster without sharing
+// channels; servers with the same prefix share them.
+TEST_F(cluster_mode, deployments_with_different_prefixes_share_nothing) {
+  nats_ = std::make_unique<nats_cluster>(1);
+  net_.declare({on_nats("a", *nats_, 1), on_nats("b", *nats_, 1, {"--nats-prefix", "other"}),
+                on_nats("c", *nats_, 1, {"--nats-prefix", "other"})});
+  ASSERT_TRUE(start_connected());
+  std::vector<member*> members{&net_.join(0, "a1"), &net_.join(1, "b1"), &net_.join(2, "c1")};
+  MLES_ASSERT_NO_FAILURE_YET();
+  // b and c share the channel; a (prefix mles) hears neither, and neither hears a.
+  const expectation same_prefix = [](const member& r, const member& s) {
+    return &r != &s && (r.server == 0) == (s.server == 0);
+  };
+  exchange(net_, members, members, same_prefix, 0, 20);
+
+  nats_client nc;
+  ASSERT_TRUE(nc.connect(nats_->urls())) << nc.error();
+  const auto other = nc.stream_info("other");
+  ASSERT_TRUE(other) << nc.error();
+  EXPECT_EQ(other->subjects, std::vector<std::string>{"other.>"});
+  EXPECT_TRUE(nc.stream_info(std::string{stream_name})) << nc.error();
+  EXPECT_TRUE(nc.stream_info("KV_other-sessions")) << "no session bucket other-sessions: " << nc.error();
 }
 
 // ---------------------------------------------------------------------------------------------
