@@ -12,8 +12,8 @@
 // (local members are served, then NATS comes up and traffic crosses servers); the outgoing
 // buffer bounded by --nats-buffer while NATS stays unreachable; a conflicting
 // existing stream refuses the start; channel names with '.', '*', '>' and spaces stay
-// distinct; one session per (uid, channel) across servers, freed within --nats-session-ttl
-// when its server crashes.
+// distinct; --nats-prefix keeps deployments on one NATS apart; one session per (uid, channel)
+// across servers, freed within --nats-session-ttl when its server crashes.
 //
 // Every client message is "msg:<uid>:<n>" or "warmup:<uid>:<k>"; join frames replayed from
 // the history are JSON. On failure (or with MLES_CLUSTER_E2E_LOGS set) the command lines and
