@@ -389,7 +389,7 @@ void server::start() {
     cs.session_ttl = c.nats_session_ttl;
     cs.linger = c.peer_linger;
     cs.history_limit = c.history_limit;
-    cs.stream_bytes = c.history_total ? *c.history_total : default_history_total();
+    cs.stream_bytes = c.history_total ? *c.history_total : 0;  // JetStream reserves it on every node: only when asked
     cs.max_message = std::max(c.max_message, c.max_join_frame);
     cs.max_age = std::chrono::duration_cast<std::chrono::seconds>(c.channel_ttl);
     cs.server_id = server_id;

@@ -32,6 +32,28 @@ std::string status_text(natsStatus s) {
   return text;
 }
 
+// Each origin's messages in sequence order, in the places the stream gave that origin's
+// messages: a publish that was retried after newer ones succeeded is stored after them, but a
+// newcomer must get every sender's messages in the sender's order. The interleaving of
+// different origins stays the stream's; copies (same origin and sequence) stay adjacent
+// within their origin and are dropped by the hub.
+void order_per_origin(std::vector<hub::message>& v) {
+  std::map<std::pair<std::string_view, std::uint64_t>, std::vector<std::size_t>> places;
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (v[i].from) places[{v[i].from->server, v[i].from->instance}].push_back(i);
+  }
+  std::vector<hub::message> group;
+  for (auto& [who, at] : places) {
+    bool sorted = true;
+    for (std::size_t k = 1; k < at.size() && sorted; ++k) sorted = v[at[k - 1]].seq <= v[at[k]].seq;
+    if (sorted) continue;
+    group.clear();
+    for (std::size_t i : at) group.push_back(std::move(v[i]));
+    std::stable_sort(group.begin(), group.end(), [](const hub::message& a, const hub::message& b) { return a.seq < b.seq; });
+    for (std::size_t k = 0; k < at.size(); ++k) v[at[k]] = std::move(group[k]);
+  }
+}
+
 // Mles server ids are printable ASCII; a connection name is shown by the NATS monitor.
 std::string claim_key(const std::string& channel, const std::string& uid) {
   return bounded_token(channel) + "." + bounded_token(uid);
@@ -273,7 +295,7 @@ void backplane::ensure_stream() {
   cfg.Storage = js_FileStorage;
   cfg.Discard = js_DiscardOld;
   cfg.MaxMsgsPerSubject = static_cast<std::int64_t>(s_.history_limit);
-  cfg.MaxBytes = static_cast<std::int64_t>(s_.stream_bytes);
+  cfg.MaxBytes = s_.stream_bytes ? static_cast<std::int64_t>(s_.stream_bytes) : -1;
   cfg.MaxAge = std::chrono::duration_cast<std::chrono::nanoseconds>(s_.max_age).count();
   cfg.MaxMsgSize = static_cast<std::int32_t>(std::min<std::size_t>(s_.max_message + 256, INT32_MAX));
   cfg.Replicas = s_.replicas;
@@ -286,7 +308,11 @@ void backplane::ensure_stream() {
       if (jerr == JSStreamSubjectOverlapErr)
         throw std::runtime_error("stream '" + stream_ + "' cannot be created: its subjects " + subjects_text +
                                  " conflict with another stream's (" + status_text(st) + "); use --nats-prefix");
-      throw std::runtime_error("stream '" + stream_ + "' cannot be created: " + status_text(st));
+      std::string text = "stream '" + stream_ + "' cannot be created: " + status_text(st);
+      if (text.find("insufficient") != std::string::npos)
+        text += " (JetStream reserves the stream's byte bound, --history-total, on every replica's node: "
+                "raise max_file_store there or lower --history-total)";
+      throw std::runtime_error(text);
     }
     jsStreamInfo_Destroy(si);
     spdlog::info("cluster: stream '{}' created", stream_);
@@ -350,7 +376,9 @@ void backplane::ensure_bucket() {
   kc.MaxValueSize = 256;
   kvStore* fresh = nullptr;
   st = js_CreateKeyValue(&fresh, kv_js_, &kc);
-  if (st != NATS_OK) throw std::runtime_error("session bucket '" + bucket_ + "': " + status_text(st));
+  if (st != NATS_OK)
+    throw std::runtime_error("session bucket '" + bucket_ + "' cannot be created: " + status_text(st) +
+                             " (is JetStream storage full? the history stream reserves --history-total on each node)");
   if (kv_) kvStore_Destroy(fresh);  // the handle we have names the same bucket
   else kv_ = fresh;
 }
@@ -364,7 +392,7 @@ void backplane::stop() {
     out_cv_.notify_all();
     const auto deadline = clock::now() + std::chrono::seconds(2);
     out_cv_.wait_until(lock, deadline, [&] {
-      return (outbox_.empty() && inflight_bytes_ == 0) || !stats_.connected.load();
+      return (!has_output() && inflight_bytes_ == 0) || !stats_.connected.load();
     });
   }
   for (auto& w : workers_) {
@@ -811,6 +839,7 @@ bool backplane::fetch_history(const std::string& subject, std::vector<hub::messa
     natsMsgList_Destroy(&list);
   }
   stats_.loaded.fetch_add(out.size(), std::memory_order_relaxed);
+  order_per_origin(out);
   if (keep) {
     *keep = sub;  // the caller ends it once the history is handed over
     return ok;
@@ -835,6 +864,11 @@ void backplane::enqueue_out(const std::shared_ptr<const std::string>& subject, c
     out_bytes_ += item.data.size();
     outbox_.push_back(std::move(item));
     std::uint64_t dropped = 0;
+    while (out_bytes_ > s_.buffer_bytes && !retry_.empty()) {  // the oldest go first
+      out_bytes_ -= retry_.front().data.size();
+      retry_.pop_front();
+      ++dropped;
+    }
     while (out_bytes_ > s_.buffer_bytes && outbox_.size() > 1) {
       out_bytes_ -= outbox_.front().data.size();
       outbox_.pop_front();
@@ -854,11 +888,11 @@ void backplane::enqueue_out(const std::shared_ptr<const std::string>& subject, c
   out_cv_.notify_one();
 }
 
-void backplane::requeue_front(std::string subject, std::string data) {
+void backplane::requeue(std::string subject, std::string data) {
   {
     std::lock_guard lock(out_mutex_);
     out_bytes_ += data.size();
-    outbox_.push_front(out_item{std::make_shared<const std::string>(std::move(subject)), std::move(data)});
+    retry_.push_back(out_item{std::make_shared<const std::string>(std::move(subject)), std::move(data)});
     stats_.buffered_bytes.store(out_bytes_, std::memory_order_relaxed);
   }
   out_cv_.notify_one();
@@ -875,7 +909,7 @@ void backplane::on_ack(natsMsg* msg, bool ok, int err, int err_code) {
     // A copy the stream did store is dropped by readers (same origin and sequence).
     (void)err;
     stats_.retried.fetch_add(1, std::memory_order_relaxed);
-    requeue_front(natsMsg_GetSubject(msg),
+    requeue(natsMsg_GetSubject(msg),
                   std::string(natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg))));
   }
   natsMsg_Destroy(msg);
@@ -893,13 +927,15 @@ void backplane::run_publisher() {
   std::unique_lock lock(out_mutex_);
   for (;;) {
     out_cv_.wait_for(lock, std::chrono::milliseconds(200), [&] {
-      if (stopping_ && (outbox_.empty() || !stats_.connected)) return true;
-      return !outbox_.empty() && ready_ && stats_.connected && inflight_bytes_ < max_inflight_bytes;
+      if (stopping_ && (!has_output() || !stats_.connected)) return true;
+      return has_output() && ready_ && stats_.connected && inflight_bytes_ < max_inflight_bytes;
     });
-    if (stopping_ && (outbox_.empty() || !stats_.connected)) return;
-    if (outbox_.empty() || !ready_ || !stats_.connected || inflight_bytes_ >= max_inflight_bytes) continue;
-    out_item item = std::move(outbox_.front());
-    outbox_.pop_front();
+    if (stopping_ && (!has_output() || !stats_.connected)) return;
+    if (!has_output() || !ready_ || !stats_.connected || inflight_bytes_ >= max_inflight_bytes) continue;
+    // What failed goes again before anything newer, in the order it was first published.
+    auto& from = retry_.empty() ? outbox_ : retry_;
+    out_item item = std::move(from.front());
+    from.pop_front();
     out_bytes_ -= item.data.size();
     stats_.buffered_bytes.store(out_bytes_, std::memory_order_relaxed);
     inflight_bytes_ += item.data.size();
@@ -917,7 +953,7 @@ void backplane::run_publisher() {
     // Not sent (disconnected meanwhile, or stalled): back to the front, try again shortly.
     inflight_bytes_ -= std::min(inflight_bytes_, item.data.size());
     out_bytes_ += item.data.size();
-    outbox_.push_front(std::move(item));
+    from.push_front(std::move(item));
     stats_.buffered_bytes.store(out_bytes_, std::memory_order_relaxed);
     out_cv_.wait_for(lock, std::chrono::milliseconds(100), [&] { return stopping_.load(); });
   }
@@ -951,15 +987,15 @@ void backplane::on_disconnected(natsConnection*, void* self) {
   }
 }
 
-// Publishes not acknowledged when the connection went: first in the outbox again, in their
-// order, so that after the reconnection they go out before anything newer (a copy that did
+// Publishes not acknowledged when the connection went: queued for retry, in their order, so
+// that after the reconnection they go out before anything newer (a copy that did
 // get through is dropped by the receivers: same origin and sequence).
 void backplane::take_back_pending() {
   natsMsgList pending{};
   if (js_PublishAsyncGetPendingList(&pending, js_) != NATS_OK) return;
-  for (int i = pending.Count - 1; i >= 0; --i) {
+  for (int i = 0; i < pending.Count; ++i) {
     natsMsg* msg = pending.Msgs[i];
-    requeue_front(natsMsg_GetSubject(msg),
+    requeue(natsMsg_GetSubject(msg),
                   std::string(natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg))));
   }
   stats_.retried.fetch_add(static_cast<std::uint64_t>(pending.Count), std::memory_order_relaxed);

@@ -65,7 +65,7 @@ struct settings {
   std::chrono::milliseconds session_ttl{30'000};  // --nats-session-ttl
   std::chrono::milliseconds linger{60'000};      // subscription kept after the last local member
   std::size_t history_limit = 200;               // --limit: messages per channel (per subject)
-  std::size_t stream_bytes = 1u << 30;           // the stream's byte bound (--history-total)
+  std::size_t stream_bytes = 0;                  // the stream's byte bound (--history-total); 0: none
   std::size_t max_message = 16u << 20;           // --max-message (the stream's message size bound)
   std::chrono::seconds max_age{30 * 24 * 3600};  // = the idle-channel expiry
   std::string server_id;                         // this server's id (KV values, connection name)
@@ -170,7 +170,9 @@ class backplane final : public hub::interest_observer, public net::join_gate {
   void refresh_claims(worker& w);
 
   void enqueue_out(const std::shared_ptr<const std::string>& subject, const hub::message& m);
-  void requeue_front(std::string subject, std::string data);
+  // A publish that failed: sent again before anything in the outbox, in failure order.
+  void requeue(std::string subject, std::string data);
+  bool has_output() const { return !retry_.empty() || !outbox_.empty(); }  // under out_mutex_
   // JetStream's answer to one publish (nats.c's thread); takes the message.
   void on_ack(__natsMsg* msg, bool ok, int err, int err_code);
 
@@ -202,9 +204,10 @@ class backplane final : public hub::interest_observer, public net::join_gate {
   std::mutex mu_;  // channels_
   std::unordered_map<std::string, std::shared_ptr<chan>> channels_;
 
-  std::mutex out_mutex_;  // outbox_, out_bytes_, inflight_bytes_
+  std::mutex out_mutex_;  // outbox_, retry_, out_bytes_, inflight_bytes_
   std::condition_variable out_cv_;
   std::deque<out_item> outbox_;
+  std::deque<out_item> retry_;         // failed publishes, oldest first
   std::size_t out_bytes_ = 0;
   std::size_t inflight_bytes_ = 0;     // published, not yet acknowledged
   std::thread publisher_;

@@ -309,8 +309,11 @@ std::size_t hub::reload(const membership& m, std::vector<message> oldest_first, 
     if (ch.clients_ == 0) {
       ch.history_.clear();
       ch.dedup_.reset();
+      std::uint64_t own_last = 0;  // this run's messages come in sequence order; a repeat is a copy
       for (auto& msg : oldest_first) {
         if (msg.from && *msg.from == *self_) {
+          if (msg.seq <= own_last) continue;
+          own_last = msg.seq;
           ch.next_seq_ = std::max(ch.next_seq_, msg.seq + 1);
           msg.from = nullptr;  // ours: relays re-encode it with self()
         } else if (check_duplicate(ch, msg) != publish_result::delivered) {

@@ -211,7 +211,8 @@ class hub {
   // in by member m (the cluster's member of the channel). A channel without clients takes it
   // as its history: the in-memory one is replaced (the store is the authority; this server's
   // copy may be stale) and the origins are recorded; messages of this run's own origin stay
-  // this server's. A channel with clients keeps its history and gets each message as if
+  // this server's (they must come in sequence order; a repeated one is dropped). A channel
+  // with clients keeps its history and gets each message as if
   // published by m (deduplicated: only what it missed is stored and delivered). Returns the
   // number of messages taken.
   std::size_t reload(const membership& m, std::vector<message> oldest_first, clock::time_point now = clock::now());
