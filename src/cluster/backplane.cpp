@@ -54,6 +54,16 @@ void order_per_origin(std::vector<hub::message>& v) {
   }
 }
 
+// A NATS URL for the log: user and password (or token) replaced by "***".
+std::string redacted(std::string_view url) {
+  const auto scheme = url.find("://");
+  if (scheme == std::string_view::npos) return std::string(url);
+  const auto host = scheme + 3;
+  const auto at = url.find('@', host);
+  if (at == std::string_view::npos || url.find('/', host) < at) return std::string(url);
+  return std::string(url.substr(0, host)) + "***" + std::string(url.substr(at));
+}
+
 // Mles server ids are printable ASCII; a connection name is shown by the NATS monitor.
 std::string claim_key(const std::string& channel, const std::string& uid) {
   return bounded_token(channel) + "." + bounded_token(uid);
@@ -177,7 +187,8 @@ backplane::~backplane() {
   js_ = nullptr;
   kv_js_ = nullptr;
   nc_ = nullptr;
-  nats_CloseAndWait(2000);
+  // No nats_Close here: the library tears itself down at exit (closing it first crashed at
+  // exit once its TLS had been used: its handler then ran on a closed library).
 }
 
 void backplane::note_received() noexcept { stats_.received.fetch_add(1, std::memory_order_relaxed); }
@@ -267,11 +278,12 @@ void backplane::start() {
     set_up();  // throws: a conflicting stream stops the start
     char url[256] = {};
     if (natsConnection_GetConnectedUrl(nc_, url, sizeof url) != NATS_OK) url[0] = 0;
-    spdlog::info("cluster: connected to NATS at {}; stream '{}' ({} replica{}), session bucket '{}'", url, stream_,
+    spdlog::info("cluster: connected to NATS at {}; stream '{}' ({} replica{}), session bucket '{}'", redacted(url), stream_,
                  s_.replicas, s_.replicas == 1 ? "" : "s", bucket_);
   } else {
-    spdlog::warn("cluster: NATS not reachable at {}: serving local members, retrying in the background",
-                 s_.urls.front());
+    std::string all;
+    for (const auto& u : s_.urls) all += (all.empty() ? "" : ",") + redacted(u);
+    spdlog::warn("cluster: NATS not reachable at {}: serving local members, retrying in the background", all);
   }
 }
 

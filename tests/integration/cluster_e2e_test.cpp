@@ -789,5 +789,43 @@ TEST_F(cluster_mode, a_uid_joined_on_one_server_is_refused_on_another_until_it_l
                         << " ms after its server a was killed";
 }
 
+// ---------------------------------------------------------------------------------------------
+// --nats with TLS (tls://, --nats-ca) and a user and password in the URL.
+
+TEST_F(cluster_mode, reaches_nats_over_tls_with_a_password) {
+  nats_ = std::make_unique<nats_cluster>(1);
+  const auto cert = net_.dir() / "nats-cert.pem";
+  const auto key = net_.dir() / "nats-key.pem";
+  write_test_certificate(cert, key, "localhost");
+  nats_->add_config("tls {\n  cert_file: \"" + cert.string() + "\"\n  key_file: \"" + key.string() +
+                    "\"\n}\nauthorization {\n  user: mles\n  password: \"s3cret\"\n}\n");
+  const std::string port = std::to_string(nats_->client_port(0));
+  auto over_tls = [&](std::string name, std::string password) {
+    server_options o;
+    o.name = std::move(name);
+    o.extra = {"--nats", "tls://mles:" + password + "@localhost:" + port, "--nats-ca", cert.string(),
+               "--limit", std::to_string(history_limit)};
+    return o;
+  };
+  // c has a wrong password.
+  net_.declare({over_tls("a", "s3cret"), over_tls("b", "s3cret"), over_tls("c", "wrong")});
+  ASSERT_TRUE(nats_->start_all());
+  ASSERT_TRUE(net_.start_all());
+  ASSERT_TRUE(wait_connected(0));
+  ASSERT_TRUE(wait_connected(1));
+  std::vector<member*> members{&net_.join(0, "a1"), &net_.join(1, "b1")};
+  MLES_ASSERT_NO_FAILURE_YET();
+  exchange(net_, members, members, everyone_else, 0, 20);
+  // Refused credentials: the server runs (serving its own members) and says NATS is not reachable.
+  EXPECT_TRUE(net_.wait_log(2, log_has(expect_log::unreachable), 0, nats_connect_timeout))
+      << "server c (wrong password) did not log '" << expect_log::unreachable << "'";
+  EXPECT_EQ(net_.count_log(2, log_has(expect_log::connected)), 0u);
+  // Credentials never reach the log.
+  for (std::size_t i = 0; i < net_.size(); ++i) {
+    EXPECT_EQ(net_.count_log(i, log_has("s3cret")), 0u) << "server " << net_.name(i) << " logged the password";
+    EXPECT_EQ(net_.count_log(i, log_has("wrong@")), 0u) << "server " << net_.name(i) << " logged the password";
+  }
+}
+
 }  // namespace
 }  // namespace mles::test

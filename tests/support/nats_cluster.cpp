@@ -118,6 +118,7 @@ void nats_cluster::write_config(std::size_t i) {
       << "  max_memory_store: 64MB\n"
       << "  max_file_store: 1GB\n"
       << "}\n";
+  out << extra_config_;
   if (n.cluster_port != 0) {
     out << "cluster {\n"
         << "  name: " << cluster_name_ << "\n"
@@ -129,6 +130,12 @@ void nats_cluster::write_config(std::size_t i) {
     out << "  ]\n"
         << "}\n";
   }
+}
+
+void nats_cluster::add_config(const std::string& text) {
+  extra_config_ += text;
+  if (!extra_config_.empty() && extra_config_.back() != '\n') extra_config_ += '\n';
+  for (std::size_t i = 0; i < nodes_.size(); ++i) write_config(i);
 }
 
 std::string nats_cluster::url(std::size_t i) const {

@@ -93,6 +93,10 @@ class nats_cluster {
   void stop_all();
   bool running(std::size_t i);
 
+  // Appends text (nats-server configuration: tls {...}, authorization {...}) to every node's
+  // configuration file; takes effect at the nodes' next start.
+  void add_config(const std::string& text);
+
   // Keeps the nodes' pipes drained (a server blocked writing its log stops serving).
   void drain_logs();
   // Every node's config and every run's stderr.
@@ -106,6 +110,7 @@ class nats_cluster {
 
   std::string binary_;
   std::string cluster_name_;
+  std::string extra_config_;
   temp_dir dir_;
   std::vector<nats_node> nodes_;
 };
