@@ -54,6 +54,59 @@ void order_per_origin(std::vector<hub::message>& v) {
   }
 }
 
+}  // namespace
+
+// What nats.c's connection callbacks and publish acknowledgements reach the backplane
+// through. nats.c may still call them after the connection is closed and destroyed (its
+// callback thread drains asynchronously), so they hold this, not the backplane: stop()
+// clears target under the lock, and a late callback finds nothing. It is never freed (nats.c
+// keeps the pointer until its own exit), and stays reachable from a global.
+struct backplane::callback_gate {
+  std::mutex m;
+  std::condition_variable idle;
+  backplane* target = nullptr;  // under m
+  int active = 0;               // callbacks running now, under m
+
+  // A callback's hold on the backplane (no lock held while it runs: it may call into nats.c).
+  class pass {
+   public:
+    explicit pass(callback_gate& g) : g_(g) {
+      std::lock_guard lock(g_.m);
+      b_ = g_.target;
+      if (b_) ++g_.active;
+    }
+    ~pass() {
+      if (!b_) return;
+      std::lock_guard lock(g_.m);
+      if (--g_.active == 0) g_.idle.notify_all();
+    }
+    pass(const pass&) = delete;
+    pass& operator=(const pass&) = delete;
+    backplane* get() const noexcept { return b_; }
+
+   private:
+    callback_gate& g_;
+    backplane* b_ = nullptr;
+  };
+
+  // No callback reaches the backplane after this returns.
+  void close() {
+    std::unique_lock lock(m);
+    target = nullptr;
+    idle.wait(lock, [&] { return active == 0; });
+  }
+};
+
+namespace {
+
+backplane::callback_gate* new_callback_gate() {
+  static std::mutex m;
+  static auto* all = new std::vector<backplane::callback_gate*>;
+  std::lock_guard lock(m);
+  all->push_back(new backplane::callback_gate);
+  return all->back();
+}
+
 // A NATS URL for the log: user and password (or token) replaced by "***".
 std::string redacted(std::string_view url) {
   const auto scheme = url.find("://");
@@ -155,8 +208,10 @@ static void on_channel_message(natsConnection*, natsSubscription*, natsMsg* msg,
     spdlog::warn("cluster: dropped a malformed message on {}: {}", *c.subject, ec.message());
     return;
   }
-  c.owner.note_received();
   std::lock_guard lock(c.m);
+  // Idle: detached, or the backplane stopped (and may be gone): touch nothing of it.
+  if (c.st == backplane::chan::state::idle) return;
+  c.owner.note_received();
   switch (c.st) {
     case backplane::chan::state::idle: return;
     case backplane::chan::state::loading:
@@ -170,7 +225,8 @@ static void on_channel_message(natsConnection*, natsSubscription*, natsMsg* msg,
   }
 }
 
-backplane::backplane(settings s, hub::hub& h) : s_(std::move(s)), hub_(h) {
+backplane::backplane(settings s, hub::hub& h) : s_(std::move(s)), hub_(h), gate_(new_callback_gate()) {
+  gate_->target = this;
   stream_ = s_.prefix;
   bucket_ = s_.prefix + "-sessions";
   if (s_.workers == 0) s_.workers = 1;
@@ -179,6 +235,7 @@ backplane::backplane(settings s, hub::hub& h) : s_(std::move(s)), hub_(h) {
 
 backplane::~backplane() {
   stop();
+  gate_->close();
   if (kv_) kvStore_Destroy(kv_);
   if (js_) jsCtx_Destroy(js_);
   if (kv_js_) jsCtx_Destroy(kv_js_);
@@ -240,9 +297,9 @@ void backplane::start() {
             },
             nullptr),
         "error handler");
-  check(natsOptions_SetDisconnectedCB(opts, &backplane::on_disconnected, this), "callbacks");
-  check(natsOptions_SetReconnectedCB(opts, &backplane::on_reconnected, this), "callbacks");
-  check(natsOptions_SetRetryOnFailedConnect(opts, true, &backplane::on_connected, this), "retry");
+  check(natsOptions_SetDisconnectedCB(opts, &backplane::on_disconnected, gate_), "callbacks");
+  check(natsOptions_SetReconnectedCB(opts, &backplane::on_reconnected, gate_), "callbacks");
+  check(natsOptions_SetRetryOnFailedConnect(opts, true, &backplane::on_connected, gate_), "retry");
   if (s_.creds) {
     const std::string f = s_.creds->string();
     check(natsOptions_SetUserCredentialsFromFiles(opts, f.c_str(), nullptr), "--nats-creds");
@@ -258,10 +315,14 @@ void backplane::start() {
   jo.Wait = s_.request_timeout.count();
   jo.PublishAsync.MaxPending = max_inflight_messages;
   jo.PublishAsync.StallWait = 200;
-  jo.PublishAsync.AckHandlerClosure = this;
-  jo.PublishAsync.AckHandler = [](jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* self) {
-    static_cast<backplane*>(self)->on_ack(msg, pa != nullptr, pae ? static_cast<int>(pae->Err) : 0,
-                                          pae ? static_cast<int>(pae->ErrCode) : 0);
+  jo.PublishAsync.AckHandlerClosure = gate_;
+  jo.PublishAsync.AckHandler = [](jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* closure) {
+    callback_gate::pass p(*static_cast<callback_gate*>(closure));
+    if (!p.get()) {
+      natsMsg_Destroy(msg);
+      return;
+    }
+    p.get()->on_ack(msg, pa != nullptr, pae ? static_cast<int>(pae->Err) : 0, pae ? static_cast<int>(pae->ErrCode) : 0);
   };
   check(natsConnection_JetStream(&js_, nc_, &jo), "JetStream context");
   // Claims wait less than history reads: a join must not hang on an election (2 s, then it
@@ -440,6 +501,8 @@ void backplane::stop() {
     if (c->ms) hub_.leave(c->ms);
     c->st = chan::state::idle;
   }
+  // From here on nats.c's callbacks reach nothing (they may run after the destruction).
+  gate_->close();
   if (nc_) natsConnection_Close(nc_);
 }
 
@@ -973,14 +1036,20 @@ void backplane::run_publisher() {
 
 // ------------------------------------------------------------------ connection events
 
-void backplane::on_connected(natsConnection*, void* self) { static_cast<backplane*>(self)->after_connect(true); }
-
-void backplane::on_reconnected(natsConnection*, void* self) {
-  static_cast<backplane*>(self)->after_connect(false);
+void backplane::on_connected(natsConnection*, void* closure) {
+  callback_gate::pass p(*static_cast<callback_gate*>(closure));
+  if (p.get()) p.get()->after_connect(true);
 }
 
-void backplane::on_disconnected(natsConnection*, void* self) {
-  auto& b = *static_cast<backplane*>(self);
+void backplane::on_reconnected(natsConnection*, void* closure) {
+  callback_gate::pass p(*static_cast<callback_gate*>(closure));
+  if (p.get()) p.get()->after_connect(false);
+}
+
+void backplane::on_disconnected(natsConnection*, void* closure) {
+  callback_gate::pass p(*static_cast<callback_gate*>(closure));
+  if (!p.get()) return;
+  auto& b = *p.get();
   if (b.stopping_) return;
   if (b.stats_.connected.exchange(false)) {
     spdlog::warn("cluster: NATS connection lost: serving local members, buffering up to {} bytes, reconnecting",

@@ -115,7 +115,8 @@ class backplane final : public hub::interest_observer, public net::join_gate {
   void admit(const std::string& channel, const std::string& uid, std::function<void(net::admission)> done) override;
   void release(const std::string& channel, const std::string& uid) override;
 
-  struct chan;  // one attached channel (backplane.cpp)
+  struct chan;           // one attached channel (backplane.cpp)
+  struct callback_gate;  // what nats.c's callbacks reach us through (backplane.cpp)
   // For the subscriptions' callback.
   hub::hub& hub() noexcept { return hub_; }
   void note_received() noexcept;
@@ -197,6 +198,7 @@ class backplane final : public hub::interest_observer, public net::join_gate {
   std::atomic<bool> stopping_{false};
   std::atomic<bool> started_{false};
   std::mutex setup_mutex_;             // set_up() from the start thread or a worker
+  callback_gate* gate_;                // never freed: nats.c may call through it after we are gone
 
   std::vector<std::unique_ptr<worker>> workers_;
 
