@@ -975,6 +975,7 @@ void backplane::requeue(std::string subject, std::string data) {
 
 void backplane::on_ack(natsMsg* msg, bool ok, int err, int err_code) {
   const auto size = static_cast<std::size_t>(natsMsg_GetDataLength(msg));
+  const void* msg_key = msg;  // (the message is destroyed below; only its address is kept)
   if (ok) {
     stats_.acknowledged.fetch_add(1, std::memory_order_relaxed);
   } else if (err_code == 10054 /* maximum payload exceeded */ || stopping_) {
@@ -991,22 +992,54 @@ void backplane::on_ack(natsMsg* msg, bool ok, int err, int err_code) {
   {
     std::lock_guard lock(out_mutex_);
     inflight_bytes_ -= std::min(inflight_bytes_, size);
+    if (auto it = inflight_ids_.find(msg_key); it != inflight_ids_.end()) {
+      inflight_times_.erase(it->second);
+      inflight_ids_.erase(it);
+    }
   }
   out_cv_.notify_all();
+}
+
+// JetStream stopped answering (a stream leader lost, an election: the oldest publish in
+// flight waits for its answer for more than 250 ms): nothing newer goes out until it is
+// answered or times out and goes again, so a publish stored after the election cannot pass
+// one that will be retried, and the stream keeps each sender's order (so does the live flow,
+// which rides on the same publishes; it waits at most the publish timeout, 2 s).
+bool backplane::stalled() const {
+  return !inflight_times_.empty() &&
+         clock::now() - inflight_times_.begin()->second.sent > std::chrono::milliseconds(250);
+}
+
+// A publish that nats.c never answered (neither acknowledgement nor timeout: it can lose
+// track of one across a reconnection) must not stall the outbox for ever: after 5 s it goes
+// again (a copy the stream did store is dropped by readers).
+void backplane::expire_inflight() {
+  const auto limit = clock::now() - std::chrono::seconds(5);
+  while (!inflight_times_.empty() && inflight_times_.begin()->second.sent < limit) {
+    auto& f = inflight_times_.begin()->second;
+    inflight_ids_.erase(f.address);
+    inflight_bytes_ -= std::min(inflight_bytes_, f.item.data.size());
+    out_bytes_ += f.item.data.size();
+    retry_.push_back(std::move(f.item));
+    stats_.retried.fetch_add(1, std::memory_order_relaxed);
+    inflight_times_.erase(inflight_times_.begin());
+  }
 }
 
 void backplane::run_publisher() {
   jsPubOptions po;
   jsPubOptions_Init(&po);
-  po.MaxWait = s_.request_timeout.count();
+  // A publish not answered within 2 s goes again (an election may take longer: then again).
+  po.MaxWait = std::min<std::int64_t>(s_.request_timeout.count(), 2'000);
   std::unique_lock lock(out_mutex_);
   for (;;) {
+    expire_inflight();
     out_cv_.wait_for(lock, std::chrono::milliseconds(200), [&] {
       if (stopping_ && (!has_output() || !stats_.connected)) return true;
-      return has_output() && ready_ && stats_.connected && inflight_bytes_ < max_inflight_bytes;
+      return has_output() && ready_ && stats_.connected && inflight_bytes_ < max_inflight_bytes && !stalled();
     });
     if (stopping_ && (!has_output() || !stats_.connected)) return;
-    if (!has_output() || !ready_ || !stats_.connected || inflight_bytes_ >= max_inflight_bytes) continue;
+    if (!has_output() || !ready_ || !stats_.connected || inflight_bytes_ >= max_inflight_bytes || stalled()) continue;
     // What failed goes again before anything newer, in the order it was first published.
     auto& from = retry_.empty() ? outbox_ : retry_;
     out_item item = std::move(from.front());
@@ -1018,12 +1051,24 @@ void backplane::run_publisher() {
     natsMsg* msg = nullptr;
     natsStatus st = natsMsg_Create(&msg, item.subject->c_str(), nullptr, item.data.data(),
                                    static_cast<int>(item.data.size()));
+    const void* msg_key = msg;
+    if (st == NATS_OK) {
+      // Noted before the publish: its answer may come before the call returns.
+      std::lock_guard relock(out_mutex_);
+      const std::uint64_t id = next_publish_id_++;
+      inflight_ids_[msg_key] = id;
+      inflight_times_.emplace(id, in_flight{clock::now(), msg_key, item});
+    }
     if (st == NATS_OK) st = js_PublishMsgAsync(js_, &msg, &po);
     if (msg) natsMsg_Destroy(msg);
     lock.lock();
     if (st == NATS_OK) {
       stats_.published.fetch_add(1, std::memory_order_relaxed);
       continue;
+    }
+    if (auto it = inflight_ids_.find(msg_key); it != inflight_ids_.end()) {
+      inflight_times_.erase(it->second);
+      inflight_ids_.erase(it);
     }
     // Not sent (disconnected meanwhile, or stalled): back to the front, try again shortly.
     inflight_bytes_ -= std::min(inflight_bytes_, item.data.size());
@@ -1083,6 +1128,8 @@ void backplane::take_back_pending() {
   natsMsgList_Destroy(&pending);
   std::lock_guard lock(out_mutex_);
   inflight_bytes_ = 0;
+  inflight_ids_.clear();
+  inflight_times_.clear();
 }
 
 void backplane::after_connect(bool first) {

@@ -174,6 +174,8 @@ class backplane final : public hub::interest_observer, public net::join_gate {
   // A publish that failed: sent again before anything in the outbox, in failure order.
   void requeue(std::string subject, std::string data);
   bool has_output() const { return !retry_.empty() || !outbox_.empty(); }  // under out_mutex_
+  bool stalled() const;                                                    // under out_mutex_
+  void expire_inflight();                                                  // under out_mutex_
   // JetStream's answer to one publish (nats.c's thread); takes the message.
   void on_ack(__natsMsg* msg, bool ok, int err, int err_code);
 
@@ -212,6 +214,15 @@ class backplane final : public hub::interest_observer, public net::join_gate {
   std::deque<out_item> retry_;         // failed publishes, oldest first
   std::size_t out_bytes_ = 0;
   std::size_t inflight_bytes_ = 0;     // published, not yet acknowledged
+  // Publishes in flight, for the stall rule: message address -> id, id -> when it went out.
+  struct in_flight {
+    clock::time_point sent;
+    const void* address;  // key of inflight_ids_
+    out_item item;        // sent again if no answer ever comes
+  };
+  std::unordered_map<const void*, std::uint64_t> inflight_ids_;
+  std::map<std::uint64_t, in_flight> inflight_times_;
+  std::uint64_t next_publish_id_ = 0;
   std::thread publisher_;
   clock::time_point last_drop_warning_{};
 };
