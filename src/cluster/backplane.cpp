@@ -177,6 +177,16 @@ struct backplane::chan final : hub::member, std::enable_shared_from_this<chan> {
     top = std::max(top, msg.seq);
     return gap;
   }
+  // Under m: unsubscribes and leaves the hub; the channel is idle afterwards.
+  void let_go() {
+    if (sub) {
+      natsSubscription_Unsubscribe(sub);
+      natsSubscription_Destroy(sub);
+      sub = nullptr;
+    }
+    if (ms) owner.hub().leave(ms);
+    st = state::idle;
+  }
   // Under m: hands msg to the hub, watching for gaps.
   void publish(hub::message msg) {
     const bool gap = note_sequence(msg);
@@ -246,6 +256,14 @@ backplane::~backplane() {
   nc_ = nullptr;
   // No nats_Close here: the library tears itself down at exit (closing it first crashed at
   // exit once its TLS had been used: its handler then ran on a closed library).
+}
+
+std::vector<std::shared_ptr<backplane::chan>> backplane::attached_channels() {
+  std::lock_guard lock(mu_);
+  std::vector<std::shared_ptr<chan>> out;
+  out.reserve(channels_.size());
+  for (const auto& [name, c] : channels_) out.push_back(c);
+  return out;
 }
 
 void backplane::note_received() noexcept { stats_.received.fetch_add(1, std::memory_order_relaxed); }
@@ -493,13 +511,7 @@ void backplane::stop() {
   }
   for (auto& [name, c] : channels) {
     std::lock_guard lock(c->m);
-    if (c->sub) {
-      natsSubscription_Unsubscribe(c->sub);
-      natsSubscription_Destroy(c->sub);
-      c->sub = nullptr;
-    }
-    if (c->ms) hub_.leave(c->ms);
-    c->st = chan::state::idle;
+    c->let_go();
   }
   // From here on nats.c's callbacks reach nothing (they may run after the destruction).
   gate_->close();
@@ -835,13 +847,7 @@ void backplane::detach(const std::shared_ptr<chan>& c, std::uint64_t generation)
   {
     std::lock_guard lock(c->m);
     if (c->st == chan::state::idle) return;
-    if (c->sub) {
-      natsSubscription_Unsubscribe(c->sub);
-      natsSubscription_Destroy(c->sub);
-      c->sub = nullptr;
-    }
-    if (c->ms) hub_.leave(c->ms);
-    c->st = chan::state::idle;
+    c->let_go();
   }
   stats_.subscriptions.fetch_sub(1, std::memory_order_relaxed);
   std::lock_guard lock(mu_);
@@ -1102,11 +1108,7 @@ void backplane::on_disconnected(natsConnection*, void* closure) {
   }
   b.take_back_pending();
   // Live messages of every attached channel wait for its history read after the reconnection.
-  std::vector<std::shared_ptr<chan>> attached;
-  {
-    std::lock_guard lock(b.mu_);
-    for (const auto& [name, c] : b.channels_) attached.push_back(c);
-  }
+  const auto attached = b.attached_channels();
   for (auto& c : attached) {
     std::lock_guard lock(c->m);
     if (c->st == chan::state::live) c->st = chan::state::held;
@@ -1161,11 +1163,7 @@ void backplane::resume() {
   if (set) last_setup_error_.clear();
   // Every attached channel: its history, then what waited (a read that fails lets the live
   // messages through and is tried again later).
-  std::vector<std::shared_ptr<chan>> attached;
-  {
-    std::lock_guard lock(mu_);
-    for (const auto& [name, c] : channels_) attached.push_back(c);
-  }
+  const auto attached = attached_channels();
   for (auto& c : attached) {
     post(worker_for(c->name), [this, c] {
       if (!refill(c)) schedule_refill(c);

@@ -144,6 +144,7 @@ class backplane final : public hub::interest_observer, public net::join_gate {
   };
 
   worker& worker_for(const std::string& key);
+  std::vector<std::shared_ptr<chan>> attached_channels();  // a snapshot of the map
   void post(worker& w, std::function<void()> task);
   void post_after(worker& w, clock::duration delay, std::function<void()> task);
   void run_worker(worker& w);
