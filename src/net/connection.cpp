@@ -563,6 +563,7 @@ void connection::on_sweep(event_loop::clock::time_point now) {
     tls_buffers_kept_ = false;
     transport_.keep_buffers(false);
   }
+  transport_.on_sweep();
   writes_since_sweep_ = 0;
   switch (state_) {
     case state::handshake:

@@ -67,6 +67,7 @@ enum class alert : std::uint8_t {
   unexpected_message = 10,
   bad_record_mac = 20,
   record_overflow = 22,
+  illegal_parameter = 47,
   decode_error = 50,
   internal_error = 80,
 };

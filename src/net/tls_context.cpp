@@ -1,6 +1,8 @@
 // tls_context: server TLS policy, certificate loading, self-signed certificates, SNI registry.
 #include "net/tls_context.hpp"
 
+#include "net/transport.hpp"
+
 #include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -68,6 +70,9 @@ ssl_ctx_ptr make_policy_context() {
   SSL_CTX_set_read_ahead(raw, 1);
   SSL_CTX_set_alpn_select_cb(raw, select_alpn, nullptr);
   SSL_CTX_set_session_cache_mode(raw, SSL_SESS_CACHE_SERVER);
+  // TLS 1.3 traffic secrets go to the session's transport, which then runs the records
+  // itself and frees the SSL object (transport::take_over_records); nothing is written out.
+  SSL_CTX_set_keylog_callback(raw, &tls13_keylog);
   return ctx;
 }
 

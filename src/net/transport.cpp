@@ -1,11 +1,18 @@
 // transport: non-blocking reads and writes on a socket, plain or through OpenSSL.
 #include "net/transport.hpp"
 
+#include "net/tls13_records.hpp"
+
 #include <openssl/bio.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 
+#include <spdlog/spdlog.h>
+
+#include <array>
 #include <cerrno>
 #include <cstring>
+#include <string_view>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -45,6 +52,73 @@ struct tls_sink_access {
   }
 };
 
+// The TLS 1.3 application traffic secrets of a server handshake, as the key-log callback
+// hands them over.
+struct transport::handoff {
+  std::array<std::uint8_t, 48> client{};
+  std::array<std::uint8_t, 48> server{};
+  std::size_t client_len = 0;
+  std::size_t server_len = 0;
+  ~handoff() {
+    OPENSSL_cleanse(client.data(), client.size());
+    OPENSSL_cleanse(server.data(), server.size());
+  }
+};
+
+// A session on our record layer.
+struct transport::own_tls {
+  own_tls(tls13::suite s, std::span<const std::uint8_t> client, std::span<const std::uint8_t> server,
+          std::uint64_t write_seq)
+      : records(s, tls13::role::server, client, server, write_seq) {}
+  tls13::record_layer records;
+  std::vector<std::uint8_t> partial;  // an incomplete record read so far
+  std::string alpn;
+  bool peer_closed = false;  // close_notify received: reads end
+  bool active = false;       // records since the last sweep
+};
+
+namespace {
+
+int transport_index() {
+  static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
+int hex_digit(char c) noexcept {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// "<label> <client random hex> <secret hex>" → the secret, if the label is `label`.
+std::size_t parse_secret(std::string_view line, std::string_view label, std::array<std::uint8_t, 48>& out) {
+  if (!line.starts_with(label) || line.size() <= label.size() || line[label.size()] != ' ') return 0;
+  const auto last = line.rfind(' ');
+  const std::string_view hex = line.substr(last + 1);
+  if (hex.size() % 2 || hex.size() / 2 > out.size()) return 0;
+  for (std::size_t i = 0; i < hex.size() / 2; ++i) {
+    const int hi = hex_digit(hex[2 * i]);
+    const int lo = hex_digit(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return 0;
+    out[i] = static_cast<std::uint8_t>(hi * 16 + lo);
+  }
+  return hex.size() / 2;
+}
+
+}  // namespace
+
+void tls13_keylog(const SSL* ssl, const char* line) {
+  auto* t = static_cast<transport*>(SSL_get_ex_data(ssl, transport_index()));
+  if (!t || !t->handoff_ || !line) return;
+  const std::string_view l(line);
+  if (const std::size_t n = parse_secret(l, "CLIENT_TRAFFIC_SECRET_0", t->handoff_->client)) {
+    t->handoff_->client_len = n;
+  } else if (const std::size_t m = parse_secret(l, "SERVER_TRAFFIC_SECRET_0", t->handoff_->server)) {
+    t->handoff_->server_len = m;
+  }
+}
+
 transport::transport(boost::asio::ip::tcp::socket socket, SSL* ssl, tls_role role,
                      std::vector<std::uint8_t>& tls_scratch)
     : socket_(std::move(socket)), ssl_(ssl), scratch_(tls_scratch) {
@@ -55,13 +129,67 @@ transport::transport(boost::asio::ip::tcp::socket socket, SSL* ssl, tls_role rol
     BIO* wbio = BIO_new(tls_sink_access::method());
     BIO_set_data(wbio, this);
     SSL_set_bio(ssl_, rbio, wbio);
-    if (role == tls_role::server) SSL_set_accept_state(ssl_);
-    else SSL_set_connect_state(ssl_);
+    if (role == tls_role::server) {
+      SSL_set_accept_state(ssl_);
+      // Ready to take over a TLS 1.3 session: OpenSSL must not read past the client's
+      // Finished (no read-ahead during the handshake; restored if OpenSSL keeps the session).
+      handoff_ = std::make_unique<handoff>();
+      SSL_set_ex_data(ssl_, transport_index(), this);
+      SSL_set_read_ahead(ssl_, 0);
+    } else {
+      SSL_set_connect_state(ssl_);
+    }
   }
 }
 
 transport::~transport() {
   if (ssl_) SSL_free(ssl_);
+}
+
+// The handshake is complete and the server's last flight (this call's output, session
+// tickets) is in the scratch buffer, not yet sent.
+void transport::take_over_records() {
+  const std::unique_ptr<handoff> h = std::move(handoff_);
+  SSL_set_ex_data(ssl_, transport_index(), nullptr);
+  const auto keep_openssl = [&] { SSL_set_read_ahead(ssl_, 1); };
+  if (!h || SSL_version(ssl_) != TLS1_3_VERSION || SSL_has_pending(ssl_) || SSL_pending(ssl_) > 0) {
+    return keep_openssl();
+  }
+  const SSL_CIPHER* cipher = SSL_get_current_cipher(ssl_);
+  const auto s = cipher ? tls13::suite_from_id(SSL_CIPHER_get_protocol_id(cipher)) : std::nullopt;
+  if (!s || h->client_len != tls13::hash_length(*s) || h->server_len != tls13::hash_length(*s)) {
+    return keep_openssl();
+  }
+  const std::span<const std::uint8_t> client(h->client.data(), h->client_len);
+  const std::span<const std::uint8_t> server(h->server.data(), h->server_len);
+  try {
+    // Whatever OpenSSL wrote in this last step went under our new key (the tickets): open it
+    // as the client would, to know exactly how many records it was. Anything else (a record
+    // that does not open) and OpenSSL keeps the session.
+    std::uint64_t sent = 0;
+    if (!scratch_.empty()) {
+      std::vector<std::uint8_t> copy(scratch_);
+      std::vector<std::uint8_t> answer;
+      tls13::record_layer peer(*s, tls13::role::client, client, server);
+      const auto r = peer.open(copy, answer);
+      if (r.st != tls13::record_layer::status::ok || r.consumed != copy.size() || r.plaintext != 0 ||
+          !answer.empty()) {
+        return keep_openssl();
+      }
+      sent = peer.read_keys().seq;
+    }
+    auto own = std::make_unique<own_tls>(*s, client, server, sent);
+    const unsigned char* p = nullptr;
+    unsigned len = 0;
+    SSL_get0_alpn_selected(ssl_, &p, &len);
+    if (p) own->alpn.assign(reinterpret_cast<const char*>(p), len);
+    t13_ = std::move(own);
+  } catch (const std::exception& e) {
+    spdlog::debug("TLS 1.3 record layer not taken over: {}", e.what());
+    return keep_openssl();
+  }
+  SSL_free(ssl_);
+  ssl_ = nullptr;
 }
 
 io_result transport::ssl_result(int ret, const char* what) {
@@ -140,13 +268,73 @@ io_result transport::handshake() {
   ERR_clear_error();
   scratch_.clear();
   const int ret = SSL_do_handshake(ssl_);
+  if (ret == 1 && handoff_) take_over_records();  // before its last flight is sent
   const io_result shipped = ship_scratch();
   if (shipped.status == io_status::error) return shipped;
   if (ret == 1) return {io_status::ok};
   return ssl_result(ret, "TLS handshake");
 }
 
+// Our record layer: whole socket chunks read after any incomplete record kept from before,
+// every complete record opened in place, the application bytes handed back at the front of
+// buf. A chunk with no application data in it (a KeyUpdate, half a record) reads on.
+io_result transport::read_own(std::span<std::uint8_t> buf) {
+  own_tls& o = *t13_;
+  if (o.peer_closed) return {io_status::eof};
+  for (;;) {
+    std::size_t have = o.partial.size();
+    if (have) std::memcpy(buf.data(), o.partial.data(), have);
+    o.partial.clear();
+    ssize_t n;
+    do {
+      n = ::recv(socket_.native_handle(), buf.data() + have, buf.size() - have, 0);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+      const int e = errno;
+      if (have) o.partial.assign(buf.data(), buf.data() + have);
+      if (e == EAGAIN || e == EWOULDBLOCK) return {io_status::want_read};
+      last_error_ = std::string("read: ") + std::strerror(e);
+      return {io_status::error};
+    }
+    if (n == 0) {
+      // A TCP end without close_notify (allowed, as OpenSSL is told to allow it).
+      std::vector<std::uint8_t>().swap(o.partial);
+      return {io_status::eof};
+    }
+    have += static_cast<std::size_t>(n);
+    o.active = true;
+    scratch_.clear();
+    tls13::record_layer::open_result r;
+    try {
+      r = o.records.open(buf.first(have), scratch_);
+    } catch (const std::exception& e) {
+      last_error_ = std::string("TLS read: ") + e.what();
+      return {io_status::error};
+    }
+    // Our answers (a KeyUpdate, an alert) go out now.
+    const io_result shipped = ship_scratch();
+    if (r.st == tls13::record_layer::status::error) {
+      last_error_ = "TLS read: " + o.records.what();
+      return {io_status::error};
+    }
+    if (shipped.status == io_status::error) return shipped;
+    if (r.st == tls13::record_layer::status::closed) {
+      o.peer_closed = true;
+      std::vector<std::uint8_t>().swap(o.partial);
+      if (r.plaintext) return {io_status::ok, r.plaintext};
+      return {io_status::eof};
+    }
+    if (r.consumed < have) {
+      o.partial.assign(buf.data() + r.consumed, buf.data() + have);
+    } else if (o.partial.capacity()) {
+      std::vector<std::uint8_t>().swap(o.partial);
+    }
+    if (r.plaintext) return {io_status::ok, r.plaintext};
+  }
+}
+
 io_result transport::read(std::span<std::uint8_t> buf) {
+  if (t13_) return read_own(buf);
   if (ssl_) {
     ERR_clear_error();
     scratch_.clear();
@@ -170,6 +358,20 @@ io_result transport::read(std::span<std::uint8_t> buf) {
 }
 
 io_result transport::write(std::span<const std::uint8_t> buf) {
+  if (t13_) {
+    scratch_.clear();
+    try {
+      t13_->records.seal(buf, scratch_);
+    } catch (const std::exception& e) {
+      scratch_.clear();
+      last_error_ = std::string("TLS write: ") + e.what();
+      return {io_status::error};
+    }
+    t13_->active = true;
+    const io_result shipped = ship_scratch();
+    if (shipped.status == io_status::error) return shipped;
+    return {io_status::ok, buf.size()};  // plaintext consumed; leftover ciphertext is held
+  }
   if (!ssl_) return send_raw(buf);
   ERR_clear_error();
   scratch_.clear();
@@ -198,8 +400,23 @@ io_result transport::writev(const struct iovec* iov, int count) {
   }
 }
 
+void transport::on_sweep() noexcept {
+  if (!t13_) return;
+  if (!t13_->active) t13_->records.release_contexts();
+  t13_->active = false;
+}
+
 void transport::shutdown_send() noexcept {
-  if (ssl_ && SSL_is_init_finished(ssl_)) {
+  if (t13_) {
+    scratch_.clear();
+    try {
+      t13_->records.seal_alert(tls13::alert::close_notify, scratch_);
+    } catch (const std::exception&) {
+      scratch_.clear();
+    }
+    (void)ship_scratch();
+    (void)flush_output();
+  } else if (ssl_ && SSL_is_init_finished(ssl_)) {
     ERR_clear_error();
     scratch_.clear();
     (void)SSL_shutdown(ssl_);  // one close_notify, no wait for the peer's
@@ -217,6 +434,7 @@ void transport::close() noexcept {
 }
 
 std::string transport::alpn() const {
+  if (t13_) return t13_->alpn;
   if (!ssl_) return {};
   const unsigned char* p = nullptr;
   unsigned len = 0;
@@ -224,6 +442,9 @@ std::string transport::alpn() const {
   return p ? std::string(reinterpret_cast<const char*>(p), len) : std::string{};
 }
 
-std::string transport::tls_version() const { return ssl_ ? SSL_get_version(ssl_) : "plain"; }
+std::string transport::tls_version() const {
+  if (t13_) return "TLSv1.3 (own records)";
+  return ssl_ ? SSL_get_version(ssl_) : "plain";
+}
 
 }  // namespace mles::net

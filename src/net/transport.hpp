@@ -1,10 +1,16 @@
 // A connection's byte transport: a non-blocking TCP socket, optionally wrapped in TLS driven
-// directly through OpenSSL (no Asio ssl::stream and its per-stream buffers: an idle TLS session
-// then costs only OpenSSL's SSL object).
+// directly through OpenSSL (no Asio ssl::stream and its per-stream buffers).
 // TLS reads go through a socket BIO. TLS writes go through a memory sink: OpenSSL encrypts a
 // whole burst of records into the loop's scratch buffer and the transport sends it with one
 // send() (OpenSSL's socket BIO would make one syscall per 16 KiB record). Ciphertext the
 // kernel does not take at once is kept per session until the socket is writable again.
+// After a TLS 1.3 handshake in the server role the transport switches to its own record
+// layer (tls13::record_layer) and frees the SSL object: an idle session then keeps keys and
+// sequence numbers only, reads decrypt whole socket chunks in place, and writes encrypt a
+// burst straight into the scratch buffer. The traffic secrets come from OpenSSL's key-log
+// callback (tls13_keylog, installed on every server context); the records OpenSSL already
+// sent under the new key (session tickets) are counted by opening them. TLS 1.2 sessions,
+// the client role, and any handshake whose state cannot be taken over exactly keep OpenSSL.
 // data path: socket ─► transport.read ─► session;  session ─► transport.write ─► socket
 // Thread-safety: none; used only on its session's event loop.
 #pragma once
@@ -15,6 +21,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -22,6 +29,14 @@
 struct iovec;
 
 namespace mles::net {
+
+namespace tls13 {
+class record_layer;
+}
+
+// OpenSSL's key-log callback for server contexts: hands a handshake's TLS 1.3 application
+// traffic secrets to its transport (nothing is logged anywhere).
+void tls13_keylog(const SSL* ssl, const char* line);
 
 enum class io_status : std::uint8_t {
   ok,          // n bytes moved (n > 0), or handshake/shutdown done
@@ -48,7 +63,9 @@ class transport {
   transport(const transport&) = delete;
   transport& operator=(const transport&) = delete;
 
-  bool is_tls() const noexcept { return ssl_ != nullptr; }
+  bool is_tls() const noexcept { return ssl_ != nullptr || t13_ != nullptr; }
+  // The session runs on our own TLS 1.3 record layer (the SSL object is gone).
+  bool own_records() const noexcept { return t13_ != nullptr; }
   boost::asio::ip::tcp::socket& socket() noexcept { return socket_; }
 
   // TLS handshake step in this end's role (plain: always ok).
@@ -67,7 +84,7 @@ class transport {
   // after every burst cost an allocation, a free and page faults per burst), or go back to
   // releasing them when empty (an idle session) and free them now.
   void keep_buffers(bool keep) noexcept {
-    if (!ssl_) return;
+    if (!ssl_) return;  // our record layer keeps no record buffers
     if (keep) {
       SSL_clear_mode(ssl_, SSL_MODE_RELEASE_BUFFERS);
     } else {
@@ -75,6 +92,9 @@ class transport {
       (void)SSL_free_buffers(ssl_);
     }
   }
+  // Once per loop sweep: a session on our record layer with no traffic since the last sweep
+  // frees its cipher contexts (made again on the next record).
+  void on_sweep() noexcept;
   // Sends TLS close_notify (best effort) and a TCP FIN.
   void shutdown_send() noexcept;
   void close() noexcept;
@@ -86,13 +106,21 @@ class transport {
 
  private:
   friend struct tls_sink_access;
+  friend void tls13_keylog(const SSL* ssl, const char* line);
+  struct handoff;   // secrets captured during the handshake
+  struct own_tls;   // our record layer's session state
   io_result ssl_result(int ret, const char* what);
+  // After a completed server handshake: move to our record layer if it can be done exactly.
+  void take_over_records();
+  io_result read_own(std::span<std::uint8_t> buf);
   io_result send_raw(std::span<const std::uint8_t> bytes);
   // After an OpenSSL call: move what it encrypted into the scratch buffer to the socket.
   io_result ship_scratch();
 
   boost::asio::ip::tcp::socket socket_;
   SSL* ssl_;
+  std::unique_ptr<handoff> handoff_;  // during a server handshake only
+  std::unique_ptr<own_tls> t13_;      // after the switch (ssl_ is then null)
   std::vector<std::uint8_t>& scratch_;
   std::vector<std::uint8_t> held_;  // ciphertext the kernel has not taken yet...
   std::size_t held_sent_ = 0;       // ...from this offset on
