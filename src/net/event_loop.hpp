@@ -4,6 +4,7 @@
 // Thread-safety: post()/io() from any thread; everything else on the loop's own thread.
 #pragma once
 
+#include "net/byte_buffer.hpp"
 #include "net/session_context.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -67,7 +68,7 @@ class event_loop {
   std::span<std::uint8_t> read_buffer() noexcept { return read_buffer_; }
   std::span<std::uint8_t> write_buffer() noexcept { return write_buffer_; }
   // Encrypted records on their way to a socket (see transport).
-  std::vector<std::uint8_t>& tls_scratch() noexcept { return tls_scratch_; }
+  byte_buffer& tls_scratch() noexcept { return tls_scratch_; }
   // Coarse time, refreshed by the sweep and on every read event.
   clock::time_point now() const noexcept { return now_; }
   void refresh_now() noexcept { now_ = clock::now(); }
@@ -101,7 +102,7 @@ class event_loop {
   clock::time_point now_ = clock::now();
   std::vector<std::uint8_t> read_buffer_;
   std::vector<std::uint8_t> write_buffer_;
-  std::vector<std::uint8_t> tls_scratch_;
+  byte_buffer tls_scratch_;
 };
 
 }  // namespace mles::net

@@ -197,7 +197,7 @@ std::size_t record_layer::sealed_size(std::size_t n) noexcept {
 }
 
 void record_layer::seal_record(std::uint8_t inner_type, std::span<const std::uint8_t> plaintext,
-                               std::vector<std::uint8_t>& out) {
+                               byte_buffer& out) {
   const bool aes = suite_ != suite::chacha20_poly1305_sha256;
   if ((aes && records_since_update_ >= aes_gcm_record_limit && inner_type == type_application_data) ||
       write_.seq == std::numeric_limits<std::uint64_t>::max()) {
@@ -231,7 +231,7 @@ void record_layer::seal_record(std::uint8_t inner_type, std::span<const std::uin
   ++records_since_update_;
 }
 
-void record_layer::seal(std::span<const std::uint8_t> plaintext, std::vector<std::uint8_t>& out) {
+void record_layer::seal(std::span<const std::uint8_t> plaintext, byte_buffer& out) {
   out.reserve(out.size() + sealed_size(plaintext.size()));
   do {
     const std::size_t take = std::min(plaintext.size(), max_plaintext);
@@ -240,14 +240,14 @@ void record_layer::seal(std::span<const std::uint8_t> plaintext, std::vector<std
   } while (!plaintext.empty());
 }
 
-void record_layer::seal_alert(alert a, std::vector<std::uint8_t>& out) {
+void record_layer::seal_alert(alert a, byte_buffer& out) {
   const std::uint8_t body[2] = {static_cast<std::uint8_t>(a == alert::close_notify ? 1 : 2),
                                 static_cast<std::uint8_t>(a)};
   seal_record(type_alert, body, out);
 }
 
 // Sends a KeyUpdate under the current key, then moves our key on.
-void record_layer::rotate_write(std::vector<std::uint8_t>& out, bool request_update) {
+void record_layer::rotate_write(byte_buffer& out, bool request_update) {
   const std::uint8_t msg[5] = {hs_key_update, 0, 0, 1, static_cast<std::uint8_t>(request_update ? 1 : 0)};
   // seal_record would come back here at the limit: the KeyUpdate itself is one more record
   // under the old key, well within the margin.
@@ -260,7 +260,7 @@ void record_layer::rotate_write(std::vector<std::uint8_t>& out, bool request_upd
   enc_ = nullptr;
 }
 
-record_layer::open_result record_layer::fail(alert a, std::string why, open_result r, std::vector<std::uint8_t>& out) {
+record_layer::open_result record_layer::fail(alert a, std::string why, open_result r, byte_buffer& out) {
   what_ = std::move(why);
   try {
     seal_alert(a, out);
@@ -272,7 +272,7 @@ record_layer::open_result record_layer::fail(alert a, std::string why, open_resu
 }
 
 // One complete post-handshake message (type, 24-bit length, body).
-bool record_layer::handle_handshake(std::span<const std::uint8_t> msg, std::vector<std::uint8_t>& out) {
+bool record_layer::handle_handshake(std::span<const std::uint8_t> msg, byte_buffer& out) {
   const std::uint8_t type = msg[0];
   const auto body = msg.subspan(4);
   if (type == hs_key_update) {
@@ -296,7 +296,7 @@ bool record_layer::handle_handshake(std::span<const std::uint8_t> msg, std::vect
   return false;
 }
 
-record_layer::open_result record_layer::open(std::span<std::uint8_t> buf, std::vector<std::uint8_t>& out) {
+record_layer::open_result record_layer::open(std::span<std::uint8_t> buf, byte_buffer& out) {
   open_result r;
   std::size_t pos = 0;
   std::size_t wr = 0;

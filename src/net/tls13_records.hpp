@@ -15,6 +15,8 @@
 // Thread-safety: none; one per connection, used on its loop.
 #pragma once
 
+#include "net/byte_buffer.hpp"
+
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -94,9 +96,9 @@ class record_layer {
   // Appends plaintext as protected application_data records (at most max_plaintext bytes
   // each) to out. Before the AES-GCM per-key record limit is reached, a KeyUpdate is sent
   // first and our key rotated.
-  void seal(std::span<const std::uint8_t> plaintext, std::vector<std::uint8_t>& out);
+  void seal(std::span<const std::uint8_t> plaintext, byte_buffer& out);
   // Appends one protected alert record (level: 1 warning for close_notify, 2 fatal otherwise).
-  void seal_alert(alert a, std::vector<std::uint8_t>& out);
+  void seal_alert(alert a, byte_buffer& out);
   // Bytes seal() adds to n bytes of plaintext.
   static std::size_t sealed_size(std::size_t n) noexcept;
 
@@ -116,7 +118,7 @@ class record_layer {
   // data (KeyUpdate, warnings) are acted on. An incomplete record at the end is left
   // (consumed < buf.size()); the caller keeps it and calls again with more bytes. Anything
   // the layer must send in answer (our KeyUpdate, a fatal alert) is appended to out.
-  open_result open(std::span<std::uint8_t> buf, std::vector<std::uint8_t>& out);
+  open_result open(std::span<std::uint8_t> buf, byte_buffer& out);
   // The reason of the last error (for logs).
   const std::string& what() const noexcept { return what_; }
 
@@ -130,10 +132,10 @@ class record_layer {
 
  private:
   evp_cipher_ctx_st* context(evp_cipher_ctx_st*& slot, const traffic_keys& k, bool encrypt);
-  void seal_record(std::uint8_t inner_type, std::span<const std::uint8_t> plaintext, std::vector<std::uint8_t>& out);
-  void rotate_write(std::vector<std::uint8_t>& out, bool request_update);
-  bool handle_handshake(std::span<const std::uint8_t> body, std::vector<std::uint8_t>& out);
-  open_result fail(alert a, std::string why, open_result r, std::vector<std::uint8_t>& out);
+  void seal_record(std::uint8_t inner_type, std::span<const std::uint8_t> plaintext, byte_buffer& out);
+  void rotate_write(byte_buffer& out, bool request_update);
+  bool handle_handshake(std::span<const std::uint8_t> body, byte_buffer& out);
+  open_result fail(alert a, std::string why, open_result r, byte_buffer& out);
 
   suite suite_;
   role role_;

@@ -120,7 +120,7 @@ void tls13_keylog(const SSL* ssl, const char* line) {
 }
 
 transport::transport(boost::asio::ip::tcp::socket socket, SSL* ssl, tls_role role,
-                     std::vector<std::uint8_t>& tls_scratch)
+                     byte_buffer& tls_scratch)
     : socket_(std::move(socket)), ssl_(ssl), scratch_(tls_scratch) {
   boost::system::error_code ec;
   socket_.non_blocking(true, ec);
@@ -168,8 +168,8 @@ void transport::take_over_records() {
     // that does not open) and OpenSSL keeps the session.
     std::uint64_t sent = 0;
     if (!scratch_.empty()) {
-      std::vector<std::uint8_t> copy(scratch_);
-      std::vector<std::uint8_t> answer;
+      byte_buffer copy(scratch_);
+      byte_buffer answer;
       tls13::record_layer peer(*s, tls13::role::client, client, server);
       const auto r = peer.open(copy, answer);
       if (r.st != tls13::record_layer::status::ok || r.consumed != copy.size() || r.plaintext != 0 ||
@@ -258,7 +258,7 @@ io_result transport::flush_output() {
   held_sent_ += r.n;  // an offset, not an erase: no memmove of what is left
   if (held_sent_ < held_.size()) return {io_status::want_write};
   held_sent_ = 0;
-  if (held_.capacity() > 64 * 1024) std::vector<std::uint8_t>().swap(held_);
+  if (held_.capacity() > 64 * 1024) byte_buffer().swap(held_);
   else held_.clear();
   return {io_status::ok};
 }

@@ -15,6 +15,8 @@
 // Thread-safety: none; used only on its session's event loop.
 #pragma once
 
+#include "net/tls13_records.hpp"
+
 #include <boost/asio/ip/tcp.hpp>
 
 #include <openssl/ssl.h>
@@ -29,10 +31,6 @@
 struct iovec;
 
 namespace mles::net {
-
-namespace tls13 {
-class record_layer;
-}
 
 // OpenSSL's key-log callback for server contexts: hands a handshake's TLS 1.3 application
 // traffic secrets to its transport (nothing is logged anywhere).
@@ -58,7 +56,7 @@ class transport {
  public:
   // ssl == nullptr: plain TCP. The transport takes ownership of ssl. tls_scratch is the
   // event loop's buffer for freshly encrypted records (shared by its connections).
-  transport(boost::asio::ip::tcp::socket socket, SSL* ssl, tls_role role, std::vector<std::uint8_t>& tls_scratch);
+  transport(boost::asio::ip::tcp::socket socket, SSL* ssl, tls_role role, byte_buffer& tls_scratch);
   ~transport();
   transport(const transport&) = delete;
   transport& operator=(const transport&) = delete;
@@ -121,8 +119,8 @@ class transport {
   SSL* ssl_;
   std::unique_ptr<handoff> handoff_;  // during a server handshake only
   std::unique_ptr<own_tls> t13_;      // after the switch (ssl_ is then null)
-  std::vector<std::uint8_t>& scratch_;
-  std::vector<std::uint8_t> held_;  // ciphertext the kernel has not taken yet...
+  byte_buffer& scratch_;
+  byte_buffer held_;  // ciphertext the kernel has not taken yet...
   std::size_t held_sent_ = 0;       // ...from this offset on
   std::string last_error_;
 };
