@@ -198,9 +198,12 @@ std::size_t record_layer::sealed_size(std::size_t n) noexcept {
 
 void record_layer::seal_record(std::uint8_t inner_type, std::span<const std::uint8_t> plaintext,
                                byte_buffer& out) {
+  // Our key moves on before the AES-GCM limit, and for any suite before the sequence number
+  // would run out (the KeyUpdate itself takes the last one left). Never for the KeyUpdate.
   const bool aes = suite_ != suite::chacha20_poly1305_sha256;
-  if ((aes && records_since_update_ >= aes_gcm_record_limit && inner_type == type_application_data) ||
-      write_.seq == std::numeric_limits<std::uint64_t>::max()) {
+  if (inner_type != type_handshake &&
+      ((aes && records_since_update_ >= aes_gcm_record_limit) ||
+       write_.seq >= std::numeric_limits<std::uint64_t>::max() - 1)) {
     rotate_write(out, false);
   }
   const std::size_t n = plaintext.size();
@@ -249,10 +252,7 @@ void record_layer::seal_alert(alert a, byte_buffer& out) {
 // Sends a KeyUpdate under the current key, then moves our key on.
 void record_layer::rotate_write(byte_buffer& out, bool request_update) {
   const std::uint8_t msg[5] = {hs_key_update, 0, 0, 1, static_cast<std::uint8_t>(request_update ? 1 : 0)};
-  // seal_record would come back here at the limit: the KeyUpdate itself is one more record
-  // under the old key, well within the margin.
-  records_since_update_ = 0;
-  if (write_.seq == std::numeric_limits<std::uint64_t>::max()) write_.seq -= 1;  // unreachable in practice
+  // One more record under the old key (seal_record rotates before seq reaches 2^64 - 1).
   seal_record(type_handshake, msg, out);
   write_.update(suite_);
   records_since_update_ = 0;
