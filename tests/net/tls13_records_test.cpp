@@ -880,4 +880,88 @@ TEST(tls13_records, sequence_numbers_from_the_constructor) {
   EXPECT_EQ(ref_open(s, cs, 3, wire), (bytes{'k', 23}));
 }
 
+// Walks the records of wire as the peer reads them from (secret, seq): each must open there,
+// a KeyUpdate moves to the next secret at sequence 0. Returns the inner plaintexts; stops
+// (and fails) at the first record that does not open, so a reused nonce shows.
+std::vector<bytes> walk(suite s, bytes secret, std::uint64_t seq, std::span<const std::uint8_t> wire) {
+  std::vector<bytes> inners;
+  std::size_t pos = 0;
+  for (int guard = 0; pos + header_length <= wire.size() && guard < 1000; ++guard) {
+    const std::size_t len = std::size_t{wire[pos + 3]} << 8 | wire[pos + 4];
+    const auto inner = ref_open(s, secret, seq, wire.subspan(pos, std::min(wire.size() - pos, header_length + len)));
+    if (!inner) {
+      ADD_FAILURE() << "record " << inners.size() << " does not open at sequence " << seq;
+      return inners;
+    }
+    inners.push_back(*inner);
+    pos += header_length + len;
+    if (inner->size() == 6 && inner->back() == 22 && (*inner)[0] == 24) {
+      secret = next_secret(s, secret);
+      seq = 0;
+    } else {
+      ++seq;
+    }
+  }
+  EXPECT_EQ(pos, wire.size());
+  return inners;
+}
+
+TEST(tls13_records, aes_gcm_key_is_updated_before_its_record_limit) {
+  // RFC 8446 §5.5: at most 2^24.5 full-size records under one AES-GCM key. A layer that takes
+  // over after 2^25 records (write_seq) must send a KeyUpdate before more data.
+  for (const suite s : {suite::aes_128_gcm_sha256, suite::aes_256_gcm_sha384}) {
+    const bytes cs = test_secret(s, 0x10), ss = test_secret(s, 0x80);
+    const std::uint64_t start = std::uint64_t{1} << 25;
+    record_layer server(s, role::server, cs, ss, start);
+    bytes wire;
+    server.seal(of("data"), wire);
+    const auto inners = walk(s, ss, start, wire);
+    ASSERT_EQ(inners.size(), 2u);
+    EXPECT_EQ(inners[0], cat({key_update_not_requested, bytes{22}}));
+    EXPECT_EQ(inners[1], cat({of("data"), bytes{23}}));
+    EXPECT_EQ(first(server.write_keys().secret, ref_hash_len(s)), next_secret(s, ss));
+    EXPECT_EQ(server.write_keys().seq, 1u);
+    // The peer follows.
+    record_layer client(s, role::client, cs, ss, 0, start);
+    const auto o = open_copy(client, wire);
+    EXPECT_EQ(o.r.st, status::ok) << client.what();
+    EXPECT_EQ(o.plain, of("data"));
+    EXPECT_TRUE(o.out.empty());
+  }
+  // Well below the limit, and ChaCha20-Poly1305 (no such limit): no KeyUpdate.
+  for (const auto& [s, start] : {std::pair{suite::aes_128_gcm_sha256, std::uint64_t{1000}},
+                                 std::pair{suite::chacha20_poly1305_sha256, std::uint64_t{1} << 25}}) {
+    const bytes cs = test_secret(s, 0x10), ss = test_secret(s, 0x80);
+    record_layer server(s, role::server, cs, ss, start);
+    bytes wire;
+    server.seal(of("data"), wire);
+    EXPECT_EQ(ref_open(s, ss, start, wire), cat({of("data"), bytes{23}}));
+  }
+}
+
+TEST(tls13_records, sequence_number_never_reused_near_its_end) {
+  // RFC 8446 §5.3: a sequence number must not wrap; rekeying is the way out. Whatever the layer
+  // does near 2^64 - 1, each (key, sequence number) is used once: the peer opens every record in
+  // order.
+  for (const suite s : all_suites) {
+    SCOPED_TRACE(static_cast<int>(s));
+    const bytes cs = test_secret(s, 0x10), ss = test_secret(s, 0x80);
+    const std::uint64_t max = ~std::uint64_t{0};
+    for (const std::uint64_t start : {max - 2, max - 1, max}) {
+      SCOPED_TRACE(testing::Message() << "write_seq 2^64 - " << (max - start + 1));
+      record_layer server(s, role::server, cs, ss, start);
+      bytes wire;
+      server.seal(of("a"), wire);
+      server.seal(of("b"), wire);
+      server.seal(of("c"), wire);
+      const auto inners = walk(s, ss, start, wire);
+      bytes data;
+      for (const auto& inner : inners) {
+        if (inner.back() == 23) data.insert(data.end(), inner.begin(), inner.end() - 1);
+      }
+      EXPECT_EQ(data, of("abc"));
+    }
+  }
+}
+
 }  // namespace
