@@ -29,6 +29,7 @@ namespace {
 
 using namespace mles::net::tls13;
 using bytes = std::vector<std::uint8_t>;
+using mles::net::byte_buffer;
 using status = record_layer::status;
 
 void require(bool condition) {
@@ -66,7 +67,7 @@ struct chunker {
 
 // Feeds in to l in chunks as a connection would; returns the last status and appends the
 // delivered plaintext and whatever l wants sent.
-status feed(record_layer& l, std::span<const std::uint8_t> in, std::uint8_t seed, bytes& plain, bytes& out) {
+status feed(record_layer& l, std::span<const std::uint8_t> in, std::uint8_t seed, bytes& plain, byte_buffer& out) {
   chunker ch{seed};
   bytes pending;
   std::size_t pos = 0;
@@ -95,7 +96,7 @@ status feed(record_layer& l, std::span<const std::uint8_t> in, std::uint8_t seed
 }
 
 // A record under k (then k.seq + 1), sealed here with EVP.
-void seal_by_hand(suite s, traffic_keys& k, std::span<const std::uint8_t> inner, bytes& out) {
+void seal_by_hand(suite s, traffic_keys& k, std::span<const std::uint8_t> inner, byte_buffer& out) {
   const std::size_t len = inner.size() + tag_length;
   const std::array<std::uint8_t, header_length> header{0x17, 3, 3, static_cast<std::uint8_t>(len >> 8),
                                                        static_cast<std::uint8_t>(len)};
@@ -134,7 +135,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const bytes cs = secret_of(s, true), ss = secret_of(s, false);
   record_layer server(s, role::server, cs, ss);
   record_layer client(s, role::client, cs, ss);
-  bytes plain, out;
+  bytes plain;
+  byte_buffer out;
 
   switch (mode) {
     case 0:
@@ -144,7 +146,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       feed(client, in, seed, plain, out);
       break;
     case 2: {
-      bytes wire;
+      byte_buffer wire;
       chunker ch{seed};
       std::size_t pos = 0;
       for (int rounds = 0; pos < in.size() && rounds < 100000; ++rounds) {
@@ -164,7 +166,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     case 3: {
       traffic_keys k;
       k.derive(s, cs);
-      bytes wire, expected;
+      byte_buffer wire;
+      bytes expected;
       std::size_t pos = 0;
       while (pos + 2 <= in.size()) {
         const std::uint8_t type = in[pos];
@@ -191,7 +194,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       require(plain.size() <= expected.size() && std::equal(plain.begin(), plain.end(), expected.begin()));
       if (st != status::error && !out.empty()) {
         // Only KeyUpdates: they open at the client, with nothing to deliver and nothing to answer.
-        bytes reply(out), none;
+        byte_buffer reply(out), none;
         const auto r = client.open(reply, none);
         require(r.st == status::ok && r.consumed == reply.size() && r.plaintext == 0 && none.empty());
       }

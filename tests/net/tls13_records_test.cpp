@@ -23,6 +23,7 @@ namespace {
 
 using namespace mles::net::tls13;
 using bytes = std::vector<std::uint8_t>;
+using buffer = mles::net::byte_buffer;  // what seal() and open() write to
 using status = record_layer::status;
 
 bytes from_hex(std::string_view hex) {
@@ -43,6 +44,8 @@ bytes from_hex(std::string_view hex) {
   }
   return out;
 }
+
+bytes to_bytes(std::span<const std::uint8_t> b) { return bytes(b.begin(), b.end()); }
 
 bytes of(std::string_view s) { return bytes(s.begin(), s.end()); }
 
@@ -246,7 +249,7 @@ struct pair_fixture {
 struct opened {
   record_layer::open_result r;
   bytes plain;
-  bytes out;
+  buffer out;
 };
 opened open_copy(record_layer& l, std::span<const std::uint8_t> in) {
   opened o;
@@ -353,18 +356,18 @@ TEST(tls13_records, rfc8448_records_sealed_byte_for_byte) {
   record_layer server(s, role::server, rfc_client_secret, rfc_server_secret, 1, 0);
   record_layer client(s, role::client, rfc_client_secret, rfc_server_secret, 0, 1);
   const bytes payload = rfc_payload();
-  bytes out;
+  buffer out;
   client.seal(payload, out);
-  EXPECT_EQ(out, rfc_client_app_record);
+  EXPECT_EQ(to_bytes(out), rfc_client_app_record);
   out.clear();
   server.seal(payload, out);
-  EXPECT_EQ(out, rfc_server_app_record);
+  EXPECT_EQ(to_bytes(out), rfc_server_app_record);
   out.clear();
   client.seal_alert(alert::close_notify, out);
-  EXPECT_EQ(out, rfc_client_alert_record);
+  EXPECT_EQ(to_bytes(out), rfc_client_alert_record);
   out.clear();
   server.seal_alert(alert::close_notify, out);
-  EXPECT_EQ(out, rfc_server_alert_record);
+  EXPECT_EQ(to_bytes(out), rfc_server_alert_record);
   EXPECT_EQ(record_layer::sealed_size(50), rfc_client_app_record.size());
   EXPECT_EQ(client.write_keys().seq, 2u);
   EXPECT_EQ(server.write_keys().seq, 3u);
@@ -439,7 +442,7 @@ TEST(tls13_records, server_answers_a_requested_key_update) {
     auto o = open_copy(p.server, ref_seal(s, p.cs, 0, 23, of("hello")));
     ASSERT_EQ(o.r.st, status::ok) << p.server.what();
     EXPECT_EQ(o.plain, of("hello"));
-    bytes wire;
+    buffer wire;
     p.server.seal(of("to client"), wire);
     o = open_copy(p.client, wire);
     EXPECT_EQ(o.plain, of("to client"));
@@ -497,7 +500,7 @@ TEST(tls13_records, client_answers_a_requested_key_update_and_the_server_follows
   EXPECT_EQ(first(p.server.read_keys().secret, 48), cs1);
   EXPECT_EQ(first(p.server.write_keys().secret, 48), p.ss);  // its own key unchanged
 
-  bytes wire;
+  buffer wire;
   p.client.seal(of("from the client"), wire);
   const auto s2 = open_copy(p.server, wire);
   EXPECT_EQ(s2.r.st, status::ok) << p.server.what();
@@ -560,7 +563,7 @@ TEST(tls13_records, round_trips_every_suite_and_size) {
       pair_fixture p(s);
       EXPECT_EQ(p.server.cipher_suite(), s);
       const bytes msg = pattern(n, static_cast<std::uint32_t>(n + 7));
-      bytes wire;
+      buffer wire;
       p.client.seal(msg, wire);
       ASSERT_EQ(wire.size(), record_layer::sealed_size(n));
       const std::size_t records = n == 0 ? wire.size() / 22 : (n + max_plaintext - 1) / max_plaintext;
@@ -610,7 +613,7 @@ TEST(tls13_records, round_trips_every_suite_and_size) {
 
 TEST(tls13_records, several_records_in_one_buffer) {
   pair_fixture p(suite::aes_128_gcm_sha256);
-  bytes wire;
+  buffer wire;
   p.client.seal(of("one "), wire);
   p.client.seal(of("two "), wire);
   p.client.seal(of("three"), wire);
@@ -632,7 +635,7 @@ TEST(tls13_records, partial_records_wait_for_more_bytes) {
     SCOPED_TRACE(cut);
     record_layer server(s, role::server, cs, ss);
     bytes buf(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(cut));
-    bytes out;
+    buffer out;
     auto r = server.open(buf, out);
     ASSERT_EQ(r.st, status::ok) << server.what();
     const std::size_t whole = cut < r1.size() ? 0 : cut < all.size() ? r1.size() : all.size();
@@ -702,7 +705,7 @@ TEST(tls13_records, every_tampered_byte_is_bad_record_mac) {
     record_layer server(s, role::server, cs, ss);
     bytes buf = rec;
     buf[i] ^= 0x01;
-    bytes out;
+    buffer out;
     const auto r = server.open(buf, out);
     EXPECT_EQ(r.st, status::error);
     EXPECT_FALSE(server.what().empty());
@@ -718,7 +721,7 @@ TEST(tls13_records, every_tampered_byte_is_bad_record_mac) {
   record_layer server(s, role::server, cs, ss);
   bytes buf = cat({ref_seal(s, cs, 0, 23, of("good")), ref_seal(s, cs, 1, 23, of("bad"))});
   buf.back() ^= 0x80;
-  bytes out;
+  buffer out;
   EXPECT_EQ(server.open(buf, out).st, status::error);
   EXPECT_EQ(ref_open(s, ss, 0, out), fatal_alert_inner(alert::bad_record_mac));
 }
@@ -790,7 +793,7 @@ TEST(tls13_records, too_short_to_hold_a_tag_is_an_error) {
 TEST(tls13_records, fatal_alert_from_the_peer_is_an_error_naming_it) {
   const suite s = suite::aes_128_gcm_sha256;
   pair_fixture p(s);
-  bytes wire;
+  buffer wire;
   p.client.seal(of("before"), wire);
   p.client.seal_alert(alert::internal_error, wire);
   // The client's alert is fatal internal_error.
@@ -813,7 +816,7 @@ TEST(tls13_records, fatal_alert_from_the_peer_is_an_error_naming_it) {
 TEST(tls13_records, close_notify_delivers_what_came_before) {
   const suite s = suite::aes_256_gcm_sha384;
   pair_fixture p(s);
-  bytes wire;
+  buffer wire;
   p.client.seal(of("last words"), wire);
   p.client.seal_alert(alert::close_notify, wire);
   EXPECT_EQ(ref_open(s, p.cs, 1, std::span<const std::uint8_t>(wire).subspan(wire.size() - 24)), (bytes{1, 0, 21}));
@@ -830,7 +833,7 @@ TEST(tls13_records, close_notify_delivers_what_came_before) {
 TEST(tls13_records, release_contexts_between_records) {
   for (const suite s : all_suites) {
     pair_fixture p(s);
-    bytes wire;
+    buffer wire;
     p.client.release_contexts();  // before any use, too
     p.client.seal(of("a"), wire);
     p.client.release_contexts();
@@ -867,7 +870,7 @@ TEST(tls13_records, sequence_numbers_from_the_constructor) {
   EXPECT_EQ(server.read_keys().seq, 9u);
   EXPECT_EQ(first(server.write_keys().secret, 32), ss);
   EXPECT_EQ(first(server.read_keys().secret, 32), cs);
-  bytes wire;
+  buffer wire;
   server.seal(of("s"), wire);
   EXPECT_EQ(ref_open(s, ss, 5, wire), (bytes{'s', 23}));
   const auto o = open_copy(server, ref_seal(s, cs, 9, 23, of("c")));
@@ -913,7 +916,7 @@ TEST(tls13_records, aes_gcm_key_is_updated_before_its_record_limit) {
     const bytes cs = test_secret(s, 0x10), ss = test_secret(s, 0x80);
     const std::uint64_t start = std::uint64_t{1} << 25;
     record_layer server(s, role::server, cs, ss, start);
-    bytes wire;
+    buffer wire;
     server.seal(of("data"), wire);
     const auto inners = walk(s, ss, start, wire);
     ASSERT_EQ(inners.size(), 2u);
@@ -933,7 +936,7 @@ TEST(tls13_records, aes_gcm_key_is_updated_before_its_record_limit) {
                                  std::pair{suite::chacha20_poly1305_sha256, std::uint64_t{1} << 25}}) {
     const bytes cs = test_secret(s, 0x10), ss = test_secret(s, 0x80);
     record_layer server(s, role::server, cs, ss, start);
-    bytes wire;
+    buffer wire;
     server.seal(of("data"), wire);
     EXPECT_EQ(ref_open(s, ss, start, wire), cat({of("data"), bytes{23}}));
   }
@@ -950,7 +953,7 @@ TEST(tls13_records, sequence_number_never_reused_near_its_end) {
     for (const std::uint64_t start : {max - 2, max - 1, max}) {
       SCOPED_TRACE(testing::Message() << "write_seq 2^64 - " << (max - start + 1));
       record_layer server(s, role::server, cs, ss, start);
-      bytes wire;
+      buffer wire;
       server.seal(of("a"), wire);
       server.seal(of("b"), wire);
       server.seal(of("c"), wire);
