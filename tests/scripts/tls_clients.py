@@ -303,6 +303,7 @@ class SClient:
         self.wire_out = bytearray()   # bytes for its stdin
         self.plain_in = bytearray()
         self.err = bytearray()
+        self.err_eof = False
         self.raw_eof = False
         self.ended = None
 
@@ -325,13 +326,13 @@ class SClient:
         return self.err.count(b"KEYUPDATE")
 
     def read_fds(self):
-        fds = [self.p.stderr]
+        fds = [] if self.err_eof else [self.p.stderr]
         if not self.raw_eof:
             fds.append(self.p.stdout)
         return fds
 
     def write_fds(self):
-        return [self.p.stdin] if self.wire_out and self.ended is None else []
+        return [self.p.stdin] if self.wire_out and self.ended is None and not self.p.stdin.closed else []
 
     def on_writable(self, fd):
         try:
@@ -352,12 +353,27 @@ class SClient:
         if fd is self.p.stderr:
             if d:
                 self.err += d
+            else:
+                self.err_eof = True
             return
         if d:
             self.plain_in += d
         else:
             self.raw_eof = True
             self.ended = self.ended or "eof"
+
+    def finish(self, others, server):
+        """Closes s_client's stdin: it sends close_notify, ends, flushes its -msg file. Fails
+        unless it exits 0 (its stdout ends once the server closed)."""
+        pump(others, lambda: not self.wire_out, "s_client's stdin drained", server=server)
+        self.p.stdin.close()
+        pump(others + [self], lambda: self.raw_eof, "s_client's end after stdin EOF", server=server)
+        try:
+            code = self.p.wait(STEP)
+        except subprocess.TimeoutExpired:
+            raise Fail("s_client still running after its stdout ended")
+        if code != 0:
+            raise Fail(f"s_client exited with {code}: {bytes(self.err)[-1000:]!r}")
 
     def msg_keyupdates(self):
         """(sent, received) KeyUpdate messages as -msg logged them: lists of request_update
@@ -377,6 +393,8 @@ class SClient:
             self.p.kill()
         self.p.wait(STEP)
         for f in (self.p.stdin, self.p.stdout, self.p.stderr):
+            if f.closed:
+                continue
             try:
                 f.close()
             except OSError:
@@ -725,6 +743,9 @@ def case_s_client_ws(ctx, spec):
     expect_messages(sc, [(2, p) for p in batch_py], [sc, py], "200 messages python -> s_client", ctx.server)
     no_more_messages(sc)
     no_more_messages(py)
+    sc.t.finish([py], ctx.server)  # close_notify from s_client, then the server ends the session
+    py.send(b"after s_client left")
+    py.barrier([], ctx.server)
     ctx.server.check_alive()
 
 
@@ -760,6 +781,7 @@ def case_s_client_keyupdate(ctx, spec):
     keyupdate(ctx, sc, py, "K", rng, "KeyUpdate before 1 MiB")
     sclient_exchange(ctx, sc, py, rng, [1 << 20], "1 MiB after KeyUpdate")
     n_requested = sum(1 for l in letters if l == "K") + 2
+    sc.t.finish([py], ctx.server)  # flushes the -msg file
     sent, received = sc.t.msg_keyupdates()
     if len(sent) != len(letters) + 2:
         raise Fail(f"s_client logged {len(sent)} KeyUpdates sent, {len(letters) + 2} typed")
