@@ -140,7 +140,7 @@ class PyTls:
     """TLS client (Python ssl) over a non-blocking socket, through a MemoryBIO: the test sees and
     controls the bytes on the wire (chunked writes, raw garbage). Driven by pump()."""
 
-    def __init__(self, port, version="", ciphers=None, record=None):
+    def __init__(self, port, version="", ciphers=None, record=None, rcvbuf=0):
         import ssl
         self.ssl = ssl
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -152,7 +152,11 @@ class PyTls:
             ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_2
             if ciphers:
                 ctx.set_ciphers(ciphers)
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=STEP)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf:  # before connect(), so that the window stays small
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(STEP)
+        self.sock.connect(("127.0.0.1", port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock.setblocking(False)
         self.inc, self.outb = ssl.MemoryBIO(), ssl.MemoryBIO()
@@ -861,6 +865,35 @@ def case_python_burst(ctx, spec):
     ctx.server.check_alive()
 
 
+def case_python_backpressure(ctx, spec):
+    """A receiver with a tiny TCP window that does not read for 2 s while ~12 MiB are sent to
+    it (more than the kernel's 4 MiB send buffer; the server runs with --max-queue 64MiB so
+    that it queues them): the server's writes stop part way through records and resume;
+    everything arrives intact and in order. (Reads of records in small pieces: python_records.)"""
+    rng = random.Random("bp" + spec)
+    a = py_member(ctx, "alice", spec)
+    b = py_member(ctx, "bob", spec, rcvbuf=4096)
+    pair(ctx.server, a, b, "backpressure")
+    for round_ in range(2):
+        msgs = [rng.randbytes(rng.randrange(1, 800000)) for _ in range(30)]
+        msgs += [rng.randbytes(rng.randrange(0, 100)) for _ in range(200)]
+        for p in msgs:
+            a.send(p)
+        pump([a], lambda: not a.t.wire_out, "alice's messages written", server=ctx.server)
+        a.barrier([], ctx.server)  # the server has them all; bob has read none
+        t_end = time.monotonic() + 2
+        pump([a], lambda: time.monotonic() >= t_end, "bob not reading", server=ctx.server)
+        expect_messages(b, [(2, p) for p in msgs], [a, b], f"round {round_ + 1}: {len(msgs)} messages to a slow reader", ctx.server)
+        b.send(b"read them all")
+        expect_messages(a, [(2, b"read them all")], [a, b], "the slow reader answers", ctx.server)
+    no_more_messages(a)
+    no_more_messages(b)
+    ctx.server.check_alive()
+
+
+case_python_backpressure.server_args = ["--max-queue", "64MiB"]
+
+
 def case_python_records(ctx, spec):
     """Odd record and segment boundaries: one plaintext byte per TLS record; TLS bytes written
     to the socket one and seven at a time (records split across reads); many records in one
@@ -1138,12 +1171,15 @@ def all_cases():
         cases[f"s_client_keyupdate.{s}"] = (case_s_client_keyupdate, s)
     for s in ["tls13-aes128", "tls12-aes128"]:
         cases[f"python_records.{s}"] = (case_python_records, s)
+        cases[f"python_backpressure.{s}"] = (case_python_backpressure, s)
         cases[f"python_http.{s}"] = (case_python_http, s)
         cases[f"close_notify.{s}"] = (case_close_notify, s)
         cases[f"idle.{s}"] = (case_idle, s)
         for k in GARBAGE:
             cases[f"garbage.{s}.{k}"] = (case_garbage, f"{s}:{k}")
     cases["idle.tls13-chacha20"] = (case_idle, "tls13-chacha20")
+    cases["python_backpressure.tls13-chacha20"] = (case_python_backpressure, "tls13-chacha20")
+    cases["python_backpressure.tls13-aes256"] = (case_python_backpressure, "tls13-aes256")
     return cases
 
 
@@ -1176,7 +1212,7 @@ def main():
         shutil.copytree(os.path.join(args.www, "localhost"), ctx.site)
         with open(os.path.join(ctx.site, "big.bin"), "wb") as f:
             f.write(random.Random(1).randbytes(3 << 20))
-        ctx.server = Server(args.mles, www)
+        ctx.server = Server(args.mles, www, getattr(fn, "server_args", ()))
         fn(ctx, spec)
         for c in reversed(ctx.cleanup):
             c()
