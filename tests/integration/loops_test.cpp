@@ -163,15 +163,23 @@ TEST_P(mles_two_loops, cross_loop_delivery_keeps_each_publishers_order_and_loses
       if (std::string why = seen.check(m); !why.empty()) return fail(who, why);
     }
     if (!client.sync(read_deadline)) return fail(who, "sync: " + client.error());
-    const read_result extra = client.read_frame(0ms);
-    if (extra.ok()) fail(who, "an extra message after all: " + describe(extra.f));
+    for (;;) {
+      const read_result extra = client.read_frame(0ms);
+      if (!extra.ok()) break;
+      // A newcomer's history may end with a later newcomer's join (should a join be processed
+      // after the whole flood on a stalled box); anything else is one message too many.
+      if (extra.f.opcode == op::text && extra.f.payload.rfind("{\"uid\":", 0) == 0) continue;
+      return fail(who, "an extra message after all: " + describe(extra.f));
+    }
   };
 
   std::array<std::atomic<int>, channels> sent0{};   // publisher 0's progress per channel
-  std::array<std::atomic<int>, channels> joined{};  // newcomers whose join was processed
+  std::array<std::atomic<int>, channels> joined{};  // newcomers whose join frame is sent
   // Newcomer r of a channel joins when its publishers reach r/(newcomers + 1) of their flood:
-  // each publisher waits there until that join is processed, so every newcomer gets part of
-  // every publisher's messages from the history and the rest live.
+  // each publisher waits there until that join frame is on its way, then goes on, so the join
+  // races with a flood from both loops and every newcomer gets part of every publisher's
+  // messages from the history and the rest live. (Waiting until the join was processed would
+  // hide an ordering fault: nothing live would be queued beside the history.)
   auto threshold_of = [](int round) { return round * per_publisher / (newcomers + 1); };
   std::latch go(static_cast<std::ptrdiff_t>(members.size()));
   std::vector<std::thread> threads;
@@ -221,9 +229,10 @@ TEST_P(mles_two_loops, cross_loop_delivery_keeps_each_publishers_order_and_loses
       }
       std::string uid = "new" + std::to_string(c) + "-" + std::to_string(round);
       auto client = s.join(uid, "loops" + std::to_string(c));
-      // The pong comes after the join is processed (the history read meanwhile is kept).
-      if (!client->sync(read_deadline)) fail(uid, "sync after the join: " + client->error());
       joined[static_cast<std::size_t>(c)] = round;
+      // The pong comes after the join is processed (what is read meanwhile is kept): the next
+      // connection is opened only then, so the round robin puts it on the other loop.
+      if (!client->sync(read_deadline)) fail(uid, "sync after the join: " + client->error());
       late.push_back({std::move(uid), tally{c, -1, {}}, std::move(client)});
       newcomer* n = &late.back();
       late_threads.emplace_back([&, n] { drain(n->uid, *n->client, n->seen); });
