@@ -5,6 +5,7 @@
 # median, with the load average of every round written beside them.
 #   bench/run_alternating.sh --runs 5 before=/tmp/old-build after=build
 #   bench/run_alternating.sh memory=build disk=build disk+="--history-dir /tmp/h"
+#   bench/run_alternating.sh one=build two=build two@="--threads 2 --server-cpu 0,1 --bench-cpu 0,1"
 set -uo pipefail
 
 usage() {
@@ -14,6 +15,8 @@ usage: bench/run_alternating.sh [--runs N] [--duration S] [--tls] [--only 1,2] [
   NAME=BUILD_DIR  an mles build to measure (DIR/mles); the raw baseline and mles-bench come
                   from the last one
   NAME+=ARGS      extra server arguments for NAME (e.g. disk+="--history-dir /tmp/h")
+  NAME@=ARGS      extra run_standard.sh options for NAME (e.g. two@="--threads 2 --server-cpu 0,1");
+                  the raw baseline always runs with run_standard.sh's defaults (CPU 0 / CPU 1)
   --runs N        rounds (default 5)   --duration S  measured seconds per run (default 5)
   --tls           mles over TLS (the raw baseline stays plain, as in BENCHMARKS.md)
   --only LIST     fan-out scenarios, 1 and/or 2 (default 1,2)
@@ -31,6 +34,7 @@ out=
 names=()
 dirs=()
 declare -A extra
+declare -A runopts
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --runs) runs=${2:?}; shift 2 ;;
@@ -40,6 +44,7 @@ while [[ $# -gt 0 ]]; do
     --out) out=${2:?}; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *+=*) extra[${1%%+=*}]=${1#*+=}; shift ;;
+    *@=*) runopts[${1%%@=*}]=${1#*@=}; shift ;;
     *=*) names+=("${1%%=*}"); d=${1#*=}; [[ "$d" = /* ]] || d="$PWD/$d"; dirs+=("$d"); shift ;;
     *) echo "run_alternating.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -66,7 +71,14 @@ figure() {  # figure FILE SCENARIO
     awk '{ v = $1; if (v ~ /M$/) { sub(/M$/, "", v); v *= 1e6 } else if (v ~ /k$/) { sub(/k$/, "", v); v *= 1e3 } print v }'
 }
 
+# server CPU seconds of scenario S (the whole run: connects, warmup and measurement)
+cpu_seconds() {  # cpu_seconds FILE SCENARIO
+  awk -F'|' -v s="$2" '{ id = $2; gsub(/ /, "", id); if (id != "") cur = id }
+    cur == s && $4 ~ /server CPU/ { gsub(/[* ]/, "", $5); print $5 }' "$1"
+}
+
 declare -A values
+declare -A cpus
 loads=()
 for r in $(seq "$runs"); do
   for who in raw "${names[@]}"; do
@@ -76,13 +88,15 @@ for r in $(seq "$runs"); do
         { echo "run_alternating.sh: raw run $r failed:" >&2; tail -3 "$work/err" >&2; }
     else
       "$script_dir/run_standard.sh" --build "$work/$who" --target mles "$tls" --runs 1 \
-        --duration "$duration" --only "$only" --out "$work/r.md" ${extra[$who]:+--server-args "${extra[$who]}"} >/dev/null 2>"$work/err" ||
+        --duration "$duration" --only "$only" --out "$work/r.md" ${extra[$who]:+--server-args "${extra[$who]}"} ${runopts[$who]:-} >/dev/null 2>"$work/err" ||
         { echo "run_alternating.sh: $who run $r failed:" >&2; tail -3 "$work/err" >&2; }
     fi
     for s in ${only//,/ }; do
       v=$(figure "$work/r.md" "$s")
+      c=$(cpu_seconds "$work/r.md" "$s")
       values[$who,$s]+="${v:-} "
-      echo "round $r $who scenario $s: ${v:-failed} delivered/s" >&2
+      cpus[$who,$s]+="${c:-} "
+      echo "round $r $who scenario $s: ${v:-failed} delivered/s, server CPU ${c:-?} s" >&2
     done
   done
   loads+=("$(cut -d' ' -f1 /proc/loadavg)")
@@ -103,5 +117,10 @@ median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {i
     echo "$row"
   done
   echo
-  echo "Medians of $runs alternating rounds (raw, then $(IFS=,; echo "${names[*]}")), ${duration} s each, server and bench pinned to separate CPUs; load average (1 min) after each round: ${loads[*]}."
+  echo "Medians of $runs alternating rounds (raw, then $(IFS=,; echo "${names[*]}")), ${duration} s each, server and bench pinned to separate CPUs unless stated; load average (1 min) after each round: ${loads[*]}."
+  for n in "${names[@]}"; do
+    [[ -n "${runopts[$n]:-}" ]] && echo "- $n: run_standard.sh ${runopts[$n]}"
+  done
+  echo
+  echo "Server CPU seconds per run (median; each run is $((duration + 1)) s of traffic plus connects): raw $(for s in ${only//,/ }; do printf 'sc%s %s ' "$s" "$(median "${cpus[raw,$s]:-}")"; done)$(for n in "${names[@]}"; do printf '; %s ' "$n"; for s in ${only//,/ }; do printf 'sc%s %s ' "$s" "$(median "${cpus[$n,$s]:-}")"; done; done)"
 } | tee "$out"

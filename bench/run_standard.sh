@@ -9,9 +9,10 @@ usage() {
 usage: bench/run_standard.sh [--build DIR] [--target mles|raw] [--plain|--tls] [--out FILE]
                              [--runs N] [--duration S] [--only 1,2,3,4]
                              [--server-cpu N] [--bench-cpu N] [--server-args "..."]
+                             [--threads N] [--bench-threads N]
 
   --build DIR       build directory holding mles, mles-bench, mles-raw-baseline (default: build)
-  --target T        mles: DIR/mles --no-tls|--self-signed --port 0 --threads 1 --domains localhost
+  --target T        mles: DIR/mles --no-tls|--self-signed --port 0 --threads N --domains localhost
                           --wwwroot <tmp> --log-level warn
                     raw:  DIR/mles-raw-baseline --port 0 (plain only; no history scenario)
   --plain | --tls   plain ws:// (default) or TLS (mles only: --self-signed)
@@ -19,8 +20,11 @@ usage: bench/run_standard.sh [--build DIR] [--target mles|raw] [--plain|--tls] [
   --runs N          runs per scenario, median reported (default 3)
   --duration S      measured seconds per fanout run (default 5; plus 1 s warmup)
   --only LIST       scenarios to run, comma separated (default 1,2,3,4)
-  --server-cpu N    CPU for the server (default 0); --bench-cpu N: CPU for the bench (default 1)
+  --server-cpu N    CPU for the server (default 0); --bench-cpu N: CPU for the bench (default 1);
+                    both are taskset CPU lists ("0,1": either core, the scheduler decides)
   --server-args S   extra arguments appended to the server command line
+  --threads N       mles event loops (default 1; the raw baseline is single-threaded)
+  --bench-threads N mles-bench event loops for the fan-out and idle scenarios (default 1)
 
 Scenarios: 1 fanout 1 channel x 100 subscribers x 1 publisher, 64 B, max rate
            2 fanout 100 channels x 10 subscribers x 1 publisher, 64 B, max rate
@@ -43,6 +47,8 @@ only=1,2,3,4
 server_cpu=0
 bench_cpu=1
 server_args=
+threads=1
+bench_threads=1
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -57,6 +63,8 @@ while [[ $# -gt 0 ]]; do
     --server-cpu) server_cpu=${2:?}; shift 2 ;;
     --bench-cpu) bench_cpu=${2:?}; shift 2 ;;
     --server-args) server_args=${2:?}; shift 2 ;;
+    --threads) threads=${2:?}; shift 2 ;;
+    --bench-threads) bench_threads=${2:?}; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "run_standard.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -73,6 +81,8 @@ if [[ "$target" == raw && "$tls" == tls ]]; then
   echo "run_standard.sh: the raw baseline speaks plain ws only (use --plain)" >&2; exit 2
 fi
 [[ "$runs" =~ ^[1-9][0-9]*$ ]] || { echo "run_standard.sh: --runs must be a positive integer" >&2; exit 2; }
+[[ "$threads" =~ ^[1-9][0-9]*$ && "$bench_threads" =~ ^[1-9][0-9]*$ ]] ||
+  { echo "run_standard.sh: --threads and --bench-threads must be positive integers" >&2; exit 2; }
 for b in "$bench_bin" "$server_bin"; do
   [[ -x "$b" ]] || { echo "run_standard.sh: $b not found (build it first)" >&2; exit 2; }
 done
@@ -109,7 +119,7 @@ server_cmd() {
   else
     local tls_flag=--no-tls
     [[ "$tls" == tls ]] && tls_flag=--self-signed
-    echo "$server_bin $tls_flag --port 0 --threads 1 --domains localhost --wwwroot $work/www --log-level warn $server_args"
+    echo "$server_bin $tls_flag --port 0 --threads $threads --domains localhost --wwwroot $work/www --log-level warn $server_args"
   fi
 }
 
@@ -233,7 +243,7 @@ fmt_value() {  # fmt_value VALUE FORMAT  (rate: 1.23 M / 45.6 k; us: 1 decimal; 
 
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
-fan=(--warmup 1 --duration "$duration")
+fan=(--warmup 1 --duration "$duration" --threads "$bench_threads")
 run_scenario 1 "fanout 1 ch × 100 sub × 1 pub, 64 B, max rate" 120 \
   "delivered msgs/s:delivered_per_s:rate;published msgs/s:published_per_s:rate;latency p50 (µs):latency_p50_us:us;latency p99 (µs):latency_p99_us:us;lost+dup+reordered:integrity;server CPU s (whole run):server_cpu:s" -- \
   fanout --channels 1 --subscribers 100 --publishers 1 --size 64 "${fan[@]}"
@@ -242,7 +252,7 @@ run_scenario 2 "fanout 100 ch × 10 sub × 1 pub, 64 B, max rate" 120 \
   fanout --channels 100 --subscribers 10 --publishers 1 --size 64 "${fan[@]}"
 run_scenario 3 "idle 10,000 joined connections (100 per channel)" 180 \
   "server bytes/connection:bytes_per_connection;joins/s:joins_per_s:rate;bench TCP connects/s:tcp_connects_per_s:rate" -- \
-  idle --connections 10000 --per-channel 100 --server-pid @PID@
+  idle --connections 10000 --per-channel 100 --server-pid @PID@ --threads "$bench_threads"
 if [[ "$target" == raw ]]; then
   [[ ",$only," == *",4,"* ]] && table_rows+=("| 4 | history 200 × 1 KiB | skipped | – | the raw baseline keeps no history |")
 else
@@ -256,7 +266,7 @@ fi
   echo
   echo "- $started; $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'); kernel $(uname -r)"
   echo "- server on CPU $server_cpu: \`$(server_cmd | sed "s|$work|<tmp>|; s|$repo_dir/||g")\`"
-  echo "- bench on CPU $bench_cpu: \`${bench_bin#"$repo_dir"/} <mode> ... --port <port>$([[ "$tls" == tls ]] && echo " --tls") --json\`; fresh server per run; median of $runs"
+  echo "- bench on CPU $bench_cpu ($bench_threads thread(s) in fan-out and idle): \`${bench_bin#"$repo_dir"/} <mode> ... --port <port>$([[ "$tls" == tls ]] && echo " --tls") --json\`; fresh server per run; median of $runs"
   echo "- load average at start: $load_start (other work on the machine skews the figures)"
   echo
   echo "| # | scenario | figure | median | runs |"
