@@ -328,13 +328,14 @@ record_layer::open_result record_layer::open(std::span<std::uint8_t> buf, byte_b
     pos += header_length + length;
     r.consumed = pos;
 
-    // TLSInnerPlaintext: content, then the real type, then zero padding.
+    // TLSInnerPlaintext: content, then the real type, then zero padding; 2^14 + 1 bytes at
+    // most, padding included (RFC 8446 §5.4).
+    if (clen > max_plaintext + 1) return fail(alert::record_overflow, "TLS record plaintext too long", r, out);
     std::size_t i = clen;
     while (i > 0 && body[i - 1] == 0) --i;
     if (i == 0) return fail(alert::unexpected_message, "TLS record without a content type", r, out);
     const std::uint8_t inner = body[i - 1];
     const std::size_t plen = i - 1;
-    if (plen > max_plaintext) return fail(alert::record_overflow, "TLS record plaintext too long", r, out);
 
     if (inner == type_application_data) {
       if (!handshake_.empty())
