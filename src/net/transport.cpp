@@ -74,6 +74,7 @@ struct transport::own_tls {
   std::vector<std::uint8_t> partial;  // an incomplete record read so far
   std::string alpn;
   bool peer_closed = false;  // close_notify received: reads end
+  bool close_sent = false;   // our close_notify went out
   bool active = false;       // records since the last sweep
 };
 
@@ -407,7 +408,8 @@ void transport::on_sweep() noexcept {
 }
 
 void transport::shutdown_send() noexcept {
-  if (t13_) {
+  if (t13_ && !t13_->close_sent) {
+    t13_->close_sent = true;
     scratch_.clear();
     try {
       t13_->records.seal_alert(tls13::alert::close_notify, scratch_);
@@ -416,7 +418,7 @@ void transport::shutdown_send() noexcept {
     }
     (void)ship_scratch();
     (void)flush_output();
-  } else if (ssl_ && SSL_is_init_finished(ssl_)) {
+  } else if (!t13_ && ssl_ && SSL_is_init_finished(ssl_)) {
     ERR_clear_error();
     scratch_.clear();
     (void)SSL_shutdown(ssl_);  // one close_notify, no wait for the peer's
@@ -429,6 +431,18 @@ void transport::shutdown_send() noexcept {
 }
 
 void transport::close() noexcept {
+  // The peer said close_notify and we end without having said ours: say it now (RFC 8446
+  // §6.1: each side sends one before closing its write side), best effort, never blocking.
+  if (t13_ && t13_->peer_closed && !t13_->close_sent && held_.empty()) {
+    t13_->close_sent = true;
+    scratch_.clear();
+    try {
+      t13_->records.seal_alert(tls13::alert::close_notify, scratch_);
+      (void)send_raw(scratch_);
+    } catch (const std::exception&) {
+    }
+    scratch_.clear();
+  }
   boost::system::error_code ec;
   socket_.close(ec);
 }
