@@ -75,7 +75,13 @@ struct transport::own_tls {
   std::string alpn;
   bool peer_closed = false;  // close_notify received: reads end
   bool close_sent = false;   // our close_notify went out
-  bool active = false;       // records since the last sweep
+  std::uint32_t ops = 0;     // reads and writes since the last sweep
+  // The cipher contexts (~1 KB each) stay only on a busy session; a quiet one (a join, a
+  // message now and then) makes them per read or write and frees them right after.
+  static constexpr std::uint32_t busy_ops = 8;
+  void after_op() noexcept {
+    if (ops < busy_ops) records.release_contexts();
+  }
 };
 
 namespace {
@@ -303,7 +309,7 @@ io_result transport::read_own(std::span<std::uint8_t> buf) {
       return {io_status::eof};
     }
     have += static_cast<std::size_t>(n);
-    o.active = true;
+    ++o.ops;
     scratch_.clear();
     tls13::record_layer::open_result r;
     try {
@@ -312,6 +318,7 @@ io_result transport::read_own(std::span<std::uint8_t> buf) {
       last_error_ = std::string("TLS read: ") + e.what();
       return {io_status::error};
     }
+    o.after_op();
     // Our answers (a KeyUpdate, an alert) go out now.
     const io_result shipped = ship_scratch();
     if (r.st == tls13::record_layer::status::error) {
@@ -368,7 +375,8 @@ io_result transport::write(std::span<const std::uint8_t> buf) {
       last_error_ = std::string("TLS write: ") + e.what();
       return {io_status::error};
     }
-    t13_->active = true;
+    ++t13_->ops;
+    t13_->after_op();
     const io_result shipped = ship_scratch();
     if (shipped.status == io_status::error) return shipped;
     return {io_status::ok, buf.size()};  // plaintext consumed; leftover ciphertext is held
@@ -403,8 +411,8 @@ io_result transport::writev(const struct iovec* iov, int count) {
 
 void transport::on_sweep() noexcept {
   if (!t13_) return;
-  if (!t13_->active) t13_->records.release_contexts();
-  t13_->active = false;
+  if (t13_->ops == 0) t13_->records.release_contexts();
+  t13_->ops = 0;
 }
 
 void transport::shutdown_send() noexcept {

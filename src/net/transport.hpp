@@ -91,7 +91,8 @@ class transport {
     }
   }
   // Once per loop sweep: a session on our record layer with no traffic since the last sweep
-  // frees its cipher contexts (made again on the next record).
+  // frees its cipher contexts (made again on the next record; a session with fewer than 8
+  // reads and writes since the last sweep frees them after each).
   void on_sweep() noexcept;
   // Sends TLS close_notify (best effort) and a TCP FIN.
   void shutdown_send() noexcept;
