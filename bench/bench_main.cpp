@@ -63,8 +63,16 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(std::size_t{16}, std::size_t{16} << 20));
   fanout->add_option("--rate", rate, "messages/s per publisher, or max (closed loop)")->capture_default_str();
   fanout->add_option("--window", fo.window,
-                     "max messages per publisher not yet received by every member (also capped at 1 MiB)")
+                     "max messages per publisher not yet received by every member (also capped by --window-bytes)")
       ->capture_default_str()->check(CLI::Range(1u, 1000000u));
+  fanout->add_option("--window-bytes", fo.window_bytes,
+                     "frame bytes per channel in flight: caps the window at B / (P × (size + 14)); keep it "
+                     "below the server's per-member queue limit (mles --max-queue, 4 MiB)")
+      ->capture_default_str()->check(CLI::Range(std::size_t{4} << 10, std::size_t{1} << 30));
+  fanout->add_option("--stalled", fo.stalled,
+                     "subscribers of the first channel that join and then never read (the server should "
+                     "disconnect them); left out of the figures and the integrity check")
+      ->capture_default_str()->check(CLI::Range(0u, 100000u));
   fanout->add_option("--duration", fo.duration_s, "measured seconds")->capture_default_str()->check(CLI::Range(0.1, 3600.0));
   fanout->add_option("--warmup", fo.warmup_s, "seconds of traffic before measuring")->capture_default_str()->check(CLI::Range(0.0, 600.0));
   fanout->add_option("--barrier-timeout", fo.barrier_timeout_s, "seconds for the join barrier")->capture_default_str();
@@ -113,6 +121,11 @@ int main(int argc, char** argv) {
           fmt::print(stderr, "mles-bench: --rate must be a positive number or max\n");
           return exit_usage;
         }
+      }
+      if (fo.stalled > fo.subscribers || fo.publishers + fo.subscribers - fo.stalled < 2) {
+        fmt::print(stderr, "mles-bench: --stalled {} must not exceed --subscribers {} and must leave at least "
+                           "two reading members in the first channel\n", fo.stalled, fo.subscribers);
+        return exit_usage;
       }
       return run_fanout(common, fo);
     }

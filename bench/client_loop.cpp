@@ -183,6 +183,11 @@ void client_loop::send_frame(connection& c, ws_opcode op, const char* payload, s
   mark_dirty(c);
 }
 
+void client_loop::pause_reading(connection& c) {
+  c.read_paused_ = true;
+  update_interest(c);
+}
+
 void client_loop::mark_dirty(connection& c) {
   if (!c.dirty_) {
     c.dirty_ = true;
@@ -231,7 +236,8 @@ void client_loop::update_interest(connection& c) {
       want = c.read_wants_write_ ? EPOLLOUT : EPOLLIN;
       break;
     default:
-      want = EPOLLIN | ((c.queued() > 0 || c.read_wants_write_) ? EPOLLOUT : 0u);
+      want = (c.read_paused_ ? 0u : static_cast<std::uint32_t>(EPOLLIN)) |
+             ((c.queued() > 0 || c.read_wants_write_) ? EPOLLOUT : 0u);
       break;
   }
   if (want == c.events_) return;
@@ -304,6 +310,15 @@ void client_loop::on_event(connection& c, std::uint32_t ev) {
     case conn_state::open:
       break;
   }
+  if (c.read_paused_) {
+    // Never read: only a reset (or a hang-up in both directions) ends it.
+    if ((ev & (EPOLLERR | EPOLLHUP)) != 0) {
+      fail(c, "server reset or hung up the connection");
+      return;
+    }
+    if ((ev & EPOLLOUT) != 0) flush(c);
+    return;
+  }
   if ((ev & EPOLLOUT) != 0) {
     if (c.read_wants_write_) {
       c.read_wants_write_ = false;
@@ -320,6 +335,7 @@ void client_loop::on_event(connection& c, std::uint32_t ev) {
 }
 
 void client_loop::do_read(connection& c) {
+  if (c.read_paused_) return;
   for (int iter = 0; iter < max_reads_per_event && c.state_ != conn_state::closed; ++iter) {
     const std::size_t have = c.in_.size();
     if (rbuf_.size() < have + min_read_space)
@@ -389,7 +405,7 @@ void client_loop::do_read(connection& c) {
       fail(c, error);
       return;
     }
-    if (drained) return;
+    if (drained || c.read_paused_) return;
   }
 }
 

@@ -30,6 +30,7 @@ struct connection {
   conn_state state_ = conn_state::idle;
   bool dirty_ = false;             // on the loop's flush list
   bool read_wants_write_ = false;  // TLS: SSL_read asked for the socket to become writable
+  bool read_paused_ = false;       // pause_reading(): never read again (a stalled member)
   std::uint32_t events_ = 0;       // epoll interest currently registered
   std::uint32_t mask_rng_ = 0;     // xorshift32 state for the masking keys
   std::string out_;                // bytes not yet written (frames already masked)
@@ -91,6 +92,9 @@ class client_loop {
 
   // Queues one masked frame; flushed at the end of the round.
   void send_frame(connection& c, ws_opcode op, const char* payload, std::size_t n);
+  // From now on this connection is never read (its receive buffer fills, the server's queue
+  // for it overflows); only a reset or hang-up is noticed (on_failure). Call from on_open.
+  void pause_reading(connection& c);
   // Closes the socket now (no close frame: the server sees EOF), abortively (RST) if asked.
   enum class close_kind { graceful, abortive };
   void close(connection& c, close_kind kind = close_kind::graceful);

@@ -11,10 +11,21 @@
 #include <optional>
 #include <atomic>
 #include <bit>
+#include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <limits>
 #include <memory>
 #include <thread>
+
+#include <arpa/inet.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 namespace mles::bench {
 
@@ -23,7 +34,7 @@ namespace {
 enum class phase : int { connect, barrier, run, drain, done };
 
 constexpr clock_ns probe_interval = ms_ns(10);
-constexpr std::size_t queue_budget = 1u << 20;  // in-flight bytes per member, a quarter of the server's 4 MiB
+constexpr clock_ns stall_poll_interval = ms_ns(5);
 
 struct fanout_shared {
   fanout_options opt;
@@ -49,9 +60,27 @@ struct fanout_shared {
   std::atomic<std::uint32_t> publishers_ready{0};
   std::vector<client_loop*> loops;
   fatal_latch latch;
+  // --stalled: members m >= members_per_channel - stalled of channel 0.
+  // stalled_local[i]: the stalled member's local address (set on open); stalled_gone[i]: when
+  // the server closed its side (0: not yet); stalled_open: stalled members not yet closed.
+  std::unique_ptr<std::atomic<bool>[]> stalled_ready;
+  std::vector<sockaddr_storage> stalled_local;
+  std::unique_ptr<std::atomic<clock_ns>[]> stalled_gone;
+  std::atomic<unsigned> stalled_open{0};
 
   std::size_t ack_index(unsigned c, unsigned m, unsigned k) const noexcept {
     return (static_cast<std::size_t>(c) * members_per_channel + m) * ack_stride + k;
+  }
+  bool is_stalled(unsigned c, unsigned m) const noexcept {
+    return c == 0 && m + opt.stalled >= members_per_channel;
+  }
+  unsigned stalled_index(unsigned m) const noexcept { return m - (members_per_channel - opt.stalled); }
+  // Members of channel c that receive (and acknowledge) each publisher's messages.
+  unsigned receivers_of(unsigned c) const noexcept { return receivers - (c == 0 ? opt.stalled : 0u); }
+  void mark_stalled_gone(unsigned i, clock_ns when) {
+    clock_ns expected = 0;
+    if (stalled_gone[i].compare_exchange_strong(expected, when, std::memory_order_acq_rel))
+      stalled_open.fetch_sub(1, std::memory_order_acq_rel);
   }
 };
 
@@ -77,6 +106,11 @@ struct member {
 
 struct fanout_stats {
   latency_histogram latency;
+  // --stalled: the measured window split at the moment the last stalled member was gone.
+  latency_histogram latency_stalled;  // while some stalled member was still connected
+  latency_histogram latency_after;    // after all were disconnected
+  std::uint64_t delivered_stalled = 0;
+  std::uint64_t delivered_after = 0;
   std::uint64_t delivered_window = 0;
   std::uint64_t published_window = 0;
   std::uint64_t delivered_total = 0;
@@ -122,6 +156,13 @@ class fanout_worker final : public client_handler {
                                          mb.channel * sh_.members_per_channel + mb.m, sh_.nonce,
                                          mb.channel);
     loop_.send_frame(c, ws_opcode::text, join.data(), join.size());
+    if (sh_.is_stalled(mb.channel, mb.m)) {
+      const unsigned i = sh_.stalled_index(mb.m);
+      socklen_t len = sizeof(sockaddr_storage);
+      ::getsockname(c.fd_, reinterpret_cast<sockaddr*>(&sh_.stalled_local[i]), &len);
+      sh_.stalled_ready[i].store(true, std::memory_order_release);
+      loop_.pause_reading(c);  // the join frame still goes out: writes continue
+    }
     sh_.joined.fetch_add(1, std::memory_order_relaxed);
   }
 
@@ -139,6 +180,7 @@ class fanout_worker final : public client_handler {
     std::memcpy(&seq, data + 4, 4);
     std::memcpy(&ts, data + 8, 8);
     member& mb = members_[c.id_];
+    if (sh_.is_stalled(mb.channel, mb.m)) return;  // what came with the 101: not counted
     const unsigned P = sh_.opt.publishers;
     const std::uint32_t gid = pid & ~probe_flag;
     const unsigned k = gid % P;
@@ -171,12 +213,26 @@ class fanout_worker final : public client_handler {
     ++stats_.delivered_total;
     if (read_time >= measure_start_ && read_time < measure_end_) {
       ++stats_.delivered_window;
-      stats_.latency.record(static_cast<std::uint64_t>(std::max<std::int64_t>(0, read_time - ts)));
+      const auto lat = static_cast<std::uint64_t>(std::max<std::int64_t>(0, read_time - ts));
+      stats_.latency.record(lat);
+      if (sh_.opt.stalled > 0) {
+        if (sh_.stalled_open.load(std::memory_order_relaxed) > 0) {
+          ++stats_.delivered_stalled;
+          stats_.latency_stalled.record(lat);
+        } else {
+          ++stats_.delivered_after;
+          stats_.latency_after.record(lat);
+        }
+      }
     }
   }
 
   void on_failure(connection& c, std::string_view why) override {
     const member& mb = members_[c.id_];
+    if (sh_.is_stalled(mb.channel, mb.m) && sh_.stalled_ready[sh_.stalled_index(mb.m)].load()) {
+      sh_.mark_stalled_gone(sh_.stalled_index(mb.m), now_ns());  // a reset: the server dropped it
+      return;
+    }
     sh_.latch.set(fmt::format("member {} of channel bench-{}-{} ({}): {}", mb.m, sh_.nonce, mb.channel,
                               mb.m < sh_.opt.publishers ? "publisher" : "subscriber", why));
   }
@@ -227,7 +283,7 @@ class fanout_worker final : public client_handler {
   void barrier_step(member& mb, clock_ns now) {
     if (mb.ready) return;
     const std::uint32_t gid = mb.channel * sh_.opt.publishers + mb.m;
-    if (sh_.probed[gid].load(std::memory_order_relaxed) >= sh_.receivers) {
+    if (sh_.probed[gid].load(std::memory_order_relaxed) >= sh_.receivers_of(mb.channel)) {
       mb.ready = true;
       sh_.publishers_ready.fetch_add(1, std::memory_order_relaxed);
       return;
@@ -243,7 +299,7 @@ class fanout_worker final : public client_handler {
     if (mb.sent - mb.min_ack >= sh_.window) {
       std::uint64_t lo = std::numeric_limits<std::uint64_t>::max();
       for (unsigned r = 0; r < sh_.members_per_channel; ++r) {
-        if (r == mb.m) continue;
+        if (r == mb.m || sh_.is_stalled(mb.channel, r)) continue;
         lo = std::min(lo, sh_.acks[sh_.ack_index(mb.channel, r, mb.m)].load(std::memory_order_relaxed));
       }
       mb.min_ack = lo;
@@ -298,12 +354,59 @@ class fanout_worker final : public client_handler {
   fanout_stats stats_;
 };
 
+// TCP state of the server's side of a connection (looked up with sock_diag by its exact
+// 4-tuple; loopback, so both ends are in this network namespace): 1 = established, another
+// tcp_states value once the server has closed it (an orphan in FIN_WAIT1 while its unsent bytes
+// wait behind our zero window), 0 = gone, -1 = the lookup failed.
+int server_side_state(int nl, const sockaddr_storage& server, const sockaddr_storage& client) {
+  struct {
+    nlmsghdr nlh;
+    inet_diag_req_v2 r;
+  } req{};
+  req.nlh.nlmsg_len = sizeof req;
+  req.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+  req.nlh.nlmsg_flags = NLM_F_REQUEST;
+  req.r.sdiag_family = static_cast<std::uint8_t>(server.ss_family);
+  req.r.sdiag_protocol = IPPROTO_TCP;
+  req.r.idiag_states = ~0u;
+  req.r.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
+  req.r.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+  if (server.ss_family == AF_INET) {
+    const auto& s4 = reinterpret_cast<const sockaddr_in&>(server);
+    const auto& c4 = reinterpret_cast<const sockaddr_in&>(client);
+    req.r.id.idiag_sport = s4.sin_port;
+    req.r.id.idiag_dport = c4.sin_port;
+    std::memcpy(req.r.id.idiag_src, &s4.sin_addr, 4);
+    std::memcpy(req.r.id.idiag_dst, &c4.sin_addr, 4);
+  } else {
+    const auto& s6 = reinterpret_cast<const sockaddr_in6&>(server);
+    const auto& c6 = reinterpret_cast<const sockaddr_in6&>(client);
+    req.r.id.idiag_sport = s6.sin6_port;
+    req.r.id.idiag_dport = c6.sin6_port;
+    std::memcpy(req.r.id.idiag_src, &s6.sin6_addr, 16);
+    std::memcpy(req.r.id.idiag_dst, &c6.sin6_addr, 16);
+  }
+  if (::send(nl, &req, sizeof req, 0) != static_cast<ssize_t>(sizeof req)) return -1;
+  alignas(nlmsghdr) char buf[8192];
+  const ssize_t n = ::recv(nl, buf, sizeof buf, 0);
+  if (n < static_cast<ssize_t>(sizeof(nlmsghdr))) return -1;
+  const auto* h = reinterpret_cast<const nlmsghdr*>(buf);
+  if (h->nlmsg_type == NLMSG_ERROR) {
+    const auto* e = static_cast<const nlmsgerr*>(NLMSG_DATA(h));
+    return e->error == -ENOENT ? 0 : -1;
+  }
+  if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY) return -1;
+  return static_cast<const inet_diag_msg*>(NLMSG_DATA(h))->idiag_state;
+}
+
 }  // namespace
 
 int run_fanout(const common_options& common, const fanout_options& opt) {
   if (opt.size < payload_header_size) throw bench_failure{"--size must be at least 16"};
   if (opt.channels == 0 || opt.publishers == 0 || opt.publishers + opt.subscribers < 2)
     throw bench_failure{"need at least one channel, one publisher and one other member"};
+  if (opt.stalled > opt.subscribers || opt.publishers + opt.subscribers - opt.stalled < 2)
+    throw bench_failure{"--stalled must leave at least one publisher and one reading member in the first channel"};
   const unsigned T = std::clamp(common.threads, 1u, 64u);
   const unsigned M = opt.publishers + opt.subscribers;
   const std::uint64_t total = std::uint64_t{opt.channels} * M;
@@ -317,8 +420,12 @@ int run_fanout(const common_options& common, const fanout_options& opt) {
   sh.receivers = M - 1;
   sh.ack_stride = (opt.publishers + 7) / 8 * 8;
   const std::size_t frame_bytes = opt.size + 14;
-  sh.window = std::clamp<std::uint64_t>(queue_budget / (std::uint64_t{opt.publishers} * frame_bytes), 1,
+  sh.window = std::clamp<std::uint64_t>(opt.window_bytes / (std::uint64_t{opt.publishers} * frame_bytes), 1,
                                         std::max(1u, opt.window));
+  sh.stalled_ready = std::make_unique<std::atomic<bool>[]>(std::max(1u, opt.stalled));
+  sh.stalled_local.resize(opt.stalled);
+  sh.stalled_gone = std::make_unique<std::atomic<clock_ns>[]>(std::max(1u, opt.stalled));
+  sh.stalled_open.store(opt.stalled);
   sh.nonce = run_nonce();
   const std::size_t n_acks = std::size_t{opt.channels} * M * sh.ack_stride;
   const std::size_t n_pubs = std::size_t{opt.channels} * opt.publishers;
@@ -362,6 +469,34 @@ int run_fanout(const common_options& common, const fanout_options& opt) {
   std::atomic<bool> stop{false};
   std::vector<std::thread> threads;
   for (auto& l : loops) threads.emplace_back([&stop, lp = l.get()] { lp->run(stop); });
+  // --stalled: notice when the server closes its side of a stalled member (it cannot be read,
+  // so EOF never shows; a reset shows through on_failure).
+  std::atomic<bool> diag_failed{false};
+  if (opt.stalled > 0) {
+    threads.emplace_back([&stop, &sh, &ep, &diag_failed] {
+      const int nl = ::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+      if (nl < 0) {
+        diag_failed.store(true);
+        return;
+      }
+      const timeval tv{1, 0};
+      ::setsockopt(nl, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+      while (!stop.load(std::memory_order_acquire) && sh.stalled_open.load() > 0) {
+        for (unsigned i = 0; i < sh.opt.stalled; ++i) {
+          if (!sh.stalled_ready[i].load(std::memory_order_acquire) || sh.stalled_gone[i].load() != 0) continue;
+          const int st = server_side_state(nl, ep.addr, sh.stalled_local[i]);
+          if (st < 0) {
+            diag_failed.store(true);
+          } else if (st != TCP_ESTABLISHED) {
+            sh.mark_stalled_gone(i, now_ns());
+          }
+        }
+        if (diag_failed.load()) break;
+        std::this_thread::sleep_for(std::chrono::nanoseconds(stall_poll_interval));
+      }
+      ::close(nl);
+    });
+  }
   auto wake_all = [&] {
     for (auto& l : loops) l->wake();
   };
@@ -393,7 +528,7 @@ int run_fanout(const common_options& common, const fanout_options& opt) {
                for (std::size_t i = 0; i < n_pubs; ++i) seen += sh.probed[i].load();
                return fmt::format("{} of {} publisher→member probes seen; the server may not be "
                                   "forwarding or a join was refused",
-                                  seen, n_pubs * sh.receivers);
+                                  seen, n_pubs * sh.receivers - std::uint64_t{opt.publishers} * opt.stalled);
              });
 
     const clock_ns run_start = now_ns();
@@ -414,7 +549,7 @@ int run_fanout(const common_options& common, const fanout_options& opt) {
         for (unsigned k = 0; k < opt.publishers; ++k) {
           const std::uint64_t s = sh.sent[c * opt.publishers + k].load(std::memory_order_acquire);
           for (unsigned r = 0; r < M; ++r) {
-            if (r == k) continue;
+            if (r == k || sh.is_stalled(c, r)) continue;
             const std::uint64_t a = sh.acks[sh.ack_index(c, r, k)].load(std::memory_order_relaxed);
             if (a < s) left += s - a;
           }
@@ -445,6 +580,10 @@ int run_fanout(const common_options& common, const fanout_options& opt) {
   for (unsigned t = 0; t < T; ++t) {
     const fanout_stats& s = workers[t]->stats();
     total_stats.latency.merge(s.latency);
+    total_stats.latency_stalled.merge(s.latency_stalled);
+    total_stats.latency_after.merge(s.latency_after);
+    total_stats.delivered_stalled += s.delivered_stalled;
+    total_stats.delivered_after += s.delivered_after;
     total_stats.delivered_window += s.delivered_window;
     total_stats.published_window += s.published_window;
     total_stats.delivered_total += s.delivered_total;
@@ -456,6 +595,7 @@ int run_fanout(const common_options& common, const fanout_options& opt) {
     read_calls += loops[t]->read_calls();
     bytes_read += loops[t]->bytes_read();
     for (const member& mb : workers[t]->members()) {
+      if (sh.is_stalled(mb.channel, mb.m)) continue;
       for (unsigned k = 0; k < opt.publishers; ++k) {
         if (k == mb.m) continue;
         const recv_track& tr = mb.tracks[k];
@@ -486,6 +626,8 @@ int run_fanout(const common_options& common, const fanout_options& opt) {
   rec.add("delivered_per_s", static_cast<double>(total_stats.delivered_window) / secs);
   rec.add("delivered_mib_per_s",
           static_cast<double>(total_stats.delivered_window) * static_cast<double>(opt.size) / secs / 1048576.0, 1);
+  rec.add("delivered_bytes_per_s",
+          static_cast<double>(total_stats.delivered_window) * static_cast<double>(opt.size) / secs);
   rec.add("latency_p50_us", static_cast<double>(h.percentile(0.50)) / 1e3, 1);
   rec.add("latency_p99_us", static_cast<double>(h.percentile(0.99)) / 1e3, 1);
   rec.add("latency_p999_us", static_cast<double>(h.percentile(0.999)) / 1e3, 1);
@@ -498,6 +640,39 @@ int run_fanout(const common_options& common, const fanout_options& opt) {
   rec.add("misrouted", total_stats.misrouted + total_stats.malformed);
   rec.add("bench_bytes_per_read", read_calls > 0 ? static_cast<double>(bytes_read) / static_cast<double>(read_calls) : 0.0);
   rec.add("drain_timed_out", std::string(drain_timed_out ? "yes" : "no"));
+  if (opt.stalled > 0) {
+    // Times since the measurement started (negative: during the warm-up).
+    std::string when;
+    unsigned gone = 0;
+    clock_ns last = 0;
+    for (unsigned i = 0; i < opt.stalled; ++i) {
+      const clock_ns g = sh.stalled_gone[i].load();
+      if (!when.empty()) when += ' ';
+      if (g == 0) {
+        when += "not-disconnected";
+      } else {
+        ++gone;
+        last = std::max(last, g);
+        when += fmt::format("{:.3f}", static_cast<double>(g - measure_start) / 1e9);
+      }
+    }
+    const clock_ns split = gone == opt.stalled ? std::clamp(last, measure_start, measure_end) : measure_end;
+    const double stalled_secs = static_cast<double>(split - measure_start) / 1e9;
+    const double after_secs = secs - stalled_secs;
+    rec.add("stalled", std::uint64_t{opt.stalled});
+    rec.add("stalled_disconnected", std::uint64_t{gone});
+    rec.add("stalled_disconnect_s", when);
+    rec.add("stalled_watch", std::string(diag_failed.load() ? "sock_diag-failed" : "ok"));
+    rec.add("while_stalled_s", stalled_secs, 3);
+    rec.add("while_stalled_delivered_per_s",
+            stalled_secs > 0 ? static_cast<double>(total_stats.delivered_stalled) / stalled_secs : 0.0);
+    rec.add("while_stalled_p50_us", static_cast<double>(total_stats.latency_stalled.percentile(0.50)) / 1e3, 1);
+    rec.add("while_stalled_p99_us", static_cast<double>(total_stats.latency_stalled.percentile(0.99)) / 1e3, 1);
+    rec.add("after_stalled_s", after_secs, 3);
+    rec.add("after_stalled_delivered_per_s",
+            after_secs > 0 ? static_cast<double>(total_stats.delivered_after) / after_secs : 0.0);
+    rec.add("after_stalled_p99_us", static_cast<double>(total_stats.latency_after.percentile(0.99)) / 1e3, 1);
+  }
   print_result(common, "fanout", rec);
   const bool bad = lost + total_stats.duplicated + total_stats.reordered + total_stats.misrouted +
                        total_stats.malformed > 0;

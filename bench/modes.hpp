@@ -25,6 +25,14 @@ struct fanout_options {
   std::size_t size = 64;       // payload bytes, >= 16
   double rate = 0;             // messages/s per publisher; 0 = max (closed loop, window)
   unsigned window = 256;       // messages per publisher not yet received by every member
+  // Bytes of frames per channel that may be in flight (the window is also capped at
+  // window_bytes / (P × (size + 14))): keeps each member's queue on the server below its
+  // slow-consumer limit (4 MiB by default).
+  std::size_t window_bytes = std::size_t{1} << 20;
+  // The last `stalled` subscribers of the first channel join and then never read: their
+  // receive buffers fill, the server's queue for them overflows and it disconnects them.
+  // They are left out of the window, the barrier, the integrity check and the figures.
+  unsigned stalled = 0;
   double duration_s = 5;
   double warmup_s = 1;
   double barrier_timeout_s = 30;
