@@ -291,7 +291,9 @@ class fanout_worker final : public client_handler {
     if (now < mb.next_probe) return;
     mb.next_probe = now + probe_interval;
     write_payload_header(mb, gid | probe_flag, mb.probes++, now);
-    loop_.send_frame(*mb.conn, ws_opcode::binary, mb.payload.data(), mb.payload.size());
+    // Header only: probes go out every 10 ms outside the window; full-size 1 MiB probes
+    // would fill a slow joiner's queue on the server past its limit before the run starts.
+    loop_.send_frame(*mb.conn, ws_opcode::binary, mb.payload.data(), payload_header_size);
   }
 
   // Messages publisher mb may still send before its slowest receiver catches up.

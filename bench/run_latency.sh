@@ -196,7 +196,10 @@ for r in $(seq "$runs"); do
         add "$setup" half_p99 "$(json_get latency_p99_us <<<"$j")"
         add "$setup" half_p999 "$(json_get latency_p999_us <<<"$j")"
         add "$setup" half_cpu "$(json_get server_cpu_s <<<"$j")"
-        j=$(bench "$setup" "${lat_warm[@]}" --rate "$half" --warmup "$stall_warmup" --duration "$duration" --stalled 1)
+        # Long enough for the stalled member to be dropped: ~9 MB (4 MiB server queue, 4 MiB
+        # kernel send buffer, 128 KiB receive buffer) at 78 B per message, plus 2 s; at most 60 s.
+        dur_st=$(awk -v d="$duration" -v h="$half" 'BEGIN { t = 9e6 / (78 * h) + 2; if (t < d) t = d; if (t > 60) t = 60; printf "%.1f", t }')
+        j=$(bench "$setup" "${lat_warm[@]}" --rate "$half" --warmup "$stall_warmup" --duration "$dur_st" --stalled 1)
         printf '%s\t%s\tstalled\t%s\n' "$r" "$setup" "$j" >>"$tsv"
         add "$setup" st_disc "$(json_get stalled_disconnect_s <<<"$j")"
         add "$setup" st_win "$(json_get while_stalled_s <<<"$j")"
