@@ -10,7 +10,7 @@ usage() {
   cat <<'EOF'
 usage: bench/run_latency.sh [--build DIR] [--runs N] [--duration S] [--only latency,large]
                             [--setups raw,plain,tls] [--large-window-bytes B] [--sizes "65536 1048576"]
-                            [--stall-warmup S] [--max-load L] [--out FILE]
+                            [--stall-warmup S] [--max-load L] [--max-waits N] [--out FILE]
   --build DIR       build with mles, mles-bench, mles-raw-baseline (default build)
   --runs N          alternating rounds (default 5)
   --duration S      measured seconds per run (default 5)
@@ -22,8 +22,8 @@ usage: bench/run_latency.sh [--build DIR] [--runs N] [--duration S] [--only late
                     queue limit is 4 MiB)
   --stall-warmup S  warm-up of the half-rate runs (default 0.25: the stalled member is dropped
                     about a second after the start, the split window must start before that)
-  --max-load L      before each round wait (up to 5 min, in 30 s steps) while the 1-minute load
-                    average is above L (default 3)
+  --max-load L      before each round wait (at most --max-waits times 30 s, default 10) while
+                    the 1-minute load average is above L (default 3)
   --out FILE        Markdown output (default bench/results/latency.md); every run's figures go
                     to FILE with .tsv instead of .md
 Exit status: 0 every run passed, 1 some run failed, 2 usage error.
@@ -41,6 +41,7 @@ large_window_bytes=$((3 << 20))
 sizes="65536 1048576"
 stall_warmup=0.25
 max_load=3
+max_waits=10
 out=
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -53,6 +54,7 @@ while [[ $# -gt 0 ]]; do
     --sizes) sizes=${2:?}; shift 2 ;;
     --stall-warmup) stall_warmup=${2:?}; shift 2 ;;
     --max-load) max_load=${2:?}; shift 2 ;;
+    --max-waits) max_waits=${2:?}; shift 2 ;;
     --out) out=${2:?}; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "run_latency.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
@@ -162,9 +164,9 @@ bench() {
 
 wait_for_quiet() {
   local i
-  for i in $(seq 10); do
+  for i in $(seq "$max_waits"); do
     awk -v l="$(cut -d' ' -f1 /proc/loadavg)" -v m="$max_load" 'BEGIN { exit !(l > m) }' || return 0
-    echo "run_latency.sh: load average $(cut -d' ' -f1-3 /proc/loadavg) > $max_load, waiting 30 s ($i/10)" >&2
+    echo "run_latency.sh: load average $(cut -d' ' -f1-3 /proc/loadavg) > $max_load, waiting 30 s ($i/$max_waits)" >&2
     sleep 30
   done
   echo "run_latency.sh: load still high, measuring anyway" >&2
@@ -196,9 +198,10 @@ for r in $(seq "$runs"); do
         add "$setup" half_p99 "$(json_get latency_p99_us <<<"$j")"
         add "$setup" half_p999 "$(json_get latency_p999_us <<<"$j")"
         add "$setup" half_cpu "$(json_get server_cpu_s <<<"$j")"
-        # Long enough for the stalled member to be dropped: ~9 MB (4 MiB server queue, 4 MiB
-        # kernel send buffer, 128 KiB receive buffer) at 78 B per message, plus 2 s; at most 60 s.
-        dur_st=$(awk -v d="$duration" -v h="$half" 'BEGIN { t = 9e6 / (78 * h) + 2; if (t < d) t = d; if (t > 60) t = 60; printf "%.1f", t }')
+        # Long enough for the stalled member to be dropped: ~8.5 MB (4 MiB server queue, ~4 MiB
+        # kernel send buffer, 128 KiB receive buffer) of 66-byte frames, with a margin, plus 2 s;
+        # at most 60 s.
+        dur_st=$(awk -v d="$duration" -v h="$half" 'BEGIN { t = 11e6 / (66 * h) + 2; if (t < d) t = d; if (t > 60) t = 60; printf "%.1f", t }')
         j=$(bench "$setup" "${lat_warm[@]}" --rate "$half" --warmup "$stall_warmup" --duration "$dur_st" --stalled 1)
         printf '%s\t%s\tstalled\t%s\n' "$r" "$setup" "$j" >>"$tsv"
         add "$setup" st_disc "$(json_get stalled_disconnect_s <<<"$j")"
