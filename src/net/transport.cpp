@@ -265,8 +265,13 @@ io_result transport::flush_output() {
   held_sent_ += r.n;  // an offset, not an erase: no memmove of what is left
   if (held_sent_ < held_.size()) return {io_status::want_write};
   held_sent_ = 0;
+  held_.clear();
+  // The buffer came from the loop's scratch (ship_scratch): give the larger one back to the
+  // loop, so that the next burst seals into warm memory. Allocating and freeing ~100 KiB per
+  // burst made glibc trim the arena and every TLS file response page-fault its buffers
+  // (100 KiB over TLS: 4.3 k -> 1.9 k requests/s).
+  if (held_.capacity() > scratch_.capacity() && scratch_.empty()) held_.swap(scratch_);
   if (held_.capacity() > 64 * 1024) byte_buffer().swap(held_);
-  else held_.clear();
   return {io_status::ok};
 }
 
