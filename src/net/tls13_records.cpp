@@ -271,29 +271,30 @@ record_layer::open_result record_layer::fail(alert a, std::string why, open_resu
   return r;
 }
 
-// One complete post-handshake message (type, 24-bit length, body).
-bool record_layer::handle_handshake(std::span<const std::uint8_t> msg, byte_buffer& out) {
+// One complete post-handshake message (type, 24-bit length, body): nullopt when handled,
+// else the alert to send (what_ says why).
+std::optional<alert> record_layer::handle_handshake(std::span<const std::uint8_t> msg, byte_buffer& out) {
   const std::uint8_t type = msg[0];
   const auto body = msg.subspan(4);
   if (type == hs_key_update) {
     if (body.size() != 1) {
       what_ = "malformed KeyUpdate";
-      return false;
+      return alert::decode_error;
     }
     if (body[0] > 1) {
       what_ = "KeyUpdate with an illegal request_update";
-      return false;
+      return alert::illegal_parameter;
     }
     read_.update(suite_);
     EVP_CIPHER_CTX_free(dec_);
     dec_ = nullptr;
     // Asked to update ours: answer before any further application data, never asking back.
     if (body[0] == 1) rotate_write(out, false);
-    return true;
+    return std::nullopt;
   }
-  if (type == hs_new_session_ticket && role_ == role::client) return true;  // no resumption here
+  if (type == hs_new_session_ticket && role_ == role::client) return std::nullopt;  // no resumption here
   what_ = "unexpected post-handshake message of type " + std::to_string(type);
-  return false;
+  return alert::unexpected_message;
 }
 
 record_layer::open_result record_layer::open(std::span<std::uint8_t> buf, byte_buffer& out) {
@@ -367,12 +368,9 @@ record_layer::open_result record_layer::open(std::span<std::uint8_t> buf, byte_b
           return fail(alert::unexpected_message, "post-handshake message too long", r, out);
         if (handshake_.size() - at < 4 + mlen) break;
         const std::uint8_t type = handshake_[at];
-        if (!handle_handshake(std::span<const std::uint8_t>(handshake_).subspan(at, 4 + mlen), out)) {
+        if (const auto a = handle_handshake(std::span<const std::uint8_t>(handshake_).subspan(at, 4 + mlen), out)) {
           handshake_.clear();
-          const alert a = type == hs_key_update ? (what_.starts_with("malformed") ? alert::decode_error
-                                                                                 : alert::illegal_parameter)
-                                                : alert::unexpected_message;
-          return fail(a, what_, r, out);
+          return fail(*a, what_, r, out);
         }
         at += 4 + mlen;
         // A KeyUpdate changes the read key: it must end its record (RFC 8446 §5.1).

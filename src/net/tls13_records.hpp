@@ -134,7 +134,7 @@ class record_layer {
   evp_cipher_ctx_st* context(evp_cipher_ctx_st*& slot, const traffic_keys& k, bool encrypt);
   void seal_record(std::uint8_t inner_type, std::span<const std::uint8_t> plaintext, byte_buffer& out);
   void rotate_write(byte_buffer& out, bool request_update);
-  bool handle_handshake(std::span<const std::uint8_t> body, byte_buffer& out);
+  std::optional<alert> handle_handshake(std::span<const std::uint8_t> msg, byte_buffer& out);
   open_result fail(alert a, std::string why, open_result r, byte_buffer& out);
 
   suite suite_;
