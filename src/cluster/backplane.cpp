@@ -890,27 +890,56 @@ bool backplane::fetch_history(const std::string& subject, std::vector<hub::messa
     stats_.load_failures.fetch_add(1, std::memory_order_relaxed);
     spdlog::warn("cluster: cannot read the history of {}: {}", subject, status_text(st));
   }
+  // The consumer is a single replica that nats-server places on any of the stream's peers,
+  // and a peer that was just restarted (or is slow) still catching up serves an older copy
+  // of the stream: its NumPending and its messages miss what the others stored last. The
+  // stream's leader tells the newest stored message of the subject; the read goes on until
+  // it has passed it (or the deadline: then the history is stale and read again later).
+  std::uint64_t newest = 0;
+  if (ok) {
+    natsMsg* newest_msg = nullptr;
+    st = js_GetLastMsg(&newest_msg, js_, stream_.c_str(), subject.c_str(), &jo, &jerr);
+    if (st == NATS_OK) {
+      newest = natsMsg_GetSequence(newest_msg);
+      natsMsg_Destroy(newest_msg);
+    } else if (st != NATS_NOT_FOUND) {  // not found: the subject holds nothing yet
+      ok = false;
+      stats_.load_failures.fetch_add(1, std::memory_order_relaxed);
+      spdlog::warn("cluster: cannot read the history of {}: {}", subject, status_text(st));
+    }
+  }
   // The stream keeps --limit messages per subject; a few more may have arrived meanwhile.
-  pending = std::min<std::uint64_t>(pending, s_.history_limit + 1024);
+  const std::uint64_t most = s_.history_limit + 1024;
+  pending = std::min<std::uint64_t>(pending, most);
   const auto deadline = clock::now() + s_.request_timeout;
-  std::uint64_t got = 0;  // messages fetched (a malformed one is skipped, not waited for)
-  while (ok && got < pending && clock::now() < deadline) {
+  std::uint64_t got = 0;   // messages fetched (a malformed one is skipped, not waited for)
+  std::uint64_t seen = 0;  // the highest stream sequence fetched
+  while (ok && got < most && (got < pending || seen < newest) && clock::now() < deadline) {
+    const bool behind = got >= pending;  // the consumer's peer is catching up: short waits
     jsFetchRequest fr;
     jsFetchRequest_Init(&fr);
-    fr.Batch = static_cast<int>(std::min<std::uint64_t>(pending - got, 1000));
-    fr.Expires = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - clock::now()).count();
+    fr.Batch = static_cast<int>(std::min<std::uint64_t>(behind ? most - got : pending - got, 1000));
+    auto wait = deadline - clock::now();
+    if (behind) wait = std::min<clock::duration>(wait, std::chrono::milliseconds(100));
+    fr.Expires = std::chrono::duration_cast<std::chrono::nanoseconds>(wait).count();
     if (fr.Expires <= 0) break;
     natsMsgList list{};
     st = natsSubscription_FetchRequest(&list, sub, &fr);
     if (st != NATS_OK && list.Count == 0) {
+      natsMsgList_Destroy(&list);
+      if (behind && st == NATS_TIMEOUT) continue;
       ok = false;
       stats_.load_failures.fetch_add(1, std::memory_order_relaxed);
       spdlog::warn("cluster: reading the history of {} failed: {}", subject, status_text(st));
-      natsMsgList_Destroy(&list);
       break;
     }
     for (int i = 0; i < list.Count; ++i) {
       natsMsg* msg = list.Msgs[i];
+      jsMsgMetaData* meta = nullptr;
+      if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
+        seen = std::max<std::uint64_t>(seen, meta->Sequence.Stream);
+        jsMsgMetaData_Destroy(meta);
+      }
       hub::message m;
       const auto* data = reinterpret_cast<const std::uint8_t*>(natsMsg_GetData(msg));
       const auto size = static_cast<std::size_t>(natsMsg_GetDataLength(msg));
@@ -918,6 +947,13 @@ bool backplane::fetch_history(const std::string& subject, std::vector<hub::messa
     }
     got += static_cast<std::uint64_t>(list.Count);
     natsMsgList_Destroy(&list);
+  }
+  if (ok && seen < newest) {
+    ok = false;  // what was read is kept by the caller's refill; the rest comes on the next read
+    stats_.load_failures.fetch_add(1, std::memory_order_relaxed);
+    spdlog::warn("cluster: the history of {} read from a stream copy still catching up (up to sequence {} of {}): "
+                 "reading it again later",
+                 subject, seen, newest);
   }
   stats_.loaded.fetch_add(out.size(), std::memory_order_relaxed);
   order_per_origin(out);
