@@ -9,7 +9,7 @@ usage() {
 usage: bench/run_standard.sh [--build DIR] [--target mles|raw] [--plain|--tls] [--out FILE]
                              [--runs N] [--duration S] [--only 1,2,3,4]
                              [--server-cpu N] [--bench-cpu N] [--server-args "..."]
-                             [--threads N] [--bench-threads N]
+                             [--threads N] [--bench-threads N] [--window N]
 
   --build DIR       build directory holding mles, mles-bench, mles-raw-baseline (default: build)
   --target T        mles: DIR/mles --no-tls|--self-signed --port 0 --threads N --domains localhost
@@ -25,6 +25,7 @@ usage: bench/run_standard.sh [--build DIR] [--target mles|raw] [--plain|--tls] [
   --server-args S   extra arguments appended to the server command line
   --threads N       mles event loops (default 1; the raw baseline is single-threaded)
   --bench-threads N mles-bench event loops for the fan-out and idle scenarios (default 1)
+  --window N        mles-bench fan-out window (messages in flight per publisher; default 256)
 
 Scenarios: 1 fanout 1 channel x 100 subscribers x 1 publisher, 64 B, max rate
            2 fanout 100 channels x 10 subscribers x 1 publisher, 64 B, max rate
@@ -49,6 +50,7 @@ bench_cpu=1
 server_args=
 threads=1
 bench_threads=1
+window=
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -65,6 +67,7 @@ while [[ $# -gt 0 ]]; do
     --server-args) server_args=${2:?}; shift 2 ;;
     --threads) threads=${2:?}; shift 2 ;;
     --bench-threads) bench_threads=${2:?}; shift 2 ;;
+    --window) window=${2:?}; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "run_standard.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -83,6 +86,7 @@ fi
 [[ "$runs" =~ ^[1-9][0-9]*$ ]] || { echo "run_standard.sh: --runs must be a positive integer" >&2; exit 2; }
 [[ "$threads" =~ ^[1-9][0-9]*$ && "$bench_threads" =~ ^[1-9][0-9]*$ ]] ||
   { echo "run_standard.sh: --threads and --bench-threads must be positive integers" >&2; exit 2; }
+[[ -z "$window" || "$window" =~ ^[1-9][0-9]*$ ]] || { echo "run_standard.sh: --window must be a positive integer" >&2; exit 2; }
 for b in "$bench_bin" "$server_bin"; do
   [[ -x "$b" ]] || { echo "run_standard.sh: $b not found (build it first)" >&2; exit 2; }
 done
@@ -244,6 +248,7 @@ fmt_value() {  # fmt_value VALUE FORMAT  (rate: 1.23 M / 45.6 k; us: 1 decimal; 
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 fan=(--warmup 1 --duration "$duration" --threads "$bench_threads")
+[[ -n "$window" ]] && fan+=(--window "$window")
 run_scenario 1 "fanout 1 ch × 100 sub × 1 pub, 64 B, max rate" 120 \
   "delivered msgs/s:delivered_per_s:rate;published msgs/s:published_per_s:rate;latency p50 (µs):latency_p50_us:us;latency p99 (µs):latency_p99_us:us;lost+dup+reordered:integrity;server CPU s (whole run):server_cpu:s" -- \
   fanout --channels 1 --subscribers 100 --publishers 1 --size 64 "${fan[@]}"
@@ -266,7 +271,7 @@ fi
   echo
   echo "- $started; $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'); kernel $(uname -r)"
   echo "- server on CPU $server_cpu: \`$(server_cmd | sed "s|$work|<tmp>|; s|$repo_dir/||g")\`"
-  echo "- bench on CPU $bench_cpu ($bench_threads thread(s) in fan-out and idle): \`${bench_bin#"$repo_dir"/} <mode> ... --port <port>$([[ "$tls" == tls ]] && echo " --tls") --json\`; fresh server per run; median of $runs"
+  echo "- bench on CPU $bench_cpu ($bench_threads thread(s) in fan-out and idle): \`${bench_bin#"$repo_dir"/} <mode> ... --port <port>$([[ "$tls" == tls ]] && echo " --tls") --json\`; fresh server per run; median of $runs$([[ -n "$window" ]] && echo "; fan-out window $window")"
   echo "- load average at start: $load_start (other work on the machine skews the figures)"
   echo
   echo "| # | scenario | figure | median | runs |"
