@@ -336,7 +336,11 @@ void client_loop::on_event(connection& c, std::uint32_t ev) {
 
 void client_loop::do_read(connection& c) {
   if (c.read_paused_) return;
-  for (int iter = 0; iter < max_reads_per_event && c.state_ != conn_state::closed; ++iter) {
+  // With read-ahead OpenSSL may hold whole records the socket no longer shows: a connection
+  // past its fair share keeps reading while they are there (epoll would not wake it).
+  for (int iter = 0; (iter < max_reads_per_event || (c.ssl_ != nullptr && SSL_has_pending(c.ssl_) == 1)) &&
+                     c.state_ != conn_state::closed;
+       ++iter) {
     const std::size_t have = c.in_.size();
     if (rbuf_.size() < have + min_read_space)
       rbuf_.resize(std::max(rbuf_.size() * 2, have + min_read_space));
