@@ -933,13 +933,14 @@ bool backplane::fetch_history(const std::string& subject, std::vector<hub::messa
       spdlog::warn("cluster: reading the history of {} failed: {}", subject, status_text(st));
       break;
     }
+    // The consumer delivers in stream order: the batch's last message has its highest sequence.
+    jsMsgMetaData* meta = nullptr;
+    if (list.Count > 0 && natsMsg_GetMetaData(&meta, list.Msgs[list.Count - 1]) == NATS_OK) {
+      seen = std::max<std::uint64_t>(seen, meta->Sequence.Stream);
+      jsMsgMetaData_Destroy(meta);
+    }
     for (int i = 0; i < list.Count; ++i) {
       natsMsg* msg = list.Msgs[i];
-      jsMsgMetaData* meta = nullptr;
-      if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
-        seen = std::max<std::uint64_t>(seen, meta->Sequence.Stream);
-        jsMsgMetaData_Destroy(meta);
-      }
       hub::message m;
       const auto* data = reinterpret_cast<const std::uint8_t*>(natsMsg_GetData(msg));
       const auto size = static_cast<std::size_t>(natsMsg_GetDataLength(msg));
