@@ -420,15 +420,20 @@ void transport::on_sweep() noexcept {
   t13_->ops = 0;
 }
 
+// Our record layer's close_notify into scratch_ (empty if it could not be sealed); once.
+void transport::seal_close_notify() noexcept {
+  t13_->close_sent = true;
+  scratch_.clear();
+  try {
+    t13_->records.seal_alert(tls13::alert::close_notify, scratch_);
+  } catch (const std::exception&) {
+    scratch_.clear();
+  }
+}
+
 void transport::shutdown_send() noexcept {
   if (t13_ && !t13_->close_sent) {
-    t13_->close_sent = true;
-    scratch_.clear();
-    try {
-      t13_->records.seal_alert(tls13::alert::close_notify, scratch_);
-    } catch (const std::exception&) {
-      scratch_.clear();
-    }
+    seal_close_notify();
     (void)ship_scratch();
     (void)flush_output();
   } else if (!t13_ && ssl_ && SSL_is_init_finished(ssl_)) {
@@ -447,11 +452,9 @@ void transport::close() noexcept {
   // The peer said close_notify and we end without having said ours: say it now (RFC 8446
   // §6.1: each side sends one before closing its write side), best effort, never blocking.
   if (t13_ && t13_->peer_closed && !t13_->close_sent && held_.empty()) {
-    t13_->close_sent = true;
-    scratch_.clear();
+    seal_close_notify();
     try {
-      t13_->records.seal_alert(tls13::alert::close_notify, scratch_);
-      (void)send_raw(scratch_);
+      if (!scratch_.empty()) (void)send_raw(scratch_);
     } catch (const std::exception&) {
     }
     scratch_.clear();

@@ -113,6 +113,7 @@ class transport {
   void take_over_records();
   io_result read_own(std::span<std::uint8_t> buf);
   io_result send_raw(std::span<const std::uint8_t> bytes);
+  void seal_close_notify() noexcept;
   // After an OpenSSL call: move what it encrypted into the scratch buffer to the socket.
   io_result ship_scratch();
 
