@@ -2,6 +2,7 @@
 #include "hub/hub.hpp"
 
 #include <algorithm>
+#include <cstring>
 
 namespace mles::hub {
 
@@ -137,6 +138,8 @@ membership hub::join(std::string_view channel_name, std::string_view uid, shared
     // Take the channel lock before releasing the map lock so expire() cannot remove the
     // channel between lookup and join.
     channel_lock chlock(ch->mutex_, locking());
+    // A batch pending in the channel is in the history the newcomer is about to get.
+    flush_batch_locked(*ch);
     const bool outbound = role == member_role::peer_link || role == member_role::reference_link;
     auto same_uid = [&](const channel::entry& e) { return !e.uid.empty() && e.uid == uid; };
     if (!outbound && (std::any_of(ch->members_.begin(), ch->members_.end(), same_uid) ||
@@ -248,10 +251,58 @@ publish_result hub::publish(const membership& m, message msg, clock::time_point 
   return verdict;
 }
 
-publish_result hub::publish_locked(const membership& m, message msg, clock::time_point now, persisted p,
-                                   std::size_t* delivered_to) {
+publish_result hub::publish_batched(const membership& m, shared_frame frame, clock::time_point now,
+                                    std::size_t* delivered_to) {
+  const publish_result verdict =
+      publish_locked(m, message{std::move(frame), nullptr, 0, 0}, now, persisted::no, delivered_to, true);
+  if (limits_.history_total != 0) enforce_budget();
+  return verdict;
+}
+
+void hub::end_batch(const membership& m) {
+  if (!m) return;
   channel& ch = *m.where;
   channel_lock lock(ch.mutex_, locking());
+  if (ch.batch_.sender == m.id) flush_batch_locked(ch);
+}
+
+void hub::fan_out_locked(channel& ch, const shared_frame& frame, std::uint64_t sender, std::size_t recipients,
+                         delivery_kind kind) {
+  frame.add_refs(static_cast<std::uint32_t>(recipients));
+  for (const auto& e : ch.members_) {
+    if (e.id != sender) e.who->deliver(frame.adopt(), kind);
+  }
+}
+
+void hub::flush_batch_locked(channel& ch) const {
+  auto& b = ch.batch_;
+  if (b.frames.empty()) return;
+  shared_frame block;
+  if (b.frames.size() == 1) {
+    block = std::move(b.frames.front());
+  } else {
+    block = shared_frame::allocate(b.bytes, b.frames.front().mode());
+    std::uint8_t* out = block.writable().data();
+    for (const auto& f : b.frames) {
+      std::memcpy(out, f.data(), f.size());
+      out += f.size();
+    }
+  }
+  b.frames.clear();
+  b.bytes = 0;
+  if (b.frames.capacity() > 64) std::vector<shared_frame>().swap(b.frames);
+  // The sender is a current member: leave() delivers its batch before removing it.
+  const bool sender_present = std::any_of(ch.members_.begin(), ch.members_.end(),
+                                          [&](const channel::entry& e) { return e.id == b.sender; });
+  fan_out_locked(ch, block, b.sender, ch.members_.size() - (sender_present ? 1 : 0), batch_kind());
+}
+
+publish_result hub::publish_locked(const membership& m, message msg, clock::time_point now, persisted p,
+                                   std::size_t* delivered_to, bool batched) {
+  channel& ch = *m.where;
+  channel_lock lock(ch.mutex_, locking());
+  // Another member's batch goes out before this message (members see the history's order).
+  if (ch.batch_.sender != m.id || !batched) flush_batch_locked(ch);
   const publish_result verdict = check_duplicate(ch, msg);
   if (verdict != publish_result::delivered) return verdict;
   if (!msg.from) {
@@ -268,13 +319,21 @@ publish_result hub::publish_locked(const membership& m, message msg, clock::time
     }
     return verdict;
   }
-  // One atomic add for every client's reference, then each adopts one (the sender, when a
-  // client, is a current member: it gets none).
+  // The sender, when a client, is a current member: it gets none.
   const std::size_t recipients = ch.members_.size() - (m.role == member_role::client ? 1 : 0);
   if (delivered_to) *delivered_to = recipients;
-  out.frame.add_refs(static_cast<std::uint32_t>(recipients));
-  for (const auto& e : ch.members_) {
-    if (e.id != m.id) e.who->deliver(out.frame.adopt(), kind);
+  const std::size_t size = out.frame.size();
+  if (batched && m.role == member_role::client && size <= batch_frame_max) {
+    if (ch.batch_.bytes + size > batch_bytes_max) flush_batch_locked(ch);
+    if (recipients != 0) {
+      ch.batch_.sender = m.id;
+      ch.batch_.frames.push_back(out.frame);
+      ch.batch_.bytes += size;
+    }
+  } else {
+    flush_batch_locked(ch);
+    // A large frame of a batching sender takes the same path as its batches.
+    fan_out_locked(ch, out.frame, m.id, recipients, batched ? batch_kind() : kind);
   }
   for (const auto& e : ch.relays_) {
     if (e.id != m.id) e.who->relay(out, kind);
@@ -287,6 +346,7 @@ void hub::leave(membership& m) {
   {
     channel& ch = *m.where;
     channel_lock lock(ch.mutex_, locking());
+    flush_batch_locked(ch);
     auto& list = list_of(ch, m.role);
     auto it = std::find_if(list.begin(), list.end(), [&](const channel::entry& e) { return e.id == m.id; });
     if (it != list.end()) {
@@ -306,6 +366,7 @@ std::size_t hub::reload(const membership& m, std::vector<message> oldest_first, 
   {
     channel& ch = *m.where;
     channel_lock lock(ch.mutex_, locking());
+    flush_batch_locked(ch);
     if (ch.clients_ == 0) {
       ch.history_.clear();
       ch.dedup_.reset();

@@ -139,7 +139,21 @@ class channel {
   std::size_t cost_ = 0;              // what this channel adds to the hub's history_cost
   std::unique_ptr<dedup_state> dedup_;
   clock::time_point last_activity_;
+  // Messages of one client published with hub::publish_batched, stored and relayed already,
+  // whose delivery to the other clients waits for hub::end_batch or the channel's next other
+  // operation (which delivers them first, so every member keeps the history's order).
+  struct pending_batch {
+    std::uint64_t sender = 0;           // the publishing member's id
+    std::vector<shared_frame> frames;   // oldest first
+    std::size_t bytes = 0;
+  };
+  pending_batch batch_;
 };
+
+// Batched fan-out: frames up to this size join a batch (larger ones go alone, without a
+// copy), and a batch is delivered once it would exceed batch_bytes_max.
+inline constexpr std::size_t batch_frame_max = 4096;
+inline constexpr std::size_t batch_bytes_max = 64 * 1024;
 
 // A member's place in a channel, returned by join and handed back to publish/leave.
 struct membership {
@@ -196,6 +210,19 @@ class hub {
   publish_result publish(const membership& m, shared_frame frame, clock::time_point now = clock::now()) {
     return publish(m, message{std::move(frame), nullptr, 0, 0}, now);
   }
+
+  // A client's message (m's role must be client), stored and relayed as publish() does, whose
+  // delivery to the other clients may wait: the messages member m publishes until it calls
+  // end_batch(m) reach each of them as one frame (their encoded frames side by side), so a
+  // burst costs each member one queue slot, one reference and one write instead of one per
+  // message. The batch is delivered earlier when the channel sees any other operation (a
+  // join, a leave, another member's message), when it would pass batch_bytes_max, and before
+  // a message larger than batch_frame_max, which goes alone. The caller must call end_batch
+  // (a session does it at the end of each read). delivered_to: as for publish().
+  publish_result publish_batched(const membership& m, shared_frame frame, clock::time_point now,
+                                 std::size_t* delivered_to = nullptr);
+  // Delivers what member m has batched in its channel (nothing if another operation did).
+  void end_batch(const membership& m);
 
   // Removes the member; the channel and its history stay.
   void leave(membership& m);
@@ -284,7 +311,20 @@ class hub {
     return role == member_role::client ? ch.members_ : ch.relays_;
   }
   publish_result publish_locked(const membership& m, message msg, clock::time_point now, persisted p,
-                                std::size_t* delivered_to);
+                                std::size_t* delivered_to, bool batched = false);
+  // Under the channel lock: frame to every client but `sender`, `recipients` of them, with
+  // one reference add for all.
+  static void fan_out_locked(channel& ch, const shared_frame& frame, std::uint64_t sender,
+                             std::size_t recipients, delivery_kind kind);
+  // Under the channel lock: delivers the pending batch, if any.
+  void flush_batch_locked(channel& ch) const;
+  // How batched messages are delivered. With one loop, as live messages. With several, a
+  // batch may be delivered by another loop's thread (whichever operation meets it first), so
+  // a sender's batched messages always take the recipients' locked queue (relayed), the one
+  // path that keeps their order from any thread.
+  delivery_kind batch_kind() const noexcept {
+    return limits_.one_thread ? delivery_kind::live : delivery_kind::relayed;
+  }
   // Under the channel lock: is msg new? Records it when it is.
   publish_result check_duplicate(channel& ch, const message& msg);
   // Appends msg to the history (and the durable store); returns the stored copy, or msg itself

@@ -17,6 +17,8 @@ enum class delivery_kind : std::uint8_t {
             // reach a member through links on different event loops (whichever path brought
             // each first): they take the member's shared, locked queue even from its own
             // loop, so they keep the order in which the hub accepted them.
+            // Also a client's batched messages on a server with several loops
+            // (hub::publish_batched: a batch may be delivered by another loop's thread).
 };
 
 // What a member is to its channel.

@@ -48,6 +48,7 @@ class shared_frame {
   std::size_t size() const noexcept { return block_ ? block_->size : 0; }
   std::span<const std::uint8_t> bytes() const noexcept { return {data(), size()}; }
   explicit operator bool() const noexcept { return block_ != nullptr; }
+  sharing mode() const noexcept { return block_ ? block_->mode : sharing::threads; }
   void reset() noexcept {
     release();
     block_ = nullptr;

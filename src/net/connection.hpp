@@ -100,7 +100,7 @@ class connection final : public hub::member,  // first: the hub's calls need no 
   // Any thread: queue a frame. A live frame arriving while more than the ceiling (max_queue
   // plus the history still being replayed) is already queued is refused, the queue closes,
   // and the loop calls on_overflow(). The frame's own size does not count: a queue holds at
-  // most the ceiling plus one message.
+  // most the ceiling plus one frame (a message, or a batch of them: hub::publish_batched).
   // Frames from this loop go to the lock-free local queue, except relayed ones (see
   // hub::delivery_kind), which share the locked queue with other loops' frames.
   void deliver(hub::shared_frame frame, hub::delivery_kind kind) override;

@@ -45,6 +45,17 @@ void ws_session::relay(const hub::message& m, hub::delivery_kind kind) {
   conn_.deliver(encode_enveloped(m, *conn_.ctx().hub.self(), ws::role::server, conn_.frame_sharing()), kind);
 }
 
+void ws_session::on_bytes(std::span<std::uint8_t> bytes) {
+  in_read_ = true;
+  websocket::on_bytes(bytes);
+  in_read_ = false;
+  if (batch_open_) {
+    batch_open_ = false;
+    // Empty when the session left meanwhile (leaving delivers the batch first).
+    if (membership_) conn_.ctx().hub.end_batch(membership_);
+  }
+}
+
 bool ws_session::on_data(ws::opcode op, std::span<const std::uint8_t> payload) {
   if (admitting_) {
     // Cluster mode: the join is at the gate. Keep what follows, in order, within a bound.
@@ -71,8 +82,14 @@ bool ws_session::on_data(ws::opcode op, std::span<const std::uint8_t> payload) {
   std::size_t recipients = 0;
   hub::shared_frame frame = encode(op, payload);
   const std::size_t bytes = frame.size();
-  hub.publish(membership_, hub::message{std::move(frame), nullptr, 0, 0}, conn_.loop().now(), hub::persisted::no,
-              &recipients);
+  if (in_read_) {
+    // The rest of this read's messages join it; on_bytes ends the batch.
+    batch_open_ = true;
+    hub.publish_batched(membership_, std::move(frame), conn_.loop().now(), &recipients);
+  } else {
+    hub.publish(membership_, hub::message{std::move(frame), nullptr, 0, 0}, conn_.loop().now(), hub::persisted::no,
+                &recipients);
+  }
   loop_counters::bump(counters.messages_out, recipients);
   loop_counters::bump(counters.bytes_out, recipients * bytes);
   return true;

@@ -27,6 +27,7 @@ class ws_session final : public websocket, public hub::member {
   void relay(const hub::message& m, hub::delivery_kind kind) override;
 
   // connection_handler
+  void on_bytes(std::span<std::uint8_t> bytes) override;
   void on_sweep(event_loop::clock::time_point now) override;
   void on_finished(const boost::system::error_code& why, std::string_view detail) override;
   std::string describe() const override;
@@ -49,6 +50,10 @@ class ws_session final : public websocket, public hub::member {
   std::string uid_;
   std::string channel_;
   bool joined_ = false;
+  // Within on_bytes: the messages of one read are published as one batch (hub::publish_batched),
+  // delivered to the other members at the end of the read.
+  bool in_read_ = false;
+  bool batch_open_ = false;
   bool counted_joined_ = false;  // counted in server_counters::joined (client sessions)
   void uncount_joined() noexcept;
   event_loop::clock::time_point join_deadline_{};

@@ -205,27 +205,7 @@ TEST(hub, one_thread_mode_behaves_the_same_without_channel_locks) {
 
 namespace {
 
-// A relay (a link) that records the messages with their origin.
-struct recording_relay final : member {
-  struct got_message {
-    std::string text;
-    std::string server;
-    std::uint64_t seq;
-    std::uint8_t flags;
-    delivery_kind kind;
-  };
-  void deliver(shared_frame, delivery_kind) override { ADD_FAILURE() << "a relay gets messages, not frames"; }
-  void relay(const message& m, delivery_kind kind) override {
-    got.push_back({text_of(m.frame), m.from ? m.from->server : std::string("(self)"), m.seq, m.flags, kind});
-  }
-  std::vector<std::string> texts() const {
-    std::vector<std::string> out;
-    for (const auto& g : got) out.push_back(g.text);
-    return out;
-  }
-  std::vector<got_message> got;
-};
-
+// Records when channels gain their first and lose their last client.
 struct recording_observer final : interest_observer {
   void on_interest(const std::string& channel, bool has_clients) override {
     events.push_back(channel + (has_clients ? ":on" : ":off"));
