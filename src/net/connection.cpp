@@ -394,12 +394,13 @@ void connection::write_some() {
       r = count == 1 ? transport_.write({static_cast<const std::uint8_t*>(iov[0].iov_base), iov[0].iov_len})
                      : transport_.writev(iov.data(), count);
     } else {
-      // TLS: coalesce small frames into one SSL_write; a large frame goes out from its own
-      // bytes. OpenSSL encrypts into memory and the transport sends the records at once.
+      // TLS: coalesce small frames into one seal (or SSL_write); a large frame, or the only
+      // one left (a fan-out batch), is sealed from its own bytes. Both encrypt into memory
+      // and the transport sends the records at once.
       const auto& first = writing_[write_index_];
       const std::size_t first_left = first.size() - write_offset_;
       std::span<const std::uint8_t> chunk;
-      if (first_left >= tls_chunk / 4) {
+      if (first_left >= tls_chunk / 4 || write_index_ + 1 == writing_.size()) {
         chunk = {first.data() + write_offset_, std::min(first_left, 4 * tls_chunk)};
       } else {
         auto out = loop_.write_buffer();
