@@ -5,9 +5,20 @@
 
 namespace mles::hub {
 
+namespace {
+constexpr std::size_t prefetch_distance = 4;
+}  // namespace
+
 const message* channel_history::push(message m) {
   if (limit_ == 0) return nullptr;
-  if (count_ == limit_) pop_front();
+  if (count_ == limit_) {
+    // A full ring drops its oldest message on every push. That frame was written `limit`
+    // messages ago (with many busy channels, long out of cache), and releasing it waited
+    // on memory: 15 % of a 100-channel fan-out profile. Fetch the header of the one dropped
+    // a few pushes from now while this one goes (a burst pushes into one channel in a row).
+    if (count_ > prefetch_distance) ring_[wrap(head_ + prefetch_distance)].frame.prefetch();
+    pop_front();
+  }
   if (count_ == ring_.size()) {
     // Grow by doubling up to the limit, re-linearising so head_ becomes 0.
     std::vector<message> bigger;
@@ -18,7 +29,7 @@ const message* channel_history::push(message m) {
     head_ = 0;
   }
   bytes_ += m.frame.size();
-  message& stored = ring_[(head_ + count_) % ring_.size()];
+  message& stored = ring_[wrap(head_ + count_)];
   stored = std::move(m);
   ++count_;
   while (count_ > 1 && bytes_ > max_bytes_) pop_front();
@@ -29,7 +40,7 @@ void channel_history::pop_front() noexcept {
   auto& m = ring_[head_];
   bytes_ -= m.frame.size();
   m = message{};
-  head_ = (head_ + 1) % ring_.size();
+  head_ = wrap(head_ + 1);
   --count_;
 }
 

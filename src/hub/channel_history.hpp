@@ -36,6 +36,8 @@ class channel_history {
 
  private:
   void pop_front() noexcept;
+  // i < 2 × ring size, into the ring (no division on the per-message path).
+  std::size_t wrap(std::size_t i) const noexcept { return i >= ring_.size() ? i - ring_.size() : i; }
 
   std::size_t limit_;
   std::size_t max_bytes_;
