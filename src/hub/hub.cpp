@@ -6,6 +6,15 @@
 
 namespace mles::hub {
 
+namespace {
+
+// A thread has at most one batch pending (a session ends its batch before the next read);
+// the storage of the last one it delivered waits here for the next.
+thread_local std::vector<shared_frame> batch_spare;
+constexpr std::size_t spare_entries_max = 4096;
+
+}  // namespace
+
 hub::hub(hub_limits limits, origin self)
     : limits_(limits), self_(std::make_shared<const origin>(std::move(self))), trigger_(limits.history_total) {}
 
@@ -290,7 +299,12 @@ void hub::flush_batch_locked(channel& ch) const {
   }
   b.frames.clear();
   b.bytes = 0;
-  if (b.frames.capacity() > 64) std::vector<shared_frame>().swap(b.frames);
+  // The list's storage goes to this thread's spare (or away): a channel holds none between
+  // batches, and the next batch on this thread needs no allocation (growing a fresh list
+  // for every burst made glibc consolidate its free lists: ~2 % of a 100-channel profile).
+  if (batch_spare.capacity() < b.frames.capacity() && b.frames.capacity() <= spare_entries_max)
+    batch_spare.swap(b.frames);
+  std::vector<shared_frame>().swap(b.frames);
   // The sender is a current member: leave() delivers its batch before removing it.
   const bool sender_present = std::any_of(ch.members_.begin(), ch.members_.end(),
                                           [&](const channel::entry& e) { return e.id == b.sender; });
@@ -326,6 +340,7 @@ publish_result hub::publish_locked(const membership& m, message msg, clock::time
   if (batched && m.role == member_role::client && size <= batch_frame_max) {
     if (ch.batch_.bytes + size > batch_bytes_max) flush_batch_locked(ch);
     if (recipients != 0) {
+      if (ch.batch_.frames.capacity() == 0) ch.batch_.frames.swap(batch_spare);
       ch.batch_.sender = m.id;
       ch.batch_.frames.push_back(out.frame);
       ch.batch_.bytes += size;
