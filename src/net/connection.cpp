@@ -289,10 +289,7 @@ void connection::push(hub::shared_frame frame) {
 void connection::schedule_local_flush() {
   if (local_flush_posted_) return;
   local_flush_posted_ = true;
-  boost::asio::post(loop_.io(), [self = shared_from_this()] {
-    self->local_flush_posted_ = false;
-    self->flush();
-  });
+  loop_.schedule_flush(shared_from_this());
 }
 
 void connection::drain_remote_into(std::vector<hub::shared_frame>& out) {

@@ -131,6 +131,11 @@ class connection final : public hub::member,  // first: the hub's calls need no 
   void complete_close() { finish(close_reason_, close_detail_); }
 
   // ---- from the loop
+  // The flush asked for with event_loop::schedule_flush.
+  void run_scheduled_flush() {
+    local_flush_posted_ = false;
+    flush();
+  }
   void on_sweep(event_loop::clock::time_point now);
   void go_away();
   void abort() { finish(errc::server_stopping, "server stopped"); }

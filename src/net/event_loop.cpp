@@ -67,6 +67,30 @@ void event_loop::abort_all() {
   }
 }
 
+void event_loop::schedule_flush(std::shared_ptr<connection> c) {
+  flush_list_.push_back(std::move(c));
+  if (flush_posted_) return;
+  flush_posted_ = true;
+  boost::asio::post(io_, [this] { run_flushes(); });
+}
+
+void event_loop::run_flushes() {
+  flush_posted_ = false;
+  // Flushes may ask for more (a handler queues its next chunk): those go to the next pass.
+  std::vector<std::shared_ptr<connection>> list;
+  list.swap(flush_spare_);
+  list.swap(flush_list_);
+  for (auto& c : list) {
+    try {
+      c->run_scheduled_flush();
+    } catch (const std::exception& e) {
+      spdlog::error("event loop {}: unexpected exception in a flush: {}", index_, e.what());
+    }
+  }
+  list.clear();
+  if (list.capacity() <= 4096) flush_spare_.swap(list);
+}
+
 void event_loop::arm_sweep() {
   sweep_timer_.expires_after(sweep_period_);
   sweep_timer_.async_wait([this](const boost::system::error_code& ec) {

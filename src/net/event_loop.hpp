@@ -65,6 +65,10 @@ class event_loop {
   void close_all();
   // After the thread has stopped: ends every remaining connection on the calling thread.
   void abort_all();
+  // c's send queue wants a flush: all the connections asking within one handler are flushed
+  // by one posted handler, in the order they asked (a fan-out of one burst to 100 members
+  // posted 100 handlers, each an allocation and a pass through the scheduler).
+  void schedule_flush(std::shared_ptr<connection> c);
   std::span<std::uint8_t> read_buffer() noexcept { return read_buffer_; }
   std::span<std::uint8_t> write_buffer() noexcept { return write_buffer_; }
   // Encrypted records on their way to a socket (see transport).
@@ -84,6 +88,7 @@ class event_loop {
 
  private:
   static thread_local const event_loop* current_;
+  void run_flushes();
   void arm_sweep();
   void on_sweep();
 
@@ -103,6 +108,9 @@ class event_loop {
   std::vector<std::uint8_t> read_buffer_;
   std::vector<std::uint8_t> write_buffer_;
   byte_buffer tls_scratch_;
+  std::vector<std::shared_ptr<connection>> flush_list_;   // waiting for run_flushes
+  std::vector<std::shared_ptr<connection>> flush_spare_;  // the last pass's storage
+  bool flush_posted_ = false;
 };
 
 }  // namespace mles::net
