@@ -254,16 +254,8 @@ void hub::collect(const std::function<void(const std::string& channel, std::vect
 }
 
 publish_result hub::publish(const membership& m, message msg, clock::time_point now, persisted p,
-                            std::size_t* delivered_to) {
-  const publish_result verdict = publish_locked(m, std::move(msg), now, p, delivered_to);
-  if (limits_.history_total != 0) enforce_budget();
-  return verdict;
-}
-
-publish_result hub::publish_batched(const membership& m, shared_frame frame, clock::time_point now,
-                                    std::size_t* delivered_to) {
-  const publish_result verdict =
-      publish_locked(m, message{std::move(frame), nullptr, 0, 0}, now, persisted::no, delivered_to, true);
+                            std::size_t* delivered_to, bool batched) {
+  const publish_result verdict = publish_locked(m, std::move(msg), now, p, delivered_to, batched);
   if (limits_.history_total != 0) enforce_budget();
   return verdict;
 }
@@ -305,10 +297,9 @@ void hub::flush_batch_locked(channel& ch) const {
   if (batch_spare.capacity() < b.frames.capacity() && b.frames.capacity() <= spare_entries_max)
     batch_spare.swap(b.frames);
   std::vector<shared_frame>().swap(b.frames);
-  // The sender is a current member: leave() delivers its batch before removing it.
-  const bool sender_present = std::any_of(ch.members_.begin(), ch.members_.end(),
-                                          [&](const channel::entry& e) { return e.id == b.sender; });
-  fan_out_locked(ch, block, b.sender, ch.members_.size() - (sender_present ? 1 : 0), batch_kind());
+  // The sender is a current client (only clients batch, and leave() delivers a batch before
+  // removing its sender): every other client gets the batch.
+  fan_out_locked(ch, block, b.sender, ch.members_.size() - 1, batch_kind());
 }
 
 publish_result hub::publish_locked(const membership& m, message msg, clock::time_point now, persisted p,

@@ -206,7 +206,9 @@ class hub {
   // (--history-sync 0), only the in-memory history takes it. delivered_to, when given, is set to
   // the number of members the message was delivered to (live, not relays; 0 for joins).
   publish_result publish(const membership& m, message msg, clock::time_point now = clock::now(),
-                         persisted p = persisted::no, std::size_t* delivered_to = nullptr);
+                         persisted p = persisted::no, std::size_t* delivered_to = nullptr) {
+    return publish(m, std::move(msg), now, p, delivered_to, false);
+  }
   publish_result publish(const membership& m, shared_frame frame, clock::time_point now = clock::now()) {
     return publish(m, message{std::move(frame), nullptr, 0, 0}, now);
   }
@@ -220,7 +222,9 @@ class hub {
   // a message larger than batch_frame_max, which goes alone. The caller must call end_batch
   // (a session does it at the end of each read). delivered_to: as for publish().
   publish_result publish_batched(const membership& m, shared_frame frame, clock::time_point now,
-                                 std::size_t* delivered_to = nullptr);
+                                 std::size_t* delivered_to = nullptr) {
+    return publish(m, message{std::move(frame), nullptr, 0, 0}, now, persisted::no, delivered_to, true);
+  }
   // Delivers what member m has batched in its channel (nothing if another operation did).
   void end_batch(const membership& m);
 
@@ -310,8 +314,11 @@ class hub {
   static std::vector<channel::entry>& list_of(channel& ch, member_role role) noexcept {
     return role == member_role::client ? ch.members_ : ch.relays_;
   }
+  // Both publish paths: publish_locked, then the history budget (outside the channel lock).
+  publish_result publish(const membership& m, message msg, clock::time_point now, persisted p,
+                         std::size_t* delivered_to, bool batched);
   publish_result publish_locked(const membership& m, message msg, clock::time_point now, persisted p,
-                                std::size_t* delivered_to, bool batched = false);
+                                std::size_t* delivered_to, bool batched);
   // Under the channel lock: frame to every client but `sender`, `recipients` of them, with
   // one reference add for all.
   static void fan_out_locked(channel& ch, const shared_frame& frame, std::uint64_t sender,

@@ -46,14 +46,15 @@ void ws_session::relay(const hub::message& m, hub::delivery_kind kind) {
 }
 
 void ws_session::on_bytes(std::span<std::uint8_t> bytes) {
-  in_read_ = true;
   websocket::on_bytes(bytes);
-  in_read_ = false;
-  if (batch_open_) {
-    batch_open_ = false;
-    // Empty when the session left meanwhile (leaving delivers the batch first).
-    if (membership_) conn_.ctx().hub.end_batch(membership_);
-  }
+  end_batch();
+}
+
+void ws_session::end_batch() {
+  if (!batch_open_) return;
+  batch_open_ = false;
+  // Empty when the session left meanwhile (leaving delivers the batch first).
+  if (membership_) conn_.ctx().hub.end_batch(membership_);
 }
 
 bool ws_session::on_data(ws::opcode op, std::span<const std::uint8_t> payload) {
@@ -82,14 +83,9 @@ bool ws_session::on_data(ws::opcode op, std::span<const std::uint8_t> payload) {
   std::size_t recipients = 0;
   hub::shared_frame frame = encode(op, payload);
   const std::size_t bytes = frame.size();
-  if (in_read_) {
-    // The rest of this read's messages join it; on_bytes ends the batch.
-    batch_open_ = true;
-    hub.publish_batched(membership_, std::move(frame), conn_.loop().now(), &recipients);
-  } else {
-    hub.publish(membership_, hub::message{std::move(frame), nullptr, 0, 0}, conn_.loop().now(), hub::persisted::no,
-                &recipients);
-  }
+  // The rest of this read's messages join it; end_batch() delivers them.
+  batch_open_ = true;
+  hub.publish_batched(membership_, std::move(frame), conn_.loop().now(), &recipients);
   loop_counters::bump(counters.messages_out, recipients);
   loop_counters::bump(counters.bytes_out, recipients * bytes);
   return true;
@@ -186,8 +182,9 @@ void ws_session::on_admitted(admission a) {
   early_ = {};
   early_bytes_ = 0;
   for (auto& m : early) {
-    if (closing() || !on_data(m.op, m.payload)) return;
+    if (closing() || !on_data(m.op, m.payload)) break;
   }
+  end_batch();
 }
 
 void ws_session::release_claim() noexcept {

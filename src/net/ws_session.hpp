@@ -50,10 +50,10 @@ class ws_session final : public websocket, public hub::member {
   std::string uid_;
   std::string channel_;
   bool joined_ = false;
-  // Within on_bytes: the messages of one read are published as one batch (hub::publish_batched),
-  // delivered to the other members at the end of the read.
-  bool in_read_ = false;
+  // Messages are published as a batch (hub::publish_batched) that end_batch() delivers at the
+  // end of each read, and after the messages kept while the join was at the gate.
   bool batch_open_ = false;
+  void end_batch();
   bool counted_joined_ = false;  // counted in server_counters::joined (client sessions)
   void uncount_joined() noexcept;
   event_loop::clock::time_point join_deadline_{};
