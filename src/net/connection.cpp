@@ -10,6 +10,7 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -35,8 +36,9 @@ void connection_handler::on_overflow() { conn_.finish(errc::slow_consumer); }
 
 connection::connection(event_loop& loop, boost::asio::ip::tcp::socket socket, SSL* ssl, tls_role role)
     : loop_(loop), ctx_(loop.context()), transport_(std::move(socket), ssl, role, loop.tls_scratch()) {
-  boost::system::error_code ec;
-  remote_address_ = transport_.socket().remote_endpoint(ec);
+  socklen_t len = static_cast<socklen_t>(remote_address_.capacity());
+  if (transport_.fd() >= 0 && ::getpeername(transport_.fd(), remote_address_.data(), &len) == 0)
+    remote_address_.resize(len);
 }
 
 connection::~connection() = default;
@@ -56,6 +58,12 @@ void connection::start(std::unique_ptr<connection_handler> first, event_loop::cl
   ctx_.counters.sessions.fetch_add(1, std::memory_order_relaxed);
   last_rx_ = loop_.now();
   deadline_ = handshake_deadline;
+  if (!loop_.watch(transport_.fd(), *this)) {
+    const int e = errno;
+    retire_replaced();
+    return finish(errc::transport_error, std::string("cannot watch the socket: ") + std::strerror(e));
+  }
+  watched_self_ = shared_from_this();
   if (!transport_.is_tls() && !proxy_header_pending_) after_handshake();
   retire_replaced();
   if (state_ != state::closed) do_read();
@@ -80,26 +88,29 @@ void connection::replace_handler(std::unique_ptr<connection_handler> next) {
 void connection::wait_readable() {
   // TLS output produced while reading (handshake records, alerts) may still be queued.
   if (transport_.has_pending_output()) wait_writable();
-  if (read_waiting_ || state_ == state::closed) return;
-  read_waiting_ = true;
-  transport_.socket().async_wait(
-      boost::asio::ip::tcp::socket::wait_read,
-      [self = shared_from_this()](const boost::system::error_code& ec) { self->on_readable(ec); });
+  if (state_ == state::closed) return;
+  read_waiting_ = true;  // the next readable edge resumes us (see on_poll_event)
 }
 
 void connection::wait_writable() {
-  if (write_waiting_ || state_ == state::closed) return;
+  if (state_ == state::closed) return;
   write_waiting_ = true;
-  transport_.socket().async_wait(
-      boost::asio::ip::tcp::socket::wait_write,
-      [self = shared_from_this()](const boost::system::error_code& ec) { self->on_writable(ec); });
 }
 
-void connection::on_readable(const boost::system::error_code& ec) {
+// Edge-triggered: an event comes when the socket becomes readable or writable again, which
+// after a read or write that would block it always does; an event for a direction nobody
+// waits for is dropped (whoever reads or writes next goes on until the kernel would block).
+// Errors and hang-ups wake both directions: the next read or write reports them.
+void connection::on_poll_event(std::uint32_t events) {
+  constexpr std::uint32_t broken = EPOLLERR | EPOLLHUP;
+  if (state_ == state::closed) return;
+  if (write_waiting_ && (events & (EPOLLOUT | broken)) != 0) on_writable();
+  if (state_ != state::closed && read_waiting_ && (events & (EPOLLIN | EPOLLRDHUP | broken)) != 0) on_readable();
+}
+
+void connection::on_readable() {
   read_waiting_ = false;
   if (state_ == state::closed) return;
-  if (ec) return finish(errc::transport_error, ec.message());
-  loop_.refresh_now();
   if (write_wants_read_) {
     write_wants_read_ = false;
     write_some();
@@ -108,10 +119,9 @@ void connection::on_readable(const boost::system::error_code& ec) {
   do_read();
 }
 
-void connection::on_writable(const boost::system::error_code& ec) {
+void connection::on_writable() {
   write_waiting_ = false;
   if (state_ == state::closed) return;
-  if (ec) return finish(errc::transport_error, ec.message());
   write_some();
   if (state_ == state::closed) return;
   if (read_wants_write_) {
@@ -170,7 +180,7 @@ void connection::do_read() {
 // (a ClientHello, a request) stays in the socket for TLS or HTTP.
 bool connection::read_proxy_header() {
   auto buf = loop_.read_buffer();
-  const int fd = transport_.socket().native_handle();
+  const int fd = transport_.fd();
   const std::size_t want = std::min(buf.size(), proto::proxy_header_max);
   const ssize_t n = ::recv(fd, buf.data(), want, MSG_PEEK | MSG_DONTWAIT);
   if (n == 0) {
@@ -423,8 +433,10 @@ void connection::write_some() {
           transport_.keep_buffers(true);
         }
         advance(r.n);
-        // Kernel buffer full: plain took less, or TLS holds ciphertext back.
-        if (r.n < attempted || transport_.has_pending_output()) return wait_writable();
+        // Kernel buffer full: plain took less, or TLS holds ciphertext back. (OpenSSL may
+        // take part of a chunk with every record sent: that goes on. The wait must follow a
+        // write the kernel refused, or no writable edge would come.)
+        if (transport_.has_pending_output() || (r.n < attempted && !transport_.is_tls())) return wait_writable();
         break;
       case io_status::want_write: return wait_writable();
       case io_status::want_read:
@@ -537,7 +549,8 @@ void connection::finish(boost::system::error_code why, std::string_view detail) 
   writing_.clear();
   write_index_ = write_offset_ = 0;
   loop_bytes_.store(0, std::memory_order_relaxed);
-  transport_.close();
+  transport_.close();  // leaves the loop's epoll set
+  if (watched_self_) loop_.retire(std::move(watched_self_));
   unlink();
   loop_.on_connection_closed();
   ctx_.counters.sessions.fetch_sub(1, std::memory_order_relaxed);

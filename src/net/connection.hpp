@@ -137,6 +137,8 @@ class connection final : public hub::member,  // first: the hub's calls need no 
     flush();
   }
   void on_sweep(event_loop::clock::time_point now);
+  // The socket's readiness (epoll event bits): resumes the wait for reading or writing.
+  void on_poll_event(std::uint32_t events);
   void go_away();
   void abort() { finish(errc::server_stopping, "server stopped"); }
 
@@ -162,8 +164,8 @@ class connection final : public hub::member,  // first: the hub's calls need no 
   enum class state : std::uint8_t { handshake, open, closing, closed };
 
   void wait_readable();
-  void on_readable(const boost::system::error_code& ec);
-  void on_writable(const boost::system::error_code& ec);
+  void on_readable();
+  void on_writable();
   void do_read();
   void after_handshake();
   bool read_proxy_header();  // false: waiting for more, or finished
@@ -202,6 +204,9 @@ class connection final : public hub::member,  // first: the hub's calls need no 
   hub::member* relay_target_ = nullptr;
   std::unique_ptr<connection_handler> handler_;
   std::unique_ptr<connection_handler> retired_;  // replaced during a call; freed after it
+  // While the loop watches the socket (from start to finish): the loop's epoll events name
+  // this connection, which must live until it is unwatched (event_loop::retire).
+  std::shared_ptr<connection> watched_self_;
 
   // Send queue. Frames reach a connection two ways: from its own loop (same-loop publishers,
   // the history at join, its own control frames) into local_ without any lock, and from

@@ -6,24 +6,35 @@
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <system_error>
+#include <sys/epoll.h>
+
 namespace mles::net {
 
 thread_local const event_loop* event_loop::current_ = nullptr;
 
 event_loop::event_loop(const session_context& ctx, unsigned index, clock::duration sweep_period)
     : ctx_(ctx), index_(index), sweep_period_(sweep_period), io_(1), sweep_timer_(io_),
-      read_buffer_(64 * 1024), write_buffer_(256 * 1024) {
+      read_buffer_(64 * 1024), write_buffer_(256 * 1024), poll_(io_) {
   tls_scratch_.reserve(5 * 64 * 1024);
+  const int fd = ::epoll_create1(EPOLL_CLOEXEC);
+  if (fd < 0) throw std::system_error(errno, std::generic_category(), "event loop: epoll_create1");
+  poll_.assign(fd);
 }
 
 event_loop::~event_loop() {
   stop();
   join();
+  retired_.clear();
 }
 
 void event_loop::start(std::function<void(clock::time_point)> extra_sweep) {
   extra_sweep_ = std::move(extra_sweep);
   arm_sweep();
+  arm_poll();
   thread_ = std::thread([this] {
     current_ = this;
     for (;;) {
@@ -64,6 +75,64 @@ void event_loop::abort_all() {
     connection& c = connections_.front();
     auto keep = c.shared_from_this();
     c.abort();
+  }
+  retired_.clear();
+}
+
+bool event_loop::watch(int fd, connection& c) noexcept {
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  ev.data.ptr = &c;
+  return ::epoll_ctl(poll_.native_handle(), EPOLL_CTL_ADD, fd, &ev) == 0;
+}
+
+void event_loop::retire(std::shared_ptr<connection> c) {
+  retired_.push_back(std::move(c));
+  if (retire_posted_) return;
+  retire_posted_ = true;
+  boost::asio::post(io_, [this] {
+    retire_posted_ = false;
+    // Destructors may retire more (a handler's last reference): those go next time.
+    std::vector<std::shared_ptr<connection>> gone;
+    gone.swap(retired_);
+  });
+}
+
+void event_loop::arm_poll() {
+  poll_.async_wait(boost::asio::posix::stream_descriptor::wait_read, [this](const boost::system::error_code& ec) {
+    if (ec) return;  // the loop is being destroyed
+    on_poll();
+  });
+}
+
+// Asio watches the epoll set edge-triggered: each wake-up takes every ready event, in batches
+// of 256; after a full batch the next one is posted (other handlers get their turn).
+void event_loop::on_poll() {
+  std::array<epoll_event, 256> events;
+  const int n = ::epoll_wait(poll_.native_handle(), events.data(), static_cast<int>(events.size()), 0);
+  if (n < 0) {
+    if (errno == EINTR) {
+      boost::asio::post(io_, [this] { on_poll(); });
+      return;
+    }
+    // Not expected with a valid set: say so, and wait for the next readiness.
+    spdlog::error("event loop {}: epoll_wait: {}", index_, std::strerror(errno));
+    arm_poll();
+    return;
+  }
+  if (n > 0) refresh_now();
+  for (int i = 0; i < n; ++i) {
+    auto* c = static_cast<connection*>(events[static_cast<std::size_t>(i)].data.ptr);
+    try {
+      c->on_poll_event(events[static_cast<std::size_t>(i)].events);
+    } catch (const std::exception& e) {
+      spdlog::error("event loop {}: unexpected exception in a connection: {}", index_, e.what());
+    }
+  }
+  if (n == static_cast<int>(events.size())) {
+    boost::asio::post(io_, [this] { on_poll(); });
+  } else {
+    arm_poll();
   }
 }
 

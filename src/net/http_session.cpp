@@ -389,7 +389,7 @@ void http_session::stream_next_chunk() {
     while (remaining_ > 0) {
       off_t offset = static_cast<off_t>(offset_);
       const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(remaining_, 4 * conn_.ctx().settings.http.file_chunk));
-      const ssize_t n = ::sendfile(conn_.io().socket().native_handle(), fd_, &offset, want);
+      const ssize_t n = ::sendfile(conn_.io().fd(), fd_, &offset, want);
       if (n > 0) {
         offset_ += static_cast<std::uint64_t>(n);
         remaining_ -= static_cast<std::uint64_t>(n);

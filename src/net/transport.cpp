@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstring>
 #include <string_view>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -128,11 +129,16 @@ void tls13_keylog(const SSL* ssl, const char* line) {
 
 transport::transport(boost::asio::ip::tcp::socket socket, SSL* ssl, tls_role role,
                      byte_buffer& tls_scratch)
-    : socket_(std::move(socket)), ssl_(ssl), scratch_(tls_scratch) {
+    : ssl_(ssl), scratch_(tls_scratch) {
   boost::system::error_code ec;
-  socket_.non_blocking(true, ec);
+  if (socket.is_open()) fd_ = socket.release(ec);
+  if (ec) fd_ = -1;  // reads and writes then fail with EBADF: the connection ends at once
+  if (fd_ >= 0) {
+    int on = 1;
+    (void)::ioctl(fd_, FIONBIO, &on);
+  }
   if (ssl_) {
-    BIO* rbio = BIO_new_socket(socket_.native_handle(), BIO_NOCLOSE);
+    BIO* rbio = BIO_new_socket(fd_, BIO_NOCLOSE);
     BIO* wbio = BIO_new(tls_sink_access::method());
     BIO_set_data(wbio, this);
     SSL_set_bio(ssl_, rbio, wbio);
@@ -151,6 +157,7 @@ transport::transport(boost::asio::ip::tcp::socket socket, SSL* ssl, tls_role rol
 
 transport::~transport() {
   if (ssl_) SSL_free(ssl_);
+  if (fd_ >= 0) (void)::close(fd_);
 }
 
 // The handshake is complete and the server's last flight (this call's output, session
@@ -225,7 +232,7 @@ io_result transport::ssl_result(int ret, const char* what) {
 
 io_result transport::send_raw(std::span<const std::uint8_t> bytes) {
   for (;;) {
-    const ssize_t n = ::send(socket_.native_handle(), bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    const ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
     if (n >= 0) return {io_status::ok, static_cast<std::size_t>(n)};
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) return {io_status::want_write};
@@ -299,7 +306,7 @@ io_result transport::read_own(std::span<std::uint8_t> buf) {
     o.partial.clear();
     ssize_t n;
     do {
-      n = ::recv(socket_.native_handle(), buf.data() + have, buf.size() - have, 0);
+      n = ::recv(fd_, buf.data() + have, buf.size() - have, 0);
     } while (n < 0 && errno == EINTR);
     if (n < 0) {
       const int e = errno;
@@ -360,7 +367,7 @@ io_result transport::read(std::span<std::uint8_t> buf) {
     return ssl_result(ret, "TLS read");
   }
   for (;;) {
-    const ssize_t n = ::recv(socket_.native_handle(), buf.data(), buf.size(), 0);
+    const ssize_t n = ::recv(fd_, buf.data(), buf.size(), 0);
     if (n > 0) return {io_status::ok, static_cast<std::size_t>(n)};
     if (n == 0) return {io_status::eof};
     if (errno == EINTR) continue;
@@ -405,7 +412,7 @@ io_result transport::writev(const struct iovec* iov, int count) {
   msg.msg_iov = const_cast<struct iovec*>(iov);
   msg.msg_iovlen = static_cast<std::size_t>(count);
   for (;;) {
-    const ssize_t n = ::sendmsg(socket_.native_handle(), &msg, MSG_NOSIGNAL);
+    const ssize_t n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
     if (n >= 0) return {io_status::ok, static_cast<std::size_t>(n)};
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) return {io_status::want_write};
@@ -444,8 +451,7 @@ void transport::shutdown_send() noexcept {
     (void)ship_scratch();
     (void)flush_output();
   }
-  boost::system::error_code ec;
-  socket_.shutdown(boost::asio::ip::tcp::socket::shutdown_send, ec);
+  if (fd_ >= 0) (void)::shutdown(fd_, SHUT_WR);
 }
 
 void transport::close() noexcept {
@@ -459,8 +465,10 @@ void transport::close() noexcept {
     }
     scratch_.clear();
   }
-  boost::system::error_code ec;
-  socket_.close(ec);
+  if (fd_ >= 0) {
+    (void)::close(fd_);
+    fd_ = -1;
+  }
 }
 
 std::string transport::alpn() const {

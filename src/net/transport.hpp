@@ -54,8 +54,10 @@ enum class tls_role : std::uint8_t { server, client };
 
 class transport {
  public:
-  // ssl == nullptr: plain TCP. The transport takes ownership of ssl. tls_scratch is the
-  // event loop's buffer for freshly encrypted records (shared by its connections).
+  // ssl == nullptr: plain TCP. The transport takes ownership of ssl and of the socket's
+  // descriptor, which leaves Asio (the event loop watches it: event_loop::watch; Asio's
+  // per-socket reactor state is given back at once). tls_scratch is the event loop's buffer
+  // for freshly encrypted records (shared by its connections).
   transport(boost::asio::ip::tcp::socket socket, SSL* ssl, tls_role role, byte_buffer& tls_scratch);
   ~transport();
   transport(const transport&) = delete;
@@ -64,7 +66,8 @@ class transport {
   bool is_tls() const noexcept { return ssl_ != nullptr || t13_ != nullptr; }
   // The session runs on our own TLS 1.3 record layer (the SSL object is gone).
   bool own_records() const noexcept { return t13_ != nullptr; }
-  boost::asio::ip::tcp::socket& socket() noexcept { return socket_; }
+  // The socket's descriptor (-1 once closed).
+  int fd() const noexcept { return fd_; }
 
   // TLS handshake step in this end's role (plain: always ok).
   io_result handshake();
@@ -117,7 +120,7 @@ class transport {
   // After an OpenSSL call: move what it encrypted into the scratch buffer to the socket.
   io_result ship_scratch();
 
-  boost::asio::ip::tcp::socket socket_;
+  int fd_ = -1;
   SSL* ssl_;
   std::unique_ptr<handoff> handoff_;  // during a server handshake only
   std::unique_ptr<own_tls> t13_;      // after the switch (ssl_ is then null)
