@@ -167,7 +167,7 @@ void connection::do_read() {
         read_wants_write_ = true;
         return wait_writable();
       case io_status::eof:
-        if (state_ == state::closing && close_reason_) return finish(close_reason_, close_detail_);
+        if (state_ == state::closing && close_ && close_->reason) return finish(close_->reason, close_->detail);
         return finish(errc::connection_lost);
       case io_status::error: return finish(errc::transport_error, transport_.last_error());
     }
@@ -513,8 +513,7 @@ void connection::close_after(hub::shared_frame last, boost::system::error_code w
   if (state_ == state::closing || state_ == state::closed) return;
   if (state_ == state::handshake) return finish(why, detail);
   state_ = state::closing;
-  close_reason_ = why;
-  close_detail_ = std::move(detail);
+  close_ = std::make_unique<close_state>(close_state{why, std::move(detail)});
   deadline_ = deadline;
   queue_closed_.store(true, std::memory_order_release);
   // The last bytes go after what other loops already queued.
@@ -531,11 +530,11 @@ void connection::finish(boost::system::error_code why, std::string_view detail) 
   // A connection we were closing for a reason (slow consumer, a budget, a timeout) that the
   // peer then resets or drops ended for that reason: count and log it so.
   std::string merged;
-  if (state_ == state::closing && close_reason_ &&
+  if (state_ == state::closing && close_ && close_->reason &&
       (why == errc::transport_error || why == errc::connection_lost)) {
-    merged = close_detail_.empty() ? std::string() : close_detail_ + "; ";
+    merged = close_->detail.empty() ? std::string() : close_->detail + "; ";
     merged += "then " + why.message() + (detail.empty() ? "" : ": " + std::string(detail));
-    why = close_reason_;
+    why = close_->reason;
     detail = merged;
   }
   state_ = state::closed;
@@ -587,7 +586,7 @@ void connection::on_sweep(event_loop::clock::time_point now) {
     case state::open: handler_->on_sweep(now); return;
     case state::closing:
       if (now >= deadline_) {
-        if (close_reason_) finish(close_reason_, close_detail_);
+        if (close_ && close_->reason) finish(close_->reason, close_->detail);
         else finish(errc::close_timeout);
       }
       return;

@@ -128,7 +128,10 @@ class connection final : public hub::member,  // first: the hub's calls need no 
   void finish(boost::system::error_code why, std::string_view detail = {});
   // The close handshake completed (the peer answered our close): ends with the reason given
   // to close_after.
-  void complete_close() { finish(close_reason_, close_detail_); }
+  void complete_close() {
+    if (close_) finish(close_->reason, close_->detail);
+    else finish({});
+  }
 
   // ---- from the loop
   // The flush asked for with event_loop::schedule_flush.
@@ -184,20 +187,15 @@ class connection final : public hub::member,  // first: the hub's calls need no 
   const session_context& ctx_;
   transport transport_;
   boost::asio::ip::tcp::endpoint remote_address_;
-  state state_ = state::handshake;
-  bool read_waiting_ = false;
-  bool write_waiting_ = false;
-  bool read_wants_write_ = false;   // TLS read needs the socket writable
-  bool write_wants_read_ = false;   // TLS write needs the socket readable
-  bool close_flushed_ = false;      // our last bytes written: FIN sent
-  bool tls_buffers_kept_ = false;   // busy: OpenSSL keeps its record buffers (see transport)
-  bool notify_drained_ = false;     // the handler streams a body: tell it after each burst
-  bool proxy_header_pending_ = false;  // --proxy-protocol: the header is still to be read
   std::uint32_t writes_since_sweep_ = 0;
   event_loop::clock::time_point deadline_{};  // handshake, then closing
   event_loop::clock::time_point last_rx_{};
-  boost::system::error_code close_reason_;
-  std::string close_detail_;
+  // Why close_after() closes (made then: an open connection keeps no reason).
+  struct close_state {
+    boost::system::error_code reason;
+    std::string detail;
+  };
+  std::unique_ptr<close_state> close_;
 
   counted_slot connection_slot_;  // --max-connections
   counted_slot handshake_slot_;   // --max-handshakes
@@ -215,19 +213,30 @@ class connection final : public hub::member,  // first: the hub's calls need no 
   // sender, whose path never changes, keeps its order. The byte counters are written by one
   // side only and read relaxed by both for the ceiling check.
   std::vector<hub::shared_frame> local_;                  // loop thread only
-  bool local_flush_posted_ = false;                       // loop thread only
-  bool overflow_handled_ = false;                         // loop thread only
-  spin_lock remote_lock_;
   std::vector<hub::shared_frame> remote_;                 // under remote_lock_
-  bool remote_flush_posted_ = false;                      // under remote_lock_
   std::atomic<std::size_t> remote_bytes_{0};              // remote_; written under remote_lock_
   std::atomic<std::size_t> loop_bytes_{0};                // local_ + unwritten writing_; loop writes
   std::atomic<std::size_t> replay_allowance_{0};          // history bytes exempt from the ceiling
-  std::atomic<bool> queue_closed_{false};                 // no more deliveries accepted
-  std::atomic<bool> overflowed_{false};                   // a live delivery hit the ceiling
   std::vector<hub::shared_frame> writing_;                // the burst being written (loop)
   std::size_t write_index_ = 0;
   std::size_t write_offset_ = 0;
+  spin_lock remote_lock_;
+  bool remote_flush_posted_ = false;                      // under remote_lock_
+  std::atomic<bool> queue_closed_{false};                 // no more deliveries accepted
+  std::atomic<bool> overflowed_{false};                   // a live delivery hit the ceiling
+  bool local_flush_posted_ = false;                       // loop thread only
+  bool overflow_handled_ = false;                         // loop thread only
+
+  // Loop thread only.
+  state state_ = state::handshake;
+  bool read_waiting_ = false;
+  bool write_waiting_ = false;
+  bool read_wants_write_ = false;   // TLS read needs the socket writable
+  bool write_wants_read_ = false;   // TLS write needs the socket readable
+  bool close_flushed_ = false;      // our last bytes written: FIN sent
+  bool tls_buffers_kept_ = false;   // busy: OpenSSL keeps its record buffers (see transport)
+  bool notify_drained_ = false;     // the handler streams a body: tell it after each burst
+  bool proxy_header_pending_ = false;  // --proxy-protocol: the header is still to be read
 };
 
 }  // namespace mles::net

@@ -216,7 +216,7 @@ io_result transport::ssl_result(int ret, const char* what) {
       const int e = errno;
       ERR_clear_error();
       if (e == EAGAIN || e == EWOULDBLOCK) return {io_status::want_read};
-      last_error_ = e ? std::string(what) + ": " + std::strerror(e) : std::string(what) + ": connection closed";
+      set_error(e ? std::string(what) + ": " + std::strerror(e) : std::string(what) + ": connection closed");
       return {e ? io_status::error : io_status::eof};
     }
     default: {
@@ -224,7 +224,7 @@ io_result transport::ssl_result(int ret, const char* what) {
       const unsigned long code = ERR_get_error();
       ERR_error_string_n(code, buf, sizeof buf);
       ERR_clear_error();
-      last_error_ = std::string(what) + ": " + buf;
+      set_error(std::string(what) + ": " + buf);
       return {io_status::error};
     }
   }
@@ -236,7 +236,7 @@ io_result transport::send_raw(std::span<const std::uint8_t> bytes) {
     if (n >= 0) return {io_status::ok, static_cast<std::size_t>(n)};
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) return {io_status::want_write};
-    last_error_ = std::string("write: ") + std::strerror(errno);
+    set_error(std::string("write: ") + std::strerror(errno));
     return {io_status::error};
   }
 }
@@ -312,7 +312,7 @@ io_result transport::read_own(std::span<std::uint8_t> buf) {
       const int e = errno;
       if (have) o.partial.assign(buf.data(), buf.data() + have);
       if (e == EAGAIN || e == EWOULDBLOCK) return {io_status::want_read};
-      last_error_ = std::string("read: ") + std::strerror(e);
+      set_error(std::string("read: ") + std::strerror(e));
       return {io_status::error};
     }
     if (n == 0) {
@@ -327,14 +327,14 @@ io_result transport::read_own(std::span<std::uint8_t> buf) {
     try {
       r = o.records.open(buf.first(have), scratch_);
     } catch (const std::exception& e) {
-      last_error_ = std::string("TLS read: ") + e.what();
+      set_error(std::string("TLS read: ") + e.what());
       return {io_status::error};
     }
     o.after_op();
     // Our answers (a KeyUpdate, an alert) go out now.
     const io_result shipped = ship_scratch();
     if (r.st == tls13::record_layer::status::error) {
-      last_error_ = "TLS read: " + o.records.what();
+      set_error("TLS read: " + o.records.what());
       return {io_status::error};
     }
     if (shipped.status == io_status::error) return shipped;
@@ -372,7 +372,7 @@ io_result transport::read(std::span<std::uint8_t> buf) {
     if (n == 0) return {io_status::eof};
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) return {io_status::want_read};
-    last_error_ = std::string("read: ") + std::strerror(errno);
+    set_error(std::string("read: ") + std::strerror(errno));
     return {io_status::error};
   }
 }
@@ -384,7 +384,7 @@ io_result transport::write(std::span<const std::uint8_t> buf) {
       t13_->records.seal(buf, scratch_);
     } catch (const std::exception& e) {
       scratch_.clear();
-      last_error_ = std::string("TLS write: ") + e.what();
+      set_error(std::string("TLS write: ") + e.what());
       return {io_status::error};
     }
     ++t13_->ops;
@@ -416,7 +416,7 @@ io_result transport::writev(const struct iovec* iov, int count) {
     if (n >= 0) return {io_status::ok, static_cast<std::size_t>(n)};
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) return {io_status::want_write};
-    last_error_ = std::string("write: ") + std::strerror(errno);
+    set_error(std::string("write: ") + std::strerror(errno));
     return {io_status::error};
   }
 }

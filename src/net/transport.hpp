@@ -104,7 +104,10 @@ class transport {
   // Negotiated ALPN protocol and TLS version, for logs.
   std::string alpn() const;
   std::string tls_version() const;
-  const std::string& last_error() const noexcept { return last_error_; }
+  const std::string& last_error() const noexcept {
+    static const std::string none;
+    return last_error_ ? *last_error_ : none;
+  }
 
  private:
   friend struct tls_sink_access;
@@ -127,7 +130,8 @@ class transport {
   byte_buffer& scratch_;
   byte_buffer held_;  // ciphertext the kernel has not taken yet...
   std::size_t held_sent_ = 0;       // ...from this offset on
-  std::string last_error_;
+  std::unique_ptr<std::string> last_error_;  // made on the first error (an idle session keeps none)
+  void set_error(std::string what) { last_error_ = std::make_unique<std::string>(std::move(what)); }
 };
 
 }  // namespace mles::net

@@ -21,14 +21,14 @@ std::string_view as_text(std::span<const std::uint8_t> p) {
 
 ws_session::ws_session(connection& c, std::string peer_id)
     : websocket(c, ws::role::server, std::min(c.ctx().settings.max_message, c.ctx().settings.max_join_frame)),
-      peer_id_(std::move(peer_id)) {
+      peer_(peer_id.empty() ? nullptr : std::make_unique<peer_state>(peer_state{std::move(peer_id), {}})) {
   join_deadline_ = c.loop().now() + c.ctx().settings.join_timeout;
 }
 
 std::string ws_session::describe() const {
   std::string s;
   if (!uid_.empty()) s = "uid=" + uid_ + " channel=" + channel_;
-  if (!peer_id_.empty()) s += (s.empty() ? "" : " ") + std::string("peer=") + peer_id_;
+  if (peer_) s += (s.empty() ? "" : " ") + std::string("peer=") + peer_->id;
   return s;
 }
 
@@ -37,7 +37,7 @@ void ws_session::deliver(hub::shared_frame frame, hub::delivery_kind kind) {
 }
 
 void ws_session::relay(const hub::message& m, hub::delivery_kind kind) {
-  if (peer_id_.empty()) {
+  if (!peer_) {
     // A reference server's link is a client to us: joins are history only.
     if (!(m.flags & hub::message_flags::join)) conn_.deliver(m.frame, kind);
     return;
@@ -60,17 +60,17 @@ void ws_session::end_batch() {
 bool ws_session::on_data(ws::opcode op, std::span<const std::uint8_t> payload) {
   if (admitting_) {
     // Cluster mode: the join is at the gate. Keep what follows, in order, within a bound.
-    early_bytes_ += payload.size();
-    if (early_bytes_ > conn_.ctx().settings.max_queue + conn_.ctx().settings.max_message) {
+    admitting_->early_bytes += payload.size();
+    if (admitting_->early_bytes > conn_.ctx().settings.max_queue + conn_.ctx().settings.max_message) {
       close(ws::close_code::policy_violation, "too much sent before the join completed", errc::slow_consumer,
             "messages before the join completed");
       return false;
     }
-    early_.push_back({op, std::vector<std::uint8_t>(payload.begin(), payload.end())});
+    admitting_->early.push_back({op, std::vector<std::uint8_t>(payload.begin(), payload.end())});
     return true;
   }
   if (!joined_) return handle_join(op, payload);
-  if (!peer_id_.empty()) return handle_peer_message(payload);
+  if (peer_) return handle_peer_message(payload);
   auto& hub = conn_.ctx().hub;
   auto& counters = conn_.loop().counters();
   loop_counters::bump(counters.messages_in, 1);
@@ -117,7 +117,7 @@ void ws_session::publish_when_durable(hub::history_store& durable, hub::message 
 
 bool ws_session::handle_peer_message(std::span<const std::uint8_t> payload) {
   hub::message m;
-  if (auto ec = decode_enveloped(payload, last_origin_, m, conn_.frame_sharing())) {
+  if (auto ec = decode_enveloped(payload, peer_->last_origin, m, conn_.frame_sharing())) {
     close(ws::close_code::protocol_error, ec.message(), errc::protocol_error, ec.message());
     return false;
   }
@@ -143,13 +143,13 @@ bool ws_session::handle_join(ws::opcode op, std::span<const std::uint8_t> payloa
   if (!ctx.gate) return enter_hub(std::string(as_text(payload)));
   // Cluster mode: the gate brings the channel's history in and claims the uid cluster-wide.
   // Messages may follow the join frame at once: they get the joined session's size limit.
-  admitting_ = true;
+  admitting_ = std::make_unique<gate_wait>();
   parser().set_max_message(ctx.settings.max_message);
-  join_text_.assign(as_text(payload));
+  admitting_->join_text.assign(as_text(payload));
   std::weak_ptr<connection> weak = conn_.shared_from_this();
   event_loop* loop = &conn_.loop();
   join_gate* gate = ctx.gate;
-  gate->admit(channel_, peer_id_.empty() ? uid_ : std::string(),
+  gate->admit(channel_, peer_ ? std::string() : uid_,
               [weak, loop, gate, channel = channel_, uid = uid_](admission a) {
                 boost::asio::post(loop->io(), [weak, a, gate, channel, uid] {
                   auto c = weak.lock();
@@ -166,7 +166,7 @@ bool ws_session::handle_join(ws::opcode op, std::span<const std::uint8_t> payloa
 }
 
 void ws_session::on_admitted(admission a) {
-  admitting_ = false;
+  const std::unique_ptr<gate_wait> wait = std::move(admitting_);
   claimed_ = a == admission::claimed;
   if (closing() || conn_.closed()) {
     release_claim();
@@ -176,12 +176,9 @@ void ws_session::on_admitted(admission a) {
     refuse_join(proto::errc::duplicate_uid, channel_);
     return;
   }
-  if (!enter_hub(std::move(join_text_))) return;
+  if (!wait || !enter_hub(std::move(wait->join_text))) return;
   // What the client sent while the join was at the gate, in order.
-  auto early = std::move(early_);
-  early_ = {};
-  early_bytes_ = 0;
-  for (auto& m : early) {
+  for (auto& m : wait->early) {
     if (closing() || !on_data(m.op, m.payload)) break;
   }
   end_batch();
@@ -215,8 +212,8 @@ bool ws_session::enter_hub(std::string join_text) {
   const auto& ctx = conn_.ctx();
   boost::system::error_code ec;
   // The hub's member is the connection; a peer session encodes what it relays.
-  const auto role = peer_id_.empty() ? hub::member_role::client : hub::member_role::peer_session;
-  if (!peer_id_.empty()) conn_.set_relay_target(this);
+  const auto role = peer_ ? hub::member_role::peer_session : hub::member_role::client;
+  if (peer_) conn_.set_relay_target(this);
   membership_ = ctx.hub.join(channel_, uid_,
                              encode(ws::opcode::text, {reinterpret_cast<const std::uint8_t*>(join_text.data()),
                                                        join_text.size()}),
@@ -228,7 +225,7 @@ bool ws_session::enter_hub(std::string join_text) {
   joined_ = true;
   parser().set_max_message(ctx.settings.max_message);
   start_pinging();
-  if (peer_id_.empty()) {
+  if (!peer_) {
     counted_joined_ = true;
     ctx.counters.joined.fetch_add(1, std::memory_order_relaxed);
   }

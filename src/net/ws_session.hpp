@@ -12,6 +12,7 @@
 #include "hub/member.hpp"
 #include "net/websocket.hpp"
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -45,7 +46,12 @@ class ws_session final : public websocket, public hub::member {
   bool handle_peer_message(std::span<const std::uint8_t> payload);
   void publish_when_durable(hub::history_store& durable, hub::message m);
 
-  std::string peer_id_;
+  // Peer mode (another server of this project linking to us); null for a client.
+  struct peer_state {
+    std::string id;
+    hub::origin_ptr last_origin;  // origin of the previous message
+  };
+  std::unique_ptr<peer_state> peer_;
   hub::membership membership_;
   std::string uid_;
   std::string channel_;
@@ -53,23 +59,24 @@ class ws_session final : public websocket, public hub::member {
   // Messages are published as a batch (hub::publish_batched) that end_batch() delivers at the
   // end of each read, and after the messages kept while the join was at the gate.
   bool batch_open_ = false;
-  void end_batch();
   bool counted_joined_ = false;  // counted in server_counters::joined (client sessions)
+  bool claimed_ = false;         // cluster mode: the gate claimed (uid, channel) for this session
+  void end_batch();
   void uncount_joined() noexcept;
   event_loop::clock::time_point join_deadline_{};
-  hub::origin_ptr last_origin_;  // peer mode: origin of the previous message
   // Cluster mode: the join waits for the gate; messages that arrive meanwhile wait here
   // (bounded by --max-queue plus one --max-message) and are handled in order once the
-  // session joined.
-  bool admitting_ = false;
-  bool claimed_ = false;         // the gate claimed (uid, channel) for this session
-  std::string join_text_;        // the join frame, kept while admitting
+  // session joined. Null when no join is at the gate.
   struct early_message {
     ws::opcode op;
     std::vector<std::uint8_t> payload;
   };
-  std::vector<early_message> early_;
-  std::size_t early_bytes_ = 0;
+  struct gate_wait {
+    std::string join_text;  // the join frame
+    std::vector<early_message> early;
+    std::size_t early_bytes = 0;
+  };
+  std::unique_ptr<gate_wait> admitting_;
 };
 
 }  // namespace mles::net

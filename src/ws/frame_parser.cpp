@@ -257,7 +257,10 @@ consume_result frame_parser::consume(std::span<std::uint8_t> data, frame_handler
     const auto take = static_cast<std::size_t>(std::min<std::uint64_t>(frame_remaining_, avail));
     unmask(payload, take, frame_offset_);
     if (is_control(frame_op_)) {
-      if (take != 0) std::memcpy(control_.data() + control_have_, payload, take);
+      if (take != 0) {
+        if (!control_) control_ = std::make_unique<std::uint8_t[]>(max_control_payload);
+        std::memcpy(control_.get() + control_have_, payload, take);
+      }
       control_have_ = static_cast<std::uint8_t>(control_have_ + take);
     } else {
       if (message_op_ == opcode::text && !utf8_.feed({payload, take})) {
@@ -274,7 +277,8 @@ consume_result frame_parser::consume(std::span<std::uint8_t> data, frame_handler
     if (is_control(frame_op_)) {
       const std::size_t n = control_have_;
       control_have_ = 0;
-      if (!on_control({control_.data(), n})) return stop();
+      const std::unique_ptr<std::uint8_t[]> bytes = std::move(control_);  // freed after the call
+      if (!on_control({bytes.get(), n})) return stop();
       continue;
     }
     if (!frame_fin_) continue;

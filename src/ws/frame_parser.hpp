@@ -9,6 +9,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -106,8 +107,9 @@ class frame_parser {
   opcode message_op_ = opcode::continuation;  // continuation = none in progress
   std::vector<std::uint8_t> message_;
   utf8_validator utf8_;
-  // control frame being assembled across reads
-  std::array<std::uint8_t, 125> control_{};
+  // control frame being assembled across reads (made when one is split, freed after it:
+  // an idle session keeps no 125-byte buffer)
+  std::unique_ptr<std::uint8_t[]> control_;
   std::uint8_t control_have_ = 0;
   // terminal states: after an error or a close frame, consume() reads nothing more
   close_code failed_ = close_code::none;
