@@ -497,13 +497,16 @@ void connection::on_all_written() {
 }
 
 // An idle connection holds no queue storage: after a burst (a history replay, a flood) the
-// vectors' capacity goes back. (Not 'v = {}': that keeps the capacity.)
+// vectors' capacity goes back; a busy one (several writes since the last sweep: a member of
+// a channel in use) keeps small_queue entries for its next burst until a sweep finds it quiet.
+// (Not 'v = {}': that keeps the capacity.)
 void connection::release_idle_queues() {
   if (write_index_ != writing_.size() || write_waiting_) return;
-  if (writing_.capacity() > small_queue) std::vector<hub::shared_frame>().swap(writing_);
-  if (local_.empty() && local_.capacity() > small_queue) std::vector<hub::shared_frame>().swap(local_);
+  const std::size_t keep = writes_since_sweep_ >= busy_writes ? small_queue : 0;
+  if (writing_.capacity() > keep) std::vector<hub::shared_frame>().swap(writing_);
+  if (local_.empty() && local_.capacity() > keep) std::vector<hub::shared_frame>().swap(local_);
   std::lock_guard lock(remote_lock_);
-  if (remote_.empty() && remote_.capacity() > small_queue) std::vector<hub::shared_frame>().swap(remote_);
+  if (remote_.empty() && remote_.capacity() > keep) std::vector<hub::shared_frame>().swap(remote_);
 }
 
 // ---------------------------------------------------------------- closing
@@ -574,6 +577,8 @@ void connection::on_sweep(event_loop::clock::time_point now) {
     transport_.keep_buffers(false);
   }
   transport_.on_sweep();
+  // Quiet since the last sweep: the queue storage kept for bursts goes back.
+  if (writes_since_sweep_ == 0) release_idle_queues();
   writes_since_sweep_ = 0;
   switch (state_) {
     case state::handshake:

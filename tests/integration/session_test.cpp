@@ -4,6 +4,9 @@
 
 #include <string>
 #include <tuple>
+#include <vector>
+
+#include <sys/socket.h>
 
 namespace mles::test {
 namespace {
@@ -355,6 +358,56 @@ TEST_P(mles_session, a_member_that_drops_its_connection_leaves_and_may_rejoin) {
     again->send_close(1000);
     ASSERT_TRUE(session_closed(*again));
     ASSERT_TRUE(wait_until([&] { return s.stats().sessions == before; }));
+  }
+}
+
+// Many members gone at once (a TCP reset each, sent in one burst, so their events reach the
+// server's loop together) while a publisher sends: the member that stays still gets every
+// message, in order; every gone session is counted out; the server takes new members. One
+// event loop and two.
+TEST_P(mles_session, members_reset_all_at_once_while_messages_flow_leave_the_others_served) {
+  for (const unsigned threads : {1u, 2u}) {
+    SCOPED_TRACE("threads " + std::to_string(threads));
+    auto& s = start([threads](app::config& c) { c.threads = threads; });
+    auto pub = s.join_first("pub", "mass");
+    auto keeper = s.join("keeper", "mass");
+    ASSERT_TRUE(receives_text(*keeper, join_of("pub", "mass")));
+    const std::size_t before = s.stats().sessions;
+    constexpr int gone = 60;
+    std::vector<std::unique_ptr<ws_client>> members;
+    for (int i = 0; i < gone; ++i) {
+      members.push_back(s.join("m" + std::to_string(i), "mass"));
+      ASSERT_TRUE(members.back()->sync()) << "member " << i << ": " << members.back()->error();
+    }
+    ASSERT_TRUE(wait_until([&] { return s.stats().sessions == before + gone; }));
+    constexpr int total = 400;
+    int sent = 0;
+    for (; sent < total / 2; ++sent) ASSERT_TRUE(pub->send_text("n:" + std::to_string(sent))) << pub->error();
+    for (auto& m : members) {
+      const linger reset{1, 0};
+      ASSERT_EQ(::setsockopt(m->fd(), SOL_SOCKET, SO_LINGER, &reset, sizeof reset), 0);
+      m->close_socket();
+    }
+    for (; sent < total; ++sent) ASSERT_TRUE(pub->send_text("n:" + std::to_string(sent))) << pub->error();
+    for (int n = 0; n < total; ++n) {
+      const message m = keeper->read_message();
+      ASSERT_TRUE(m.ok()) << "message " << n << ": " << to_string(m.status) << " " << keeper->error();
+      ASSERT_EQ(m.payload, "n:" + std::to_string(n)) << "a gap, a repeat or a reorder";
+    }
+    EXPECT_TRUE(wait_until([&] { return s.stats().sessions == before; }))
+        << "sessions still counted after the resets: " << s.stats().sessions << ", expected " << before;
+    auto late = s.join("late", "mass");
+    ASSERT_TRUE(late->sync()) << late->error();
+    ASSERT_TRUE(pub->send_text("after"));
+    EXPECT_TRUE(receives_text(*keeper, "after"));
+    // late gets the history first (joins and messages, bounded by the history limit).
+    bool got = false;
+    for (int i = 0; i < 2 * total && !got; ++i) {
+      const message m = late->read_message();
+      ASSERT_TRUE(m.ok()) << "newcomer: " << to_string(m.status) << " " << late->error();
+      got = m.payload == "after";
+    }
+    EXPECT_TRUE(got) << "the newcomer never got the live message";
   }
 }
 
