@@ -25,7 +25,7 @@ BOUNDS="--history-total 256MiB --max-channels 100000 --max-inflight 128MiB --mes
 HISTORY_TOTAL_MIB=256
 INFLIGHT_MIB=128
 BASE_MIB=30
-PER_CONN_KIB=2     # README: about 2 KB per idle plain connection
+PER_CONN_KIB=2     # README: about 1.1 KB per idle plain connection (2 KiB: with a margin)
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
