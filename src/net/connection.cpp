@@ -101,6 +101,7 @@ void connection::wait_writable() {
 // after a read or write that would block it always does; an event for a direction nobody
 // waits for is dropped (whoever reads or writes next goes on until the kernel would block).
 // Errors and hang-ups wake both directions: the next read or write reports them.
+// on_readable and on_writable are called from here only, on an open connection.
 void connection::on_poll_event(std::uint32_t events) {
   constexpr std::uint32_t broken = EPOLLERR | EPOLLHUP;
   if (state_ == state::closed) return;
@@ -110,7 +111,6 @@ void connection::on_poll_event(std::uint32_t events) {
 
 void connection::on_readable() {
   read_waiting_ = false;
-  if (state_ == state::closed) return;
   if (write_wants_read_) {
     write_wants_read_ = false;
     write_some();
@@ -121,7 +121,6 @@ void connection::on_readable() {
 
 void connection::on_writable() {
   write_waiting_ = false;
-  if (state_ == state::closed) return;
   write_some();
   if (state_ == state::closed) return;
   if (read_wants_write_) {
@@ -167,8 +166,7 @@ void connection::do_read() {
         read_wants_write_ = true;
         return wait_writable();
       case io_status::eof:
-        if (state_ == state::closing && close_ && close_->reason) return finish(close_->reason, close_->detail);
-        return finish(errc::connection_lost);
+        return finish_as_closing(errc::connection_lost);
       case io_status::error: return finish(errc::transport_error, transport_.last_error());
     }
   }
@@ -590,10 +588,7 @@ void connection::on_sweep(event_loop::clock::time_point now) {
       return;
     case state::open: handler_->on_sweep(now); return;
     case state::closing:
-      if (now >= deadline_) {
-        if (close_ && close_->reason) finish(close_->reason, close_->detail);
-        else finish(errc::close_timeout);
-      }
+      if (now >= deadline_) finish_as_closing(errc::close_timeout);
       return;
     case state::closed: return;
   }

@@ -126,12 +126,14 @@ class connection final : public hub::member,  // first: the hub's calls need no 
   bool close_flushed() const noexcept { return close_flushed_; }
   // Ends now: closes the socket, drops the queue, tells the handler. Idempotent.
   void finish(boost::system::error_code why, std::string_view detail = {});
+  // Ends for the reason close_after() gave, or for `otherwise` if it gave none.
+  void finish_as_closing(boost::system::error_code otherwise) {
+    if (close_ && close_->reason) finish(close_->reason, close_->detail);
+    else finish(otherwise);
+  }
   // The close handshake completed (the peer answered our close): ends with the reason given
   // to close_after.
-  void complete_close() {
-    if (close_) finish(close_->reason, close_->detail);
-    else finish({});
-  }
+  void complete_close() { finish_as_closing({}); }
 
   // ---- from the loop
   // The flush asked for with event_loop::schedule_flush.
