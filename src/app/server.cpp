@@ -415,7 +415,7 @@ void server::start() {
     net::listener_limits limits;
     limits.max_connections = c.max_connections ? c.max_connections
                                                : net::default_max_connections(
-                                                     nofile, net::descriptor_reserve(c.file_limit, c.peers.size()));
+                                                     nofile, net::descriptor_reserve(c.file_limit, c.peers.size(), m.loops.size()));
     limits.max_handshakes = c.max_handshakes;
     limits.proxy_protocol = c.proxy_protocol;
     spdlog::info("open-file limit {}: at most {} connections, {} TLS handshakes in progress", nofile,

@@ -69,9 +69,10 @@ std::uint64_t raise_open_file_limit() noexcept {
   return static_cast<std::uint64_t>(rl.rlim_cur);
 }
 
-std::size_t descriptor_reserve(std::size_t file_limit, std::size_t peers) noexcept {
+std::size_t descriptor_reserve(std::size_t file_limit, std::size_t peers, std::size_t loops) noexcept {
   constexpr std::size_t fixed = 64;
-  return fixed + file_limit + peers;
+  constexpr std::size_t per_loop = 4;
+  return fixed + per_loop * loops + file_limit + peers;
 }
 
 std::size_t default_max_connections(std::uint64_t open_file_limit, std::size_t reserve) noexcept {

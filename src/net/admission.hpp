@@ -63,11 +63,12 @@ void note_refusal(server_counters& counters, refusal why, std::string_view detai
 // Raises the soft RLIMIT_NOFILE to the hard limit; returns the soft limit then in force.
 std::uint64_t raise_open_file_limit() noexcept;
 
-// Descriptors kept out of --max-connections' default: standard streams and log, epoll and
-// wake-up descriptors of the event loops, the listeners and their spare descriptors, the
-// history store, the metrics listener, ACME and --proxy upstream connections (fixed part),
-// plus the --filelimit files and one per --peer link.
-std::size_t descriptor_reserve(std::size_t file_limit, std::size_t peers) noexcept;
+// Descriptors kept out of --max-connections' default: standard streams and log, the
+// listeners and their spare descriptors, the history store, the metrics listener, ACME and
+// --proxy upstream connections (fixed part); four per event loop (Asio's epoll, wake-up and
+// timer descriptors, and the loop's own epoll set of its connections); the --filelimit files
+// and one per --peer link.
+std::size_t descriptor_reserve(std::size_t file_limit, std::size_t peers, std::size_t loops) noexcept;
 
 // The default --max-connections for an open-file limit: the limit minus the reserve, but at
 // least half the limit (and at least 1).
