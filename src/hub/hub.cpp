@@ -13,6 +13,13 @@ namespace {
 thread_local std::vector<shared_frame> batch_spare;
 constexpr std::size_t spare_entries_max = 4096;
 
+// A member's uid as its channel entry keeps it: 0 for none (never equal to another's).
+std::uint64_t uid_key(std::string_view uid) noexcept {
+  if (uid.empty()) return 0;
+  const std::uint64_t h = payload_hash({reinterpret_cast<const std::uint8_t*>(uid.data()), uid.size()});
+  return h ? h : 1;
+}
+
 }  // namespace
 
 hub::hub(hub_limits limits, origin self)
@@ -150,7 +157,8 @@ membership hub::join(std::string_view channel_name, std::string_view uid, shared
     // A batch pending in the channel is in the history the newcomer is about to get.
     flush_batch_locked(*ch);
     const bool outbound = role == member_role::peer_link || role == member_role::reference_link;
-    auto same_uid = [&](const channel::entry& e) { return !e.uid.empty() && e.uid == uid; };
+    const std::uint64_t uid_hash = outbound ? 0 : uid_key(uid);
+    auto same_uid = [&](const channel::entry& e) { return uid_hash != 0 && e.uid_hash == uid_hash; };
     if (!outbound && (std::any_of(ch->members_.begin(), ch->members_.end(), same_uid) ||
                       std::any_of(ch->relays_.begin(), ch->relays_.end(), same_uid))) {
       ec = proto::errc::duplicate_uid;
@@ -174,7 +182,7 @@ membership hub::join(std::string_view channel_name, std::string_view uid, shared
         ch->hash_mode_ = true;
         break;
     }
-    list_of(*ch, role).push_back({id, outbound ? std::string() : std::string(uid), std::move(who), role});
+    list_of(*ch, role).push_back({std::move(who), id, uid_hash});
     ch->last_activity_ = now;
     if (role == member_role::client && ch->clients_++ == 0 && observer_) observer_->on_interest(ch->name_, true);
     account(*ch);
@@ -356,7 +364,7 @@ void hub::leave(membership& m) {
     auto& list = list_of(ch, m.role);
     auto it = std::find_if(list.begin(), list.end(), [&](const channel::entry& e) { return e.id == m.id; });
     if (it != list.end()) {
-      const member_role role = it->role;
+      const member_role role = m.role;  // the list it is in
       // Order among members does not matter: swap-and-pop.
       if (it != list.end() - 1) *it = std::move(list.back());
       list.pop_back();

@@ -111,11 +111,14 @@ class channel {
 
  private:
   friend class hub;
+  // 32 bytes: an idle channel of many members holds one per member. The uid is kept as its
+  // keyed hash (payload_hash): enough to refuse a second session of the same uid (an
+  // accidental collision is a 2^-64 event, a crafted one needs the process's secret key),
+  // without a copy of the string the session keeps anyway.
   struct entry {
-    std::uint64_t id;
-    std::string uid;
     std::shared_ptr<member> who;
-    member_role role;
+    std::uint64_t id;
+    std::uint64_t uid_hash;  // 0: no uid (our outbound links)
   };
   // Deduplication state, made on the first message that needs it.
   struct dedup_state {

@@ -244,8 +244,9 @@ void connection::deliver(hub::shared_frame frame, hub::delivery_kind kind) {
                                 std::memory_order_relaxed);
       }
       loop_bytes_.store(mine + size, std::memory_order_relaxed);
-      if (local_.capacity() == 0) local_.reserve(small_queue);
-      local_.push_back(std::move(frame));
+      auto& local = out().local;
+      if (local.capacity() == 0) local.reserve(small_queue);
+      local.push_back(std::move(frame));
     }
     schedule_local_flush();
     return;
@@ -290,7 +291,7 @@ bool connection::enqueue(hub::shared_frame frame, hub::delivery_kind kind) {
 void connection::push(hub::shared_frame frame) {
   if (state_ == state::closed) return;
   loop_bytes_.store(loop_bytes_.load(std::memory_order_relaxed) + frame.size(), std::memory_order_relaxed);
-  local_.push_back(std::move(frame));
+  out().local.push_back(std::move(frame));
   schedule_local_flush();
 }
 
@@ -320,16 +321,17 @@ void connection::handle_overflow() {
   spdlog::warn("{}: slow consumer: more than {} bytes queued, disconnecting", describe(),
                ctx_.settings.max_queue);
   // Keep only a frame already half written (the stream must stay well-formed).
-  const std::size_t keep = write_index_ + (write_offset_ > 0 ? 1 : 0);
-  writing_.resize(std::min(keep, writing_.size()));
-  local_.clear();
+  auto& q = out();
+  const std::size_t keep = q.index + (q.offset > 0 ? 1 : 0);
+  q.writing.resize(std::min(keep, q.writing.size()));
+  q.local.clear();
   {
     std::lock_guard lock(remote_lock_);
     remote_.clear();
     remote_bytes_.store(0, std::memory_order_relaxed);
   }
   std::size_t left = 0;
-  if (write_index_ < writing_.size()) left = writing_[write_index_].size() - write_offset_;
+  if (q.index < q.writing.size()) left = q.writing[q.index].size() - q.offset;
   loop_bytes_.store(left, std::memory_order_relaxed);
   handler_->on_overflow();
 }
@@ -340,15 +342,16 @@ void connection::flush() {
     handle_overflow();
     if (state_ == state::closed) return;
   }
-  if (write_index_ == writing_.size()) {
-    writing_.clear();
-    write_index_ = 0;
-    if (!local_.empty()) writing_.swap(local_);
-  } else if (!local_.empty()) {
-    writing_.insert(writing_.end(), std::make_move_iterator(local_.begin()), std::make_move_iterator(local_.end()));
-    local_.clear();
+  auto& q = out();
+  if (q.index == q.writing.size()) {
+    q.writing.clear();
+    q.index = 0;
+    if (!q.local.empty()) q.writing.swap(q.local);
+  } else if (!q.local.empty()) {
+    q.writing.insert(q.writing.end(), std::make_move_iterator(q.local.begin()), std::make_move_iterator(q.local.end()));
+    q.local.clear();
   }
-  drain_remote_into(writing_);
+  drain_remote_into(q.writing);
   if (!write_waiting_ && state_ != state::handshake) write_some();
 }
 
@@ -359,7 +362,8 @@ void connection::write_some() {
     if (f.status != io_status::ok) return finish(errc::transport_error, transport_.last_error());
   }
   if (state_ == state::handshake) return;  // frames wait for the handshake
-  while (write_index_ < writing_.size()) {
+  auto& q = out();
+  while (q.index < q.writing.size()) {
     io_result r{io_status::ok};
     std::size_t attempted = 0;
     if (!transport_.is_tls()) {
@@ -372,9 +376,9 @@ void connection::write_some() {
       std::size_t used = 0;
       int count = 0;
       bool last_in_buffer = false;
-      std::size_t offset = write_offset_;
-      for (std::size_t i = write_index_; i < writing_.size() && attempted < max_burst; ++i) {
-        const auto& f = writing_[i];
+      std::size_t offset = q.offset;
+      for (std::size_t i = q.index; i < q.writing.size() && attempted < max_burst; ++i) {
+        const auto& f = q.writing[i];
         const std::uint8_t* p = f.data() + offset;
         const std::size_t len = f.size() - offset;
         offset = 0;
@@ -402,18 +406,18 @@ void connection::write_some() {
       // TLS: coalesce small frames into one seal (or SSL_write); a large frame, or the only
       // one left (a fan-out batch), is sealed from its own bytes. Both encrypt into memory
       // and the transport sends the records at once.
-      const auto& first = writing_[write_index_];
-      const std::size_t first_left = first.size() - write_offset_;
+      const auto& first = q.writing[q.index];
+      const std::size_t first_left = first.size() - q.offset;
       std::span<const std::uint8_t> chunk;
-      if (first_left >= tls_chunk / 4 || write_index_ + 1 == writing_.size()) {
-        chunk = {first.data() + write_offset_, std::min(first_left, 4 * tls_chunk)};
+      if (first_left >= tls_chunk / 4 || q.index + 1 == q.writing.size()) {
+        chunk = {first.data() + q.offset, std::min(first_left, 4 * tls_chunk)};
       } else {
         auto out = loop_.write_buffer();
         const std::size_t limit = std::min(out.size(), tls_chunk);
         std::size_t len = 0;
-        std::size_t offset = write_offset_;
-        for (std::size_t i = write_index_; i < writing_.size() && len < limit; ++i) {
-          const auto& f = writing_[i];
+        std::size_t offset = q.offset;
+        for (std::size_t i = q.index; i < q.writing.size() && len < limit; ++i) {
+          const auto& f = q.writing[i];
           const std::size_t take = std::min(f.size() - offset, limit - len);
           std::memcpy(out.data() + len, f.data() + offset, take);
           len += take;
@@ -449,16 +453,17 @@ void connection::write_some() {
 
 void connection::advance(std::size_t n) {
   const std::size_t written = n;
-  while (n > 0 && write_index_ < writing_.size()) {
-    auto& f = writing_[write_index_];
-    const std::size_t left = f.size() - write_offset_;
+  auto& q = *out_;  // write_some's
+  while (n > 0 && q.index < q.writing.size()) {
+    auto& f = q.writing[q.index];
+    const std::size_t left = f.size() - q.offset;
     if (n >= left) {
       n -= left;
       f.reset();
-      ++write_index_;
-      write_offset_ = 0;
+      ++q.index;
+      q.offset = 0;
     } else {
-      write_offset_ += n;
+      q.offset += n;
       n = 0;
     }
   }
@@ -468,8 +473,10 @@ void connection::advance(std::size_t n) {
 }
 
 void connection::on_all_written() {
-  write_index_ = write_offset_ = 0;
-  writing_.clear();
+  if (out_) {
+    out_->index = out_->offset = 0;
+    out_->writing.clear();
+  }
   bool remote_empty = true;
   {
     std::lock_guard lock(remote_lock_);
@@ -485,7 +492,7 @@ void connection::on_all_written() {
     return;
   }
   // Anything still queued has a flush posted; it will come back here.
-  if (state_ == state::closing && !close_flushed_ && local_.empty() && remote_empty) {
+  if (state_ == state::closing && !close_flushed_ && nothing_local() && remote_empty) {
     close_flushed_ = true;
     transport_.shutdown_send();
     // Keep reading until the peer's close or EOF (or the close deadline), so our last bytes
@@ -495,14 +502,22 @@ void connection::on_all_written() {
 }
 
 // An idle connection holds no queue storage: after a burst (a history replay, a flood) the
-// vectors' capacity goes back; a busy one (several writes since the last sweep: a member of
-// a channel in use) keeps small_queue entries for its next burst until a sweep finds it quiet.
-// (Not 'v = {}': that keeps the capacity.)
+// vectors' capacity and the loop's side of the queue go back; a busy one (several writes
+// since the last sweep: a member of a channel in use) keeps small_queue entries for its next
+// burst until a sweep finds it quiet. (Not 'v = {}': that keeps the capacity.)
 void connection::release_idle_queues() {
-  if (write_index_ != writing_.size() || write_waiting_) return;
+  if (write_waiting_) return;
   const std::size_t keep = writes_since_sweep_ >= busy_writes ? small_queue : 0;
-  if (writing_.capacity() > keep) std::vector<hub::shared_frame>().swap(writing_);
-  if (local_.empty() && local_.capacity() > keep) std::vector<hub::shared_frame>().swap(local_);
+  if (out_) {
+    auto& q = *out_;
+    if (q.index != q.writing.size()) return;
+    if (keep == 0 && q.local.empty()) {
+      out_.reset();
+    } else {
+      if (q.writing.capacity() > keep) std::vector<hub::shared_frame>().swap(q.writing);
+      if (q.local.empty() && q.local.capacity() > keep) std::vector<hub::shared_frame>().swap(q.local);
+    }
+  }
   std::lock_guard lock(remote_lock_);
   if (remote_.empty() && remote_.capacity() > keep) std::vector<hub::shared_frame>().swap(remote_);
 }
@@ -518,7 +533,7 @@ void connection::close_after(hub::shared_frame last, boost::system::error_code w
   deadline_ = deadline;
   queue_closed_.store(true, std::memory_order_release);
   // The last bytes go after what other loops already queued.
-  drain_remote_into(local_);
+  drain_remote_into(out().local);
   if (last) {
     push(std::move(last));
   } else {
@@ -545,9 +560,7 @@ void connection::finish(boost::system::error_code why, std::string_view detail) 
     remote_.clear();
     remote_bytes_.store(0, std::memory_order_relaxed);
   }
-  local_.clear();
-  writing_.clear();
-  write_index_ = write_offset_ = 0;
+  out_.reset();
   loop_bytes_.store(0, std::memory_order_relaxed);
   transport_.close();  // leaves the loop's epoll set
   if (watched_self_) loop_.retire(std::move(watched_self_));

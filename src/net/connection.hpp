@@ -154,6 +154,10 @@ class connection final : public hub::member,  // first: the hub's calls need no 
   bool is_tls() const noexcept { return transport_.is_tls(); }
   const boost::asio::ip::tcp::endpoint& remote() const noexcept { return remote_address_; }
   event_loop::clock::time_point last_rx() const noexcept { return last_rx_; }
+  // While open, the handler may keep one deadline here (a session's join; it checks it in
+  // on_sweep); closing replaces it with the close deadline.
+  void set_open_deadline(event_loop::clock::time_point t) noexcept { deadline_ = t; }
+  event_loop::clock::time_point open_deadline() const noexcept { return deadline_; }
   std::string describe() const;
   hub::sharing frame_sharing() const noexcept {
     return ctx_.settings.single_loop ? hub::sharing::one_thread : hub::sharing::threads;
@@ -190,7 +194,7 @@ class connection final : public hub::member,  // first: the hub's calls need no 
   transport transport_;
   boost::asio::ip::tcp::endpoint remote_address_;
   std::uint32_t writes_since_sweep_ = 0;
-  event_loop::clock::time_point deadline_{};  // handshake, then closing
+  event_loop::clock::time_point deadline_{};  // handshake, then the handler's (open), then closing
   event_loop::clock::time_point last_rx_{};
   // Why close_after() closes (made then: an open connection keeps no reason).
   struct close_state {
@@ -209,19 +213,29 @@ class connection final : public hub::member,  // first: the hub's calls need no 
   std::shared_ptr<connection> watched_self_;
 
   // Send queue. Frames reach a connection two ways: from its own loop (same-loop publishers,
-  // the history at join, its own control frames) into local_ without any lock, and from
-  // other loops into remote_ under remote_lock_. flush() moves local_, then remote_, into
-  // writing_: history (always local) thus precedes live messages from other loops, and each
-  // sender, whose path never changes, keeps its order. The byte counters are written by one
-  // side only and read relaxed by both for the ceiling check.
-  std::vector<hub::shared_frame> local_;                  // loop thread only
+  // the history at join, its own control frames) into out_->local without any lock, and from
+  // other loops into remote_ under remote_lock_. flush() moves local, then remote_, into
+  // out_->writing: history (always local) thus precedes live messages from other loops, and
+  // each sender, whose path never changes, keeps its order. The byte counters are written by
+  // one side only and read relaxed by both for the ceiling check.
+  // The loop's side is made at the first frame and given back once all is written and the
+  // connection is quiet (release_idle_queues): an idle connection keeps 8 bytes of it, not 64.
+  struct outgoing {
+    std::vector<hub::shared_frame> local;    // queued on this loop, not yet taken to write
+    std::vector<hub::shared_frame> writing;  // the burst being written
+    std::size_t index = 0;                   // writing[index] is the first frame not fully written...
+    std::size_t offset = 0;                  // ...of which offset bytes are
+  };
+  outgoing& out() {
+    if (!out_) out_ = std::make_unique<outgoing>();
+    return *out_;
+  }
+  bool nothing_local() const noexcept { return !out_ || out_->local.empty(); }
+  std::unique_ptr<outgoing> out_;                         // loop thread only
   std::vector<hub::shared_frame> remote_;                 // under remote_lock_
   std::atomic<std::size_t> remote_bytes_{0};              // remote_; written under remote_lock_
-  std::atomic<std::size_t> loop_bytes_{0};                // local_ + unwritten writing_; loop writes
+  std::atomic<std::size_t> loop_bytes_{0};                // local + unwritten writing; loop writes
   std::atomic<std::size_t> replay_allowance_{0};          // history bytes exempt from the ceiling
-  std::vector<hub::shared_frame> writing_;                // the burst being written (loop)
-  std::size_t write_index_ = 0;
-  std::size_t write_offset_ = 0;
   spin_lock remote_lock_;
   bool remote_flush_posted_ = false;                      // under remote_lock_
   std::atomic<bool> queue_closed_{false};                 // no more deliveries accepted

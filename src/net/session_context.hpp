@@ -85,19 +85,19 @@ struct server_counters {
 // a request body being received. Released when it shrinks or the holder goes.
 class inflight_charge {
  public:
-  inflight_charge(std::atomic<std::size_t>& total, std::size_t budget) noexcept : total_(total), budget_(budget) {}
+  explicit inflight_charge(std::atomic<std::size_t>& total) noexcept : total_(total) {}
   ~inflight_charge() { shrink_to(0); }
   inflight_charge(const inflight_charge&) = delete;
   inflight_charge& operator=(const inflight_charge&) = delete;
 
-  // Holds `bytes` in all; false (nothing changed) when that would take the total over the
-  // budget. A budget of 0 is unbounded.
-  bool grow_to(std::size_t bytes) noexcept {
+  // Holds `bytes` in all; false (nothing changed) when that would take the total over
+  // `budget` (session_settings::max_inflight; 0 is unbounded).
+  bool grow_to(std::size_t bytes, std::size_t budget) noexcept {
     if (bytes <= held_) return true;
     const std::size_t more = bytes - held_;
     std::size_t now = total_.load(std::memory_order_relaxed);
     do {
-      if (budget_ != 0 && now + more > budget_) return false;
+      if (budget != 0 && now + more > budget) return false;
     } while (!total_.compare_exchange_weak(now, now + more, std::memory_order_relaxed));
     held_ = bytes;
     return true;
@@ -111,7 +111,6 @@ class inflight_charge {
 
  private:
   std::atomic<std::size_t>& total_;
-  std::size_t budget_;
   std::size_t held_ = 0;
 };
 

@@ -243,9 +243,9 @@ io_result transport::send_raw(std::span<const std::uint8_t> bytes) {
 
 io_result transport::ship_scratch() {
   if (scratch_.empty()) return {io_status::ok};
-  if (!held_.empty()) {
+  if (has_pending_output()) {
     // Earlier ciphertext is still waiting: keep the order.
-    held_.insert(held_.end(), scratch_.begin(), scratch_.end());
+    held_->bytes.insert(held_->bytes.end(), scratch_.begin(), scratch_.end());
     scratch_.clear();
     return flush_output();
   }
@@ -258,27 +258,29 @@ io_result transport::ship_scratch() {
   if (sent < scratch_.size()) {
     // Keep the rest without copying it: the session takes the loop's buffer (the loop's
     // scratch grows again on its next use).
-    held_.swap(scratch_);
-    held_sent_ = sent;
+    if (!held_) held_ = std::make_unique<held_output>();
+    held_->bytes.swap(scratch_);
+    held_->sent = sent;
   }
   scratch_.clear();
-  return {held_.empty() ? io_status::ok : io_status::want_write};
+  return {has_pending_output() ? io_status::want_write : io_status::ok};
 }
 
 io_result transport::flush_output() {
-  if (held_.empty()) return {io_status::ok};
-  const io_result r = send_raw(std::span<const std::uint8_t>(held_).subspan(held_sent_));
+  if (!has_pending_output()) return {io_status::ok};
+  auto& held = *held_;
+  const io_result r = send_raw(std::span<const std::uint8_t>(held.bytes).subspan(held.sent));
   if (r.status != io_status::ok) return r;
-  held_sent_ += r.n;  // an offset, not an erase: no memmove of what is left
-  if (held_sent_ < held_.size()) return {io_status::want_write};
-  held_sent_ = 0;
-  held_.clear();
+  held.sent += r.n;  // an offset, not an erase: no memmove of what is left
+  if (held.sent < held.bytes.size()) return {io_status::want_write};
+  held.sent = 0;
+  held.bytes.clear();
   // The buffer came from the loop's scratch (ship_scratch): give the larger one back to the
   // loop, so that the next burst seals into warm memory. Allocating and freeing ~100 KiB per
   // burst made glibc trim the arena and every TLS file response page-fault its buffers
   // (100 KiB over TLS: 4.3 k -> 1.9 k requests/s).
-  if (held_.capacity() > scratch_.capacity() && scratch_.empty()) held_.swap(scratch_);
-  if (held_.capacity() > 64 * 1024) byte_buffer().swap(held_);
+  if (held.bytes.capacity() > scratch_.capacity() && scratch_.empty()) held.bytes.swap(scratch_);
+  if (held.bytes.capacity() > 64 * 1024 || held.bytes.capacity() == 0) held_.reset();
   return {io_status::ok};
 }
 
@@ -457,7 +459,7 @@ void transport::shutdown_send() noexcept {
 void transport::close() noexcept {
   // The peer said close_notify and we end without having said ours: say it now (RFC 8446
   // §6.1: each side sends one before closing its write side), best effort, never blocking.
-  if (t13_ && t13_->peer_closed && !t13_->close_sent && held_.empty()) {
+  if (t13_ && t13_->peer_closed && !t13_->close_sent && !has_pending_output()) {
     seal_close_notify();
     try {
       if (!scratch_.empty()) (void)send_raw(scratch_);

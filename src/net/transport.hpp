@@ -80,7 +80,7 @@ class transport {
   io_result writev(const struct iovec* iov, int count);
   // TLS: sends ciphertext left over from earlier calls; ok when none is left.
   io_result flush_output();
-  bool has_pending_output() const noexcept { return !held_.empty(); }
+  bool has_pending_output() const noexcept { return held_ && !held_->bytes.empty(); }
   // TLS: keep OpenSSL's record buffers between records (a busy session: releasing them
   // after every burst cost an allocation, a free and page faults per burst), or go back to
   // releasing them when empty (an idle session) and free them now.
@@ -128,8 +128,13 @@ class transport {
   std::unique_ptr<handoff> handoff_;  // during a server handshake only
   std::unique_ptr<own_tls> t13_;      // after the switch (ssl_ is then null)
   byte_buffer& scratch_;
-  byte_buffer held_;  // ciphertext the kernel has not taken yet...
-  std::size_t held_sent_ = 0;       // ...from this offset on
+  // Ciphertext the kernel has not taken yet (made at the first such write: a plain
+  // connection never needs it).
+  struct held_output {
+    byte_buffer bytes;
+    std::size_t sent = 0;  // ...from this offset on
+  };
+  std::unique_ptr<held_output> held_;
   std::unique_ptr<std::string> last_error_;  // made on the first error (an idle session keeps none)
   void set_error(std::string what) { last_error_ = std::make_unique<std::string>(std::move(what)); }
 };

@@ -10,8 +10,8 @@
 namespace mles::net {
 
 websocket::websocket(connection& c, ws::role role, std::size_t max_message)
-    : connection_handler(c), role_(role), parser_(max_message, role),
-      inflight_(c.ctx().counters.inflight_bytes, c.ctx().settings.max_inflight) {}
+    : connection_handler(c), parser_(max_message, role), role_(role),
+      inflight_(c.ctx().counters.inflight_bytes) {}
 
 void websocket::begin(std::span<std::uint8_t> early_bytes) {
   if (!early_bytes.empty()) on_bytes(early_bytes);
@@ -24,7 +24,7 @@ hub::shared_frame websocket::encode(ws::opcode op, std::span<const std::uint8_t>
 void websocket::on_bytes(std::span<std::uint8_t> bytes) {
   if (parser_done_) return;
   const bool was_mid = parser_.mid_message();
-  const std::uint64_t before = messages_;
+  const std::uint32_t before = messages_;
   const ws::consume_result r = parser_.consume(bytes, *this);
   if (r.error != ws::close_code::none || r.closed) parser_done_ = true;
   if (r.error != ws::close_code::none && !closing_) {
@@ -43,7 +43,7 @@ void websocket::on_bytes(std::span<std::uint8_t> bytes) {
 }
 
 bool websocket::on_buffer_growth(std::size_t capacity) {
-  if (!inflight_.grow_to(capacity)) {
+  if (!inflight_.grow_to(capacity, conn_.ctx().settings.max_inflight)) {
     spdlog::debug("{}: message buffer of {} bytes refused: over --max-inflight", conn_.describe(), capacity);
     return false;
   }

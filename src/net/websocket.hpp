@@ -58,15 +58,15 @@ class websocket : public connection_handler, protected ws::frame_handler {
   bool on_buffer_growth(std::size_t capacity) override;
   void leave_once();
 
-  ws::role role_;
   ws::frame_parser parser_;
+  ws::role role_;
   bool pinging_ = false;
   bool closing_ = false;
   bool parser_done_ = false;   // the parser saw a close frame or an error: feed no more
   bool left_ = false;
+  std::uint32_t messages_ = 0;                        // complete messages so far (wraps)
   event_loop::clock::time_point last_ping_{};
   inflight_charge inflight_;                          // the message buffer's share of --max-inflight
-  std::uint64_t messages_ = 0;                        // complete messages so far
   event_loop::clock::time_point message_started_{};  // first byte of the message in progress
 };
 

@@ -22,7 +22,7 @@ std::string_view as_text(std::span<const std::uint8_t> p) {
 ws_session::ws_session(connection& c, std::string peer_id)
     : websocket(c, ws::role::server, std::min(c.ctx().settings.max_message, c.ctx().settings.max_join_frame)),
       peer_(peer_id.empty() ? nullptr : std::make_unique<peer_state>(peer_state{std::move(peer_id), {}})) {
-  join_deadline_ = c.loop().now() + c.ctx().settings.join_timeout;
+  c.set_open_deadline(c.loop().now() + c.ctx().settings.join_timeout);
 }
 
 std::string ws_session::describe() const {
@@ -252,7 +252,7 @@ void ws_session::on_leave() {
 void ws_session::on_sweep(event_loop::clock::time_point now) {
   if (!joined_ && !closing()) {
     // A join at the gate counts against the same deadline (the gate answers well before it).
-    if (now >= join_deadline_) {
+    if (now >= conn_.open_deadline()) {
       close(ws::close_code::policy_violation, proto::make_error_code(proto::errc::join_timeout).message(),
             errc::join_timeout);
     }

@@ -63,7 +63,6 @@ class ws_session final : public websocket, public hub::member {
   bool claimed_ = false;         // cluster mode: the gate claimed (uid, channel) for this session
   void end_batch();
   void uncount_joined() noexcept;
-  event_loop::clock::time_point join_deadline_{};
   // Cluster mode: the join waits for the gate; messages that arrive meanwhile wait here
   // (bounded by --max-queue plus one --max-message) and are handled in order once the
   // session joined. Null when no join is at the gate.

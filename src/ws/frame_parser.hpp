@@ -92,28 +92,29 @@ class frame_parser {
  private:
   // Implementation state; see frame_parser.cpp.
   enum class stage : std::uint8_t { header, payload };
+  // (Ordered by size: no padding; every session keeps one.)
   std::size_t max_message_;
-  role role_;
-  stage stage_ = stage::header;
-  std::array<std::uint8_t, 14> header_{};  // partial header bytes across calls
-  std::uint8_t header_have_ = 0;
   // current frame
-  opcode frame_op_ = opcode::continuation;
-  bool frame_fin_ = false;
-  masking_key mask_{};  // server role only
   std::uint64_t frame_remaining_ = 0;
   std::uint64_t frame_offset_ = 0;  // payload bytes of this frame already seen (mask phase)
   // current (possibly fragmented) data message
-  opcode message_op_ = opcode::continuation;  // continuation = none in progress
   std::vector<std::uint8_t> message_;
-  utf8_validator utf8_;
   // control frame being assembled across reads (made when one is split, freed after it:
   // an idle session keeps no 125-byte buffer)
   std::unique_ptr<std::uint8_t[]> control_;
+  utf8_validator utf8_;
+  masking_key mask_{};  // server role only
+  std::array<std::uint8_t, 14> header_{};  // partial header bytes across calls
+  role role_;
+  stage stage_ = stage::header;
+  std::uint8_t header_have_ = 0;
+  opcode frame_op_ = opcode::continuation;
+  bool frame_fin_ = false;
+  opcode message_op_ = opcode::continuation;  // continuation = none in progress
   std::uint8_t control_have_ = 0;
   // terminal states: after an error or a close frame, consume() reads nothing more
-  close_code failed_ = close_code::none;
   bool closed_ = false;
+  close_code failed_ = close_code::none;
 
   close_code check_frame_start(std::uint8_t b0, std::uint8_t b1) const noexcept;
   std::size_t header_length(std::uint8_t b1) const noexcept;
