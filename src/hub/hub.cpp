@@ -372,7 +372,7 @@ void hub::leave(membership& m) {
       if (role == member_role::reference_link) --ch.reference_links_;
     }
   }
-  m = {};
+  m.id = 0;
 }
 
 std::size_t hub::reload(const membership& m, std::vector<message> oldest_first, clock::time_point now) {

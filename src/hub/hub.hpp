@@ -159,11 +159,14 @@ inline constexpr std::size_t batch_frame_max = 4096;
 inline constexpr std::size_t batch_bytes_max = 64 * 1024;
 
 // A member's place in a channel, returned by join and handed back to publish/leave.
+// After leave it is no longer current but still names the channel it was in (a session's
+// last log lines say which; it need not keep the name itself).
 struct membership {
   std::shared_ptr<channel> where;
-  std::uint64_t id = 0;
+  std::uint64_t id = 0;  // 0: not a member (never joined, refused, or left)
   member_role role = member_role::client;
-  explicit operator bool() const noexcept { return where != nullptr; }
+  explicit operator bool() const noexcept { return id != 0; }
+  std::string_view channel_name() const noexcept { return where ? std::string_view(where->name()) : std::string_view(); }
 };
 
 // Whether publish() hands the message to the durable store.
@@ -231,7 +234,8 @@ class hub {
   // Delivers what member m has batched in its channel (nothing if another operation did).
   void end_batch(const membership& m);
 
-  // Removes the member; the channel and its history stay.
+  // Removes the member; the channel and its history stay. m is no longer current (it keeps
+  // naming the channel).
   void leave(membership& m);
 
   // Start-up, before any join: a channel's history from the durable store, oldest first

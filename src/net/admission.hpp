@@ -40,6 +40,13 @@ class counted_slot {
     counter_ = nullptr;
   }
   bool held() const noexcept { return counter_ != nullptr; }
+  // Gives up the slot without releasing it: the caller now gives it back itself (a
+  // connection keeps one bit for it, not a pointer). Returns the counter (null: none held).
+  std::atomic<std::size_t>* take() noexcept {
+    auto* c = counter_;
+    counter_ = nullptr;
+    return c;
+  }
 
  private:
   std::atomic<std::size_t>* counter_ = nullptr;

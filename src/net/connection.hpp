@@ -85,9 +85,11 @@ class connection final : public hub::member,  // first: the hub's calls need no 
   void replace_handler(std::unique_ptr<connection_handler> next);
   // The listener's admission slots: the connection slot is given back when the connection
   // ends, the handshake slot when the TLS handshake is done (or the connection ends).
+  // The slots must count this server's counters (ctx().counters), which are given back.
   void hold_slots(counted_slot conn_slot, counted_slot handshake_slot) noexcept {
-    connection_slot_ = std::move(conn_slot);
-    handshake_slot_ = std::move(handshake_slot);
+    release_slots(true, true);
+    holds_connection_slot_ = take_slot(conn_slot, ctx_.counters.connections);
+    holds_handshake_slot_ = take_slot(handshake_slot, ctx_.counters.handshakes);
   }
   connection_handler* handler() noexcept { return handler_.get(); }
   // --proxy-protocol: before start(), the connection must begin with a PROXY header, read
@@ -188,6 +190,22 @@ class connection final : public hub::member,  // first: the hub's calls need no 
   void on_all_written();
   void release_idle_queues();
   void retire_replaced() noexcept { retired_.reset(); }
+  static bool take_slot(counted_slot& slot, std::atomic<std::size_t>& mine) noexcept {
+    std::atomic<std::size_t>* c = slot.take();
+    if (c && c != &mine) c->fetch_sub(1, std::memory_order_relaxed);  // not ours: give it back now
+    return c == &mine;
+  }
+  // Gives back the admission slots still held (see hold_slots).
+  void release_slots(bool conn_slot, bool handshake) noexcept {
+    if (conn_slot && holds_connection_slot_) {
+      holds_connection_slot_ = false;
+      ctx_.counters.connections.fetch_sub(1, std::memory_order_relaxed);
+    }
+    if (handshake && holds_handshake_slot_) {
+      holds_handshake_slot_ = false;
+      ctx_.counters.handshakes.fetch_sub(1, std::memory_order_relaxed);
+    }
+  }
 
   event_loop& loop_;
   const session_context& ctx_;
@@ -203,8 +221,6 @@ class connection final : public hub::member,  // first: the hub's calls need no 
   };
   std::unique_ptr<close_state> close_;
 
-  counted_slot connection_slot_;  // --max-connections
-  counted_slot handshake_slot_;   // --max-handshakes
   hub::member* relay_target_ = nullptr;
   std::unique_ptr<connection_handler> handler_;
   std::unique_ptr<connection_handler> retired_;  // replaced during a call; freed after it
@@ -218,8 +234,8 @@ class connection final : public hub::member,  // first: the hub's calls need no 
   // out_->writing: history (always local) thus precedes live messages from other loops, and
   // each sender, whose path never changes, keeps its order. The byte counters are written by
   // one side only and read relaxed by both for the ceiling check.
-  // The loop's side is made at the first frame and given back once all is written and the
-  // connection is quiet (release_idle_queues): an idle connection keeps 8 bytes of it, not 64.
+  // Both sides are made at their first frame and given back once all is written and the
+  // connection is quiet (release_idle_queues): an idle connection keeps 16 bytes, not 88.
   struct outgoing {
     std::vector<hub::shared_frame> local;    // queued on this loop, not yet taken to write
     std::vector<hub::shared_frame> writing;  // the burst being written
@@ -232,7 +248,7 @@ class connection final : public hub::member,  // first: the hub's calls need no 
   }
   bool nothing_local() const noexcept { return !out_ || out_->local.empty(); }
   std::unique_ptr<outgoing> out_;                         // loop thread only
-  std::vector<hub::shared_frame> remote_;                 // under remote_lock_
+  std::unique_ptr<std::vector<hub::shared_frame>> remote_;  // under remote_lock_
   std::atomic<std::size_t> remote_bytes_{0};              // remote_; written under remote_lock_
   std::atomic<std::size_t> loop_bytes_{0};                // local + unwritten writing; loop writes
   std::atomic<std::size_t> replay_allowance_{0};          // history bytes exempt from the ceiling
@@ -240,19 +256,21 @@ class connection final : public hub::member,  // first: the hub's calls need no 
   bool remote_flush_posted_ = false;                      // under remote_lock_
   std::atomic<bool> queue_closed_{false};                 // no more deliveries accepted
   std::atomic<bool> overflowed_{false};                   // a live delivery hit the ceiling
-  bool local_flush_posted_ = false;                       // loop thread only
-  bool overflow_handled_ = false;                         // loop thread only
-
-  // Loop thread only.
+  // Loop thread only (one-bit fields: none of them is touched by another thread, which a
+  // field sharing their bytes would race with).
   state state_ = state::handshake;
-  bool read_waiting_ = false;
-  bool write_waiting_ = false;
-  bool read_wants_write_ = false;   // TLS read needs the socket writable
-  bool write_wants_read_ = false;   // TLS write needs the socket readable
-  bool close_flushed_ = false;      // our last bytes written: FIN sent
-  bool tls_buffers_kept_ = false;   // busy: OpenSSL keeps its record buffers (see transport)
-  bool notify_drained_ = false;     // the handler streams a body: tell it after each burst
-  bool proxy_header_pending_ = false;  // --proxy-protocol: the header is still to be read
+  bool local_flush_posted_ : 1 = false;
+  bool overflow_handled_ : 1 = false;
+  bool read_waiting_ : 1 = false;
+  bool write_waiting_ : 1 = false;
+  bool read_wants_write_ : 1 = false;   // TLS read needs the socket writable
+  bool write_wants_read_ : 1 = false;   // TLS write needs the socket readable
+  bool close_flushed_ : 1 = false;      // our last bytes written: FIN sent
+  bool tls_buffers_kept_ : 1 = false;   // busy: OpenSSL keeps its record buffers (see transport)
+  bool notify_drained_ : 1 = false;     // the handler streams a body: tell it after each burst
+  bool proxy_header_pending_ : 1 = false;  // --proxy-protocol: the header is still to be read
+  bool holds_connection_slot_ : 1 = false;  // --max-connections: counted in ctx_.counters.connections
+  bool holds_handshake_slot_ : 1 = false;   // --max-handshakes: counted in ctx_.counters.handshakes
 };
 
 }  // namespace mles::net

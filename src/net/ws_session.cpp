@@ -21,28 +21,28 @@ std::string_view as_text(std::span<const std::uint8_t> p) {
 
 ws_session::ws_session(connection& c, std::string peer_id)
     : websocket(c, ws::role::server, std::min(c.ctx().settings.max_message, c.ctx().settings.max_join_frame)),
-      peer_(peer_id.empty() ? nullptr : std::make_unique<peer_state>(peer_state{std::move(peer_id), {}})) {
+      peer_(peer_id.empty() ? nullptr : std::make_unique<peer_state>(c, std::move(peer_id))) {
   c.set_open_deadline(c.loop().now() + c.ctx().settings.join_timeout);
 }
 
 std::string ws_session::describe() const {
   std::string s;
-  if (!uid_.empty()) s = "uid=" + uid_ + " channel=" + channel_;
+  if (!uid_.empty()) s = "uid=" + uid_ + " channel=" + std::string(channel_name());
   if (peer_) s += (s.empty() ? "" : " ") + std::string("peer=") + peer_->id;
   return s;
 }
 
-void ws_session::deliver(hub::shared_frame frame, hub::delivery_kind kind) {
-  conn_.deliver(std::move(frame), kind);
+std::string_view ws_session::channel_name() const noexcept {
+  if (membership_.where) return membership_.channel_name();
+  return admitting_ ? std::string_view(admitting_->channel) : std::string_view();
 }
 
-void ws_session::relay(const hub::message& m, hub::delivery_kind kind) {
-  if (!peer_) {
-    // A reference server's link is a client to us: joins are history only.
-    if (!(m.flags & hub::message_flags::join)) conn_.deliver(m.frame, kind);
-    return;
-  }
-  conn_.deliver(encode_enveloped(m, *conn_.ctx().hub.self(), ws::role::server, conn_.frame_sharing()), kind);
+void ws_session::peer_state::deliver(hub::shared_frame frame, hub::delivery_kind kind) {
+  conn.deliver(std::move(frame), kind);
+}
+
+void ws_session::peer_state::relay(const hub::message& m, hub::delivery_kind kind) {
+  conn.deliver(encode_enveloped(m, *conn.ctx().hub.self(), ws::role::server, conn.frame_sharing()), kind);
 }
 
 void ws_session::on_bytes(std::span<std::uint8_t> bytes) {
@@ -98,7 +98,7 @@ void ws_session::publish_when_durable(hub::history_store& durable, hub::message 
   std::weak_ptr<connection> weak = conn_.shared_from_this();
   event_loop* loop = &conn_.loop();
   auto pending = std::make_shared<hub::message>(m);
-  durable.append_durable(channel_, m, [weak, loop, pending](bool) {
+  durable.append_durable(membership_.where->name(), m, [weak, loop, pending](bool) {
     boost::asio::post(loop->io(), [weak, pending] {
       auto c = weak.lock();
       if (!c || c->closed()) return;
@@ -139,18 +139,18 @@ bool ws_session::handle_join(ws::opcode op, std::span<const std::uint8_t> payloa
   if (!ec) ec = ctx.auth.verify(join);
   if (ec) return refuse_join(ec, join.channel);
   uid_ = join.uid;
-  channel_ = join.channel;
-  if (!ctx.gate) return enter_hub(std::string(as_text(payload)));
+  if (!ctx.gate) return enter_hub(std::string(as_text(payload)), join.channel);
   // Cluster mode: the gate brings the channel's history in and claims the uid cluster-wide.
   // Messages may follow the join frame at once: they get the joined session's size limit.
   admitting_ = std::make_unique<gate_wait>();
+  admitting_->channel = join.channel;
   parser().set_max_message(ctx.settings.max_message);
   admitting_->join_text.assign(as_text(payload));
   std::weak_ptr<connection> weak = conn_.shared_from_this();
   event_loop* loop = &conn_.loop();
   join_gate* gate = ctx.gate;
-  gate->admit(channel_, peer_ ? std::string() : uid_,
-              [weak, loop, gate, channel = channel_, uid = uid_](admission a) {
+  gate->admit(join.channel, peer_ ? std::string() : uid_,
+              [weak, loop, gate, channel = join.channel, uid = uid_](admission a) {
                 boost::asio::post(loop->io(), [weak, a, gate, channel, uid] {
                   auto c = weak.lock();
                   auto* self = c ? dynamic_cast<ws_session*>(c->handler()) : nullptr;
@@ -168,15 +168,16 @@ bool ws_session::handle_join(ws::opcode op, std::span<const std::uint8_t> payloa
 void ws_session::on_admitted(admission a) {
   const std::unique_ptr<gate_wait> wait = std::move(admitting_);
   claimed_ = a == admission::claimed;
+  if (!wait) return;
   if (closing() || conn_.closed()) {
-    release_claim();
+    release_claim(wait->channel);
     return;
   }
   if (a == admission::taken) {
-    refuse_join(proto::errc::duplicate_uid, channel_);
+    refuse_join(proto::errc::duplicate_uid, wait->channel);
     return;
   }
-  if (!wait || !enter_hub(std::move(wait->join_text))) return;
+  if (!enter_hub(std::move(wait->join_text), wait->channel)) return;
   // What the client sent while the join was at the gate, in order.
   for (auto& m : wait->early) {
     if (closing() || !on_data(m.op, m.payload)) break;
@@ -184,16 +185,16 @@ void ws_session::on_admitted(admission a) {
   end_batch();
 }
 
-void ws_session::release_claim() noexcept {
+void ws_session::release_claim(std::string_view channel) noexcept {
   if (!claimed_) return;
   claimed_ = false;
-  if (auto* gate = conn_.ctx().gate) gate->release(channel_, uid_);
+  if (auto* gate = conn_.ctx().gate) gate->release(std::string(channel), uid_);
 }
 
-bool ws_session::refuse_join(const boost::system::error_code& ec, const std::string& channel) {
+bool ws_session::refuse_join(const boost::system::error_code& ec, std::string_view channel) {
   if (ec == proto::errc::too_many_channels) {
     // A bound of the server, not a fault of this join: try again later (1013).
-    close(ws::close_code::try_again_later, ec.message(), errc::channel_cap, channel);
+    close(ws::close_code::try_again_later, ec.message(), errc::channel_cap, std::string(channel));
     return false;
   }
   const bool auth = ec == proto::errc::auth_mismatch || ec == proto::errc::auth_required;
@@ -208,19 +209,19 @@ bool ws_session::refuse_join(const boost::system::error_code& ec, const std::str
   return false;
 }
 
-bool ws_session::enter_hub(std::string join_text) {
+bool ws_session::enter_hub(std::string join_text, const std::string& channel) {
   const auto& ctx = conn_.ctx();
   boost::system::error_code ec;
   // The hub's member is the connection; a peer session encodes what it relays.
   const auto role = peer_ ? hub::member_role::peer_session : hub::member_role::client;
-  if (peer_) conn_.set_relay_target(this);
-  membership_ = ctx.hub.join(channel_, uid_,
+  if (peer_) conn_.set_relay_target(peer_.get());
+  membership_ = ctx.hub.join(channel, uid_,
                              encode(ws::opcode::text, {reinterpret_cast<const std::uint8_t*>(join_text.data()),
                                                        join_text.size()}),
                              conn_.shared_from_this(), ec, conn_.loop().now(), role);
   if (ec) {
-    release_claim();
-    return refuse_join(ec, channel_);
+    release_claim(channel);
+    return refuse_join(ec, channel);
   }
   joined_ = true;
   parser().set_max_message(ctx.settings.max_message);
@@ -231,7 +232,7 @@ bool ws_session::enter_hub(std::string join_text) {
   }
   if (session_lines().allow(spdlog::level::info)) {
     const std::string who = conn_.describe();
-    log_fields f{{"uid", uid_}, {"channel", channel_}};
+    log_fields f{{"uid", uid_}, {"channel", channel}};
     spdlog::info("{}: joined", who);
   }
   return true;
@@ -245,7 +246,7 @@ void ws_session::uncount_joined() noexcept {
 
 void ws_session::on_leave() {
   uncount_joined();
-  release_claim();
+  release_claim(channel_name());
   if (membership_) conn_.ctx().hub.leave(membership_);
 }
 
@@ -263,14 +264,14 @@ void ws_session::on_sweep(event_loop::clock::time_point now) {
 
 void ws_session::on_finished(const boost::system::error_code& why, std::string_view detail) {
   uncount_joined();
-  release_claim();
+  release_claim(channel_name());
   if (membership_) conn_.ctx().hub.leave(membership_);
   const std::string text = detail.empty() ? why.message() : why.message() + ": " + std::string(detail);
   const char* reason = why.category() == net_category() ? errc_name(static_cast<errc>(why.value())) : "other";
   if (!uid_.empty()) {
     if (session_lines().allow(spdlog::level::info)) {
       const std::string who = conn_.describe();
-      log_fields f{{"uid", uid_}, {"channel", channel_}, {"reason", reason}};
+      log_fields f{{"uid", uid_}, {"channel", channel_name()}, {"reason", reason}};
       spdlog::info("{}: session ended: {}", who, text);
     }
   } else {
