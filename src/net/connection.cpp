@@ -282,7 +282,7 @@ void connection::deliver(hub::shared_frame frame, hub::delivery_kind kind) {
 }
 
 void connection::relay(const hub::message& m, hub::delivery_kind kind) {
-  if (relay_target_) relay_target_->relay(m, kind);
+  if (auto* target = handler_ ? handler_->relay_target() : nullptr) target->relay(m, kind);
   else if (!(m.flags & hub::message_flags::join)) deliver(m.frame, kind);
 }
 

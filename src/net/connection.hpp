@@ -57,6 +57,10 @@ class connection_handler {
   virtual void on_finished(const boost::system::error_code& why, std::string_view detail) = 0;
   // Appended to the peer address in logs ("uid=... channel=...").
   virtual std::string describe() const { return {}; }
+  // The phase that encodes what the hub relays to this connection (a link, a peer session);
+  // null: plain frames. Called from any thread, while the connection is a member of a
+  // channel: the handler answers the same from before its join until it ends.
+  virtual hub::member* relay_target() noexcept { return nullptr; }
 
  protected:
   explicit connection_handler(connection& c) noexcept : conn_(c) {}
@@ -65,7 +69,7 @@ class connection_handler {
 
 // The hub's member for a WebSocket session is the connection itself: a frame for a client
 // goes straight into its queue (one virtual call per recipient on the fan-out path); a
-// message for a link is handed to the phase that encodes it (set_relay_target).
+// message for a link is handed to the phase that encodes it (connection_handler::relay_target).
 class connection final : public hub::member,  // first: the hub's calls need no this-adjustment
                          public std::enable_shared_from_this<connection>,
                          public connection_hook {
@@ -106,10 +110,9 @@ class connection final : public hub::member,  // first: the hub's calls need no 
   // Frames from this loop go to the lock-free local queue, except relayed ones (see
   // hub::delivery_kind), which share the locked queue with other loops' frames.
   void deliver(hub::shared_frame frame, hub::delivery_kind kind) override;
-  // hub::member: a message for a link or a peer session, given to the relay target.
+  // hub::member: a message for a link or a peer session, given to the handler's relay
+  // target (none: plain frames, as for a client).
   void relay(const hub::message& m, hub::delivery_kind kind) override;
-  // The phase that encodes messages for a link (null: plain frames, as for a client).
-  void set_relay_target(hub::member* target) noexcept { relay_target_ = target; }
   // Loop thread: deliver, then false if the queue has overflowed.
   bool enqueue(hub::shared_frame frame, hub::delivery_kind kind);
   // Loop thread: queue bytes past the ceiling (HTTP heads and bodies, handshake bytes).
@@ -156,8 +159,8 @@ class connection final : public hub::member,  // first: the hub's calls need no 
   bool is_tls() const noexcept { return transport_.is_tls(); }
   const boost::asio::ip::tcp::endpoint& remote() const noexcept { return remote_address_; }
   event_loop::clock::time_point last_rx() const noexcept { return last_rx_; }
-  // While open, the handler may keep one deadline here (a session's join; it checks it in
-  // on_sweep); closing replaces it with the close deadline.
+  // While open, the handler may keep one deadline here (a session's join, then its next ping;
+  // it checks it in on_sweep); closing replaces it with the close deadline.
   void set_open_deadline(event_loop::clock::time_point t) noexcept { deadline_ = t; }
   event_loop::clock::time_point open_deadline() const noexcept { return deadline_; }
   std::string describe() const;
@@ -221,7 +224,6 @@ class connection final : public hub::member,  // first: the hub's calls need no 
   };
   std::unique_ptr<close_state> close_;
 
-  hub::member* relay_target_ = nullptr;
   std::unique_ptr<connection_handler> handler_;
   std::unique_ptr<connection_handler> retired_;  // replaced during a call; freed after it
   // While the loop watches the socket (from start to finish): the loop's epoll events name

@@ -10,8 +10,8 @@
 namespace mles::net {
 
 websocket::websocket(connection& c, ws::role role, std::size_t max_message)
-    : connection_handler(c), parser_(max_message, role), role_(role),
-      inflight_(c.ctx().counters.inflight_bytes) {}
+    : connection_handler(c), parser_(max_message, role), inflight_(c.ctx().counters.inflight_bytes),
+      role_(role) {}
 
 void websocket::begin(std::span<std::uint8_t> early_bytes) {
   if (!early_bytes.empty()) on_bytes(early_bytes);
@@ -102,7 +102,7 @@ void websocket::leave_once() {
 
 void websocket::start_pinging() {
   pinging_ = true;
-  last_ping_ = conn_.loop().now();
+  conn_.set_open_deadline(conn_.loop().now() + conn_.ctx().settings.ping_interval);
 }
 
 void websocket::on_overflow() {
@@ -124,8 +124,8 @@ void websocket::on_sweep(event_loop::clock::time_point now) {
     close(ws::close_code::going_away, "ping timeout", errc::ping_timeout);
     return;
   }
-  if (now - last_ping_ >= interval) {
-    last_ping_ = now;
+  if (now >= conn_.open_deadline()) {
+    conn_.set_open_deadline(now + interval);
     if (role_ == ws::role::server) {
       static const hub::shared_frame ping = [] {
         auto f = hub::shared_frame::allocate(2);

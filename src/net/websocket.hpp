@@ -58,16 +58,17 @@ class websocket : public connection_handler, protected ws::frame_handler {
   bool on_buffer_growth(std::size_t capacity) override;
   void leave_once();
 
+  // (The next ping is due at the connection's open deadline. The small fields come last: a
+  // subclass's own flags fill the padding after them.)
   ws::frame_parser parser_;
+  event_loop::clock::time_point message_started_{};  // first byte of the message in progress
+  inflight_charge inflight_;                          // the message buffer's share of --max-inflight
   ws::role role_;
   bool pinging_ = false;
   bool closing_ = false;
   bool parser_done_ = false;   // the parser saw a close frame or an error: feed no more
   bool left_ = false;
   std::uint32_t messages_ = 0;                        // complete messages so far (wraps)
-  event_loop::clock::time_point last_ping_{};
-  inflight_charge inflight_;                          // the message buffer's share of --max-inflight
-  event_loop::clock::time_point message_started_{};  // first byte of the message in progress
 };
 
 }  // namespace mles::net

@@ -214,7 +214,6 @@ bool ws_session::enter_hub(std::string join_text, const std::string& channel) {
   boost::system::error_code ec;
   // The hub's member is the connection; a peer session encodes what it relays.
   const auto role = peer_ ? hub::member_role::peer_session : hub::member_role::client;
-  if (peer_) conn_.set_relay_target(peer_.get());
   membership_ = ctx.hub.join(channel, uid_,
                              encode(ws::opcode::text, {reinterpret_cast<const std::uint8_t*>(join_text.data()),
                                                        join_text.size()}),

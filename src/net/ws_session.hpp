@@ -29,6 +29,7 @@ class ws_session final : public websocket {
   void on_sweep(event_loop::clock::time_point now) override;
   void on_finished(const boost::system::error_code& why, std::string_view detail) override;
   std::string describe() const override;
+  hub::member* relay_target() noexcept override { return peer_.get(); }
 
  private:
   bool on_data(ws::opcode op, std::span<const std::uint8_t> payload) override;
@@ -55,15 +56,16 @@ class ws_session final : public websocket {
     std::string id;
     hub::origin_ptr last_origin;  // origin of the previous message
   };
-  std::unique_ptr<peer_state> peer_;
-  hub::membership membership_;
-  std::string uid_;  // (the channel's name is the membership's: no copy per session)
+  // (The flags first: they fill the padding at the end of websocket's fields.)
   bool joined_ = false;
   // Messages are published as a batch (hub::publish_batched) that end_batch() delivers at the
   // end of each read, and after the messages kept while the join was at the gate.
   bool batch_open_ = false;
   bool counted_joined_ = false;  // counted in server_counters::joined (client sessions)
   bool claimed_ = false;         // cluster mode: the gate claimed (uid, channel) for this session
+  std::unique_ptr<peer_state> peer_;
+  hub::membership membership_;
+  std::string uid_;  // (the channel's name is the membership's: no copy per session)
   void end_batch();
   void uncount_joined() noexcept;
   // Cluster mode: the join waits for the gate; messages that arrive meanwhile wait here

@@ -89,7 +89,6 @@ void link_session::start(std::span<std::uint8_t> early_bytes) {
   // first): the pong is the join's acknowledgement, from any server that speaks RFC 6455.
   conn_.push(encode(ws::opcode::ping, {reinterpret_cast<const std::uint8_t*>(join_ping.data()), join_ping.size()}));
   boost::system::error_code ec;
-  conn_.set_relay_target(this);
   membership_ = conn_.ctx().hub.join(owner_->channel(), {}, {}, conn_.shared_from_this(), ec, conn_.loop().now(),
                                      peer_mode_ ? hub::member_role::peer_link : hub::member_role::reference_link);
   begin(early_bytes);

@@ -53,6 +53,7 @@ class link_session final : public net::websocket, public hub::member {
   void on_sweep(net::event_loop::clock::time_point now) override;
   void on_finished(const boost::system::error_code& why, std::string_view detail) override;
   std::string describe() const override;
+  hub::member* relay_target() noexcept override { return this; }
 
   // The link is no longer needed: close 1000.
   void end();
