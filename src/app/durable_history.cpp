@@ -78,6 +78,8 @@ std::size_t durable_history::restore_into(hub::hub& h, hub::sharing mode) {
     hub::origin_ptr last;
     std::int64_t newest = 0;
     for (auto& r : records) {
+      // Not written by this server (which numbers within max_sequence): left out.
+      if (r.seq > hub::max_sequence) continue;
       hub::message m;
       m.frame = hub::shared_frame::copy_of(
           {reinterpret_cast<const std::uint8_t*>(r.frame.data()), r.frame.size()}, mode);
@@ -85,7 +87,7 @@ std::size_t durable_history::restore_into(hub::hub& h, hub::sharing mode) {
       if (!last || last->server != server || last->instance != r.origin_instance)
         last = std::make_shared<const hub::origin>(hub::origin{server, r.origin_instance});
       m.from = last;
-      m.seq = r.seq;
+      m.seq = r.seq & hub::max_sequence;
       m.flags = r.flags & (hub::message_flags::join | hub::message_flags::hashed);
       newest = std::max(newest, r.time_ms);
       messages.push_back(std::move(m));

@@ -167,7 +167,7 @@ membership hub::join(std::string_view channel_name, std::string_view uid, shared
     switch (role) {
       case member_role::client: {
         ch->history_.for_each([&](const message& m) { who->deliver(m.frame, delivery_kind::history); });
-        message joined{std::move(join_frame), nullptr, ch->next_seq_++, message_flags::join};
+        message joined{std::move(join_frame), nullptr, ch->next_seq_++ & max_sequence, message_flags::join};
         const message& stored = store(ch, joined);
         // Links carry the join on (history only at the far end).
         for (const auto& e : ch->relays_) e.who->relay(stored, delivery_kind::live);
@@ -319,7 +319,7 @@ publish_result hub::publish_locked(const membership& m, message msg, clock::time
   const publish_result verdict = check_duplicate(ch, msg);
   if (verdict != publish_result::delivered) return verdict;
   if (!msg.from) {
-    if (msg.seq == 0) msg.seq = ch.next_seq_++;
+    if (msg.seq == 0) msg.seq = ch.next_seq_++ & max_sequence;
     if (m.role == member_role::reference_link) msg.flags |= message_flags::hashed;
   }
   // From here on the history's copy is delivered: no second reference to count.
@@ -439,7 +439,7 @@ bool hub::restore(const std::string& channel_name, std::vector<message> oldest_f
 std::uint64_t hub::next_sequence(const membership& m) {
   channel& ch = *m.where;
   channel_lock lock(ch.mutex_, locking());
-  return ch.next_seq_++;
+  return ch.next_seq_++ & max_sequence;
 }
 
 void hub::replay(const membership& m) {

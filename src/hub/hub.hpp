@@ -135,7 +135,9 @@ class channel {
   std::size_t clients_ = 0;           // members_.size(), for the interest observer
   std::size_t reference_links_ = 0;   // members with role reference_link
   bool hash_mode_ = false;            // payload hashes are checked for every message
-  std::uint64_t next_seq_ = 1;        // for messages of this server's own members
+  // For messages of this server's own members; taken masked to max_sequence, which it does
+  // not reach (2^56 messages, or 557 years of the cluster mode's time-based floor).
+  std::uint64_t next_seq_ = 1;
   std::uint64_t appended_ = 0;        // messages ever stored in history_
   std::uint64_t collected_ = 0;       // ...of which the durable store has collected
   bool dirty_ = false;                // on the hub's list of changed channels

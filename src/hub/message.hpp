@@ -28,12 +28,17 @@ inline constexpr std::uint8_t hashed = 4;   // entered from a link without peer 
 inline constexpr std::uint8_t stored = 8;   // (this server only) already in the durable store
 }  // namespace message_flags
 
+// Sequence numbers fit in 56 bits: the flags take the rest of the word, and a history slot
+// is 32 bytes, not 40. What comes in from links and stores above it is refused there.
+inline constexpr std::uint64_t max_sequence = (std::uint64_t{1} << 56) - 1;
+
 struct message {
   shared_frame frame;      // header + payload, as clients receive it (history holds this)
   origin_ptr from;         // null: this server (its members' messages; no reference count
                            // touched per message); else the server it came from
-  std::uint64_t seq = 0;   // sequence number at its origin, per channel, from 1
-  std::uint8_t flags = 0;  // message_flags
+  std::uint64_t seq : 56 = 0;   // sequence number at its origin, per channel, from 1 (max_sequence)
+  std::uint8_t flags = 0;       // message_flags (in the seq word's last byte)
 };
+static_assert(sizeof(message) == 32);
 
 }  // namespace mles::hub

@@ -112,10 +112,12 @@ boost::system::error_code decode_enveloped(std::span<const std::uint8_t> bytes, 
                                            hub::message& out, hub::sharing mode) {
   proto::envelope e;
   if (auto ec = proto::parse_envelope(bytes, e)) return ec;
+  // The hub keeps 56-bit sequence numbers (a server of this project sends no larger ones).
+  if (e.seq > hub::max_sequence) return proto::errc::envelope_bad_sequence;
   if (!last || last->instance != e.instance || last->server != e.server)
     last = std::make_shared<const hub::origin>(hub::origin{std::string(e.server), e.instance});
   out.from = last;
-  out.seq = e.seq;
+  out.seq = e.seq & hub::max_sequence;
   out.flags = e.flags & (proto::envelope_flags::history | proto::envelope_flags::hashed);
   const auto op = (e.flags & proto::envelope_flags::text) ? ws::opcode::text : ws::opcode::binary;
   // Members must never receive a TEXT message that is not UTF-8 (RFC 6455 §8.1).

@@ -77,7 +77,7 @@ bool ws_session::on_data(ws::opcode op, std::span<const std::uint8_t> payload) {
   loop_counters::bump(counters.bytes_in, payload.size());
   if (auto* durable = hub.durable(); durable && durable->durable_before_forward()) {
     // Numbered now: the stored record and what peers receive carry the same sequence.
-    publish_when_durable(*durable, hub::message{encode(op, payload), nullptr, hub.next_sequence(membership_), 0});
+    publish_when_durable(*durable, hub::message{encode(op, payload), nullptr, hub.next_sequence(membership_) & hub::max_sequence, 0});
     return true;
   }
   std::size_t recipients = 0;

@@ -19,6 +19,7 @@
 #include "support/mles_cluster.hpp"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <fcntl.h>
 #include <sys/mount.h>
@@ -595,6 +596,40 @@ TEST_F(durable_history, restores_the_last_limit_messages) {
 
   ASSERT_TRUE(net_.start(0));
   EXPECT_TRUE(same_sequence(replay(0, "late", 10), msgs("pub", 20, 10)));
+}
+
+// A stored record whose sequence number is beyond what the hub keeps (56 bits; this server
+// never writes one: another program's or a damaged row) is left out at start; the rest of
+// the channel's history comes back in order and the server serves.
+TEST_F(durable_history, leaves_out_a_stored_record_whose_sequence_is_beyond_the_hubs_range) {
+  const fs::path dir = tmp_.path() / "hist";
+  ASSERT_TRUE(start_one(history_flags(dir, "1")));
+  member& pub = join(0, "pub");
+  member& sub = join(0, "sub");
+  MLES_ASSERT_NO_FAILURE_YET();
+  publish(pub, 0, 6);
+  ASSERT_TRUE(await_all({{&sub, msgs("pub", 0, 6)}}, delivery_timeout));
+  ASSERT_TRUE(net_.stop(0));
+
+  // Rows in order: join pub, join sub, messages 0..5. Message 1 gets 2^56, message 3 2^64-1.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir / "history.sqlite3").c_str(), &db), SQLITE_OK);
+  const char* sql =
+      "UPDATE history SET seq = 72057594037927936 WHERE id = (SELECT id FROM history ORDER BY id LIMIT 1 OFFSET 3);"
+      "UPDATE history SET seq = -1 WHERE id = (SELECT id FROM history ORDER BY id LIMIT 1 OFFSET 5);";
+  char* err = nullptr;
+  const int rc = sqlite3_exec(db, sql, nullptr, nullptr, &err);
+  const std::string why = err ? err : "";
+  sqlite3_free(err);
+  ASSERT_EQ(sqlite3_changes(db), 1) << why;
+  sqlite3_close(db);
+  ASSERT_EQ(rc, SQLITE_OK) << why;
+
+  ASSERT_TRUE(net_.start(0));
+  const std::string channel = net_.channel();
+  const auto sent = msgs("pub", 0, 6);
+  EXPECT_TRUE(same_sequence(replay(0, "late", 6), concat({{join_frame("pub", channel), join_frame("sub", channel)},
+                                                           {sent[0], sent[2], sent[4], sent[5]}})));
 }
 
 // --history-bytes counts whole frames (2-4 header bytes + payload); with 200-byte payloads and a

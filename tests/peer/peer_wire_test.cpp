@@ -120,6 +120,24 @@ TEST(peer_wire, refuses_a_text_envelope_that_is_not_utf8) {
   EXPECT_TRUE(net::decode_enveloped(wire, cache, out, hub::sharing::threads));
 }
 
+TEST(peer_wire, keeps_the_largest_sequence_the_hub_holds_and_refuses_one_beyond) {
+  for (const std::uint64_t seq : {hub::max_sequence, hub::max_sequence + 1, ~std::uint64_t{0}}) {
+    std::vector<std::uint8_t> wire(proto::envelope_header_size("b"));
+    proto::write_envelope_header(wire.data(), 0, "b", 1, seq);
+    wire.push_back('x');
+    hub::origin_ptr cache;
+    hub::message out;
+    const auto ec = net::decode_enveloped(wire, cache, out, hub::sharing::threads);
+    if (seq == hub::max_sequence) {
+      ASSERT_FALSE(ec) << ec.message();
+      EXPECT_EQ(out.seq, hub::max_sequence);  // not truncated
+    } else {
+      EXPECT_EQ(ec, proto::errc::envelope_bad_sequence) << seq;
+      EXPECT_FALSE(cache) << "a refused envelope leaves the origin cache alone";
+    }
+  }
+}
+
 TEST(peer_wire, a_message_of_this_server_carries_its_own_origin) {
   hub::message m;
   m.frame = net::encode_frame(ws::role::server, ws::opcode::binary, bytes_of("x"), hub::sharing::threads);
