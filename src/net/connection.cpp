@@ -35,7 +35,7 @@ constexpr std::uint32_t busy_writes = 8;
 void connection_handler::on_overflow() { conn_.finish(errc::slow_consumer); }
 
 connection::connection(event_loop& loop, boost::asio::ip::tcp::socket socket, SSL* ssl, tls_role role)
-    : loop_(loop), ctx_(loop.context()), transport_(std::move(socket), ssl, role, loop.tls_scratch()) {
+    : loop_(loop), transport_(std::move(socket), ssl, role, loop.tls_scratch()) {
   socklen_t len = static_cast<socklen_t>(remote_address_.capacity());
   if (transport_.fd() >= 0 && ::getpeername(transport_.fd(), remote_address_.data(), &len) == 0)
     remote_address_.resize(len);
@@ -55,7 +55,7 @@ std::string connection::describe() const {
 void connection::start(std::unique_ptr<connection_handler> first, event_loop::clock::time_point handshake_deadline) {
   handler_ = std::move(first);
   loop_.add(*this);
-  ctx_.counters.sessions.fetch_add(1, std::memory_order_relaxed);
+  ctx().counters.sessions.fetch_add(1, std::memory_order_relaxed);
   last_rx_ = loop_.now();
   deadline_ = handshake_deadline;
   if (!loop_.watch(transport_.fd(), *this)) {
@@ -199,7 +199,7 @@ bool connection::read_proxy_header() {
     return false;
   }
   if (r.status == proto::proxy_status::invalid) {
-    note_refusal(ctx_.counters, refusal::proxy_header, describe() + ": " + std::string(r.what));
+    note_refusal(ctx().counters, refusal::proxy_header, describe() + ": " + std::string(r.what));
     finish(errc::proxy_header_refused, r.what);
     return false;
   }
@@ -213,8 +213,8 @@ bool connection::read_proxy_header() {
   // --rate-limit applies to the address from the header (a --trusted-proxy address is
   // exempt, as at accept: the client it names in X-Forwarded-For is limited instead).
   const auto client = remote_address_.address();
-  const bool exempt = ctx_.trusted_proxies && ctx_.trusted_proxies->contains(client);
-  if (ctx_.late_rate_limit && !exempt && !ctx_.late_rate_limit->allow(client, loop_.now())) {
+  const bool exempt = ctx().trusted_proxies && ctx().trusted_proxies->contains(client);
+  if (ctx().late_rate_limit && !exempt && !ctx().late_rate_limit->allow(client, loop_.now())) {
     spdlog::info("{}: over the rate limit, connection dropped", describe());
     finish(errc::rate_limited);
     return false;
@@ -228,7 +228,7 @@ bool connection::read_proxy_header() {
 void connection::deliver(hub::shared_frame frame, hub::delivery_kind kind) {
   if (queue_closed_.load(std::memory_order_acquire)) return;
   const std::size_t size = frame.size();
-  const std::size_t ceiling = ctx_.settings.max_queue + replay_allowance_.load(std::memory_order_relaxed);
+  const std::size_t ceiling = ctx().settings.max_queue + replay_allowance_.load(std::memory_order_relaxed);
   if (loop_.running_in_this_thread() && kind != hub::delivery_kind::relayed) {
     const std::size_t mine = loop_bytes_.load(std::memory_order_relaxed);
     // The rule judges what was queued before this frame: a member that keeps reading takes
@@ -320,9 +320,9 @@ void connection::drain_remote_into(std::vector<hub::shared_frame>& out) {
 
 void connection::handle_overflow() {
   overflow_handled_ = true;
-  ctx_.counters.slow_consumer_closes.fetch_add(1, std::memory_order_relaxed);
+  ctx().counters.slow_consumer_closes.fetch_add(1, std::memory_order_relaxed);
   spdlog::warn("{}: slow consumer: more than {} bytes queued, disconnecting", describe(),
-               ctx_.settings.max_queue);
+               ctx().settings.max_queue);
   // Keep only a frame already half written (the stream must stay well-formed).
   auto& q = out();
   const std::size_t keep = q.index + (q.offset > 0 ? 1 : 0);
@@ -572,11 +572,11 @@ void connection::finish(boost::system::error_code why, std::string_view detail) 
   if (watched_self_) loop_.retire(std::move(watched_self_));
   unlink();
   loop_.on_connection_closed();
-  ctx_.counters.sessions.fetch_sub(1, std::memory_order_relaxed);
+  ctx().counters.sessions.fetch_sub(1, std::memory_order_relaxed);
   release_slots(true, true);
   if (why.category() == net_category()) {
     const auto i = static_cast<std::size_t>(why.value());
-    if (i < errc_count) ctx_.counters.ends[i].fetch_add(1, std::memory_order_relaxed);
+    if (i < errc_count) ctx().counters.ends[i].fetch_add(1, std::memory_order_relaxed);
   }
   if (handler_) handler_->on_finished(why, detail);
 }
@@ -599,7 +599,7 @@ void connection::on_sweep(event_loop::clock::time_point now) {
   switch (state_) {
     case state::handshake:
       if (now >= deadline_ && proxy_header_pending_) {
-        note_refusal(ctx_.counters, refusal::proxy_header, describe() + ": no complete header in time");
+        note_refusal(ctx().counters, refusal::proxy_header, describe() + ": no complete header in time");
         finish(errc::proxy_header_refused, "no complete PROXY header in time");
       }
       if (now >= deadline_) finish(errc::tls_handshake_timeout);

@@ -92,8 +92,8 @@ class connection final : public hub::member,  // first: the hub's calls need no 
   // The slots must count this server's counters (ctx().counters), which are given back.
   void hold_slots(counted_slot conn_slot, counted_slot handshake_slot) noexcept {
     release_slots(true, true);
-    holds_connection_slot_ = take_slot(conn_slot, ctx_.counters.connections);
-    holds_handshake_slot_ = take_slot(handshake_slot, ctx_.counters.handshakes);
+    holds_connection_slot_ = take_slot(conn_slot, ctx().counters.connections);
+    holds_handshake_slot_ = take_slot(handshake_slot, ctx().counters.handshakes);
   }
   connection_handler* handler() noexcept { return handler_.get(); }
   // --proxy-protocol: before start(), the connection must begin with a PROXY header, read
@@ -154,7 +154,7 @@ class connection final : public hub::member,  // first: the hub's calls need no 
 
   // ---- facts
   event_loop& loop() noexcept { return loop_; }
-  const session_context& ctx() const noexcept { return ctx_; }
+  const session_context& ctx() const noexcept { return loop_.context(); }
   transport& io() noexcept { return transport_; }
   bool is_tls() const noexcept { return transport_.is_tls(); }
   const boost::asio::ip::tcp::endpoint& remote() const noexcept { return remote_address_; }
@@ -165,7 +165,7 @@ class connection final : public hub::member,  // first: the hub's calls need no 
   event_loop::clock::time_point open_deadline() const noexcept { return deadline_; }
   std::string describe() const;
   hub::sharing frame_sharing() const noexcept {
-    return ctx_.settings.single_loop ? hub::sharing::one_thread : hub::sharing::threads;
+    return ctx().settings.single_loop ? hub::sharing::one_thread : hub::sharing::threads;
   }
   // Loop thread: call the handler's on_drained() after each written burst (a body streamed
   // chunk by chunk), or stop doing so.
@@ -202,16 +202,15 @@ class connection final : public hub::member,  // first: the hub's calls need no 
   void release_slots(bool conn_slot, bool handshake) noexcept {
     if (conn_slot && holds_connection_slot_) {
       holds_connection_slot_ = false;
-      ctx_.counters.connections.fetch_sub(1, std::memory_order_relaxed);
+      ctx().counters.connections.fetch_sub(1, std::memory_order_relaxed);
     }
     if (handshake && holds_handshake_slot_) {
       holds_handshake_slot_ = false;
-      ctx_.counters.handshakes.fetch_sub(1, std::memory_order_relaxed);
+      ctx().counters.handshakes.fetch_sub(1, std::memory_order_relaxed);
     }
   }
 
-  event_loop& loop_;
-  const session_context& ctx_;
+  event_loop& loop_;  // (its context() is ours: no reference of our own)
   transport transport_;
   boost::asio::ip::tcp::endpoint remote_address_;
   std::uint32_t writes_since_sweep_ = 0;
@@ -271,8 +270,8 @@ class connection final : public hub::member,  // first: the hub's calls need no 
   bool tls_buffers_kept_ : 1 = false;   // busy: OpenSSL keeps its record buffers (see transport)
   bool notify_drained_ : 1 = false;     // the handler streams a body: tell it after each burst
   bool proxy_header_pending_ : 1 = false;  // --proxy-protocol: the header is still to be read
-  bool holds_connection_slot_ : 1 = false;  // --max-connections: counted in ctx_.counters.connections
-  bool holds_handshake_slot_ : 1 = false;   // --max-handshakes: counted in ctx_.counters.handshakes
+  bool holds_connection_slot_ : 1 = false;  // --max-connections: counted in ctx().counters.connections
+  bool holds_handshake_slot_ : 1 = false;   // --max-handshakes: counted in ctx().counters.handshakes
 };
 
 }  // namespace mles::net

@@ -39,10 +39,12 @@ std::string http_date_now() {
 }  // namespace
 
 http_session::http_session(connection& c, listener_role role)
-    : connection_handler(c), role_(role),
-      body_charge_(c.ctx().counters.inflight_bytes) {}
+    : connection_handler(c), role_(role) {}
 
-http_session::~http_session() { end_body(); }
+http_session::~http_session() {
+  end_body();
+  body_charge_.shrink_to(0, conn_.ctx().counters.inflight_bytes);
+}
 
 http_session* http_session::current(const std::weak_ptr<connection>& weak) {
   auto c = weak.lock();
@@ -123,7 +125,7 @@ void http_session::parse_requests() {
     }
     request_ = parser_->release();
     parser_.reset();
-    body_charge_.shrink_to(0);
+    body_charge_.shrink_to(0, conn_.ctx().counters.inflight_bytes);
     dispatch_request();
   }
 }
@@ -149,7 +151,7 @@ bool http_session::admit_body() {
   const std::size_t limit = conn_.ctx().settings.http.max_request_body;
   const auto length = parser_->content_length();
   const std::size_t size = length ? static_cast<std::size_t>(std::min<std::uint64_t>(*length, limit)) : limit;
-  if (!body_charge_.grow_to(size, conn_.ctx().settings.max_inflight)) {
+  if (!body_charge_.grow_to(size, conn_.ctx().counters.inflight_bytes, conn_.ctx().settings.max_inflight)) {
     counters.bodies_refused.fetch_add(1, std::memory_order_relaxed);
     respond_error(503, "server busy, try again later\n", "Retry-After: 5\r\n");
     return false;

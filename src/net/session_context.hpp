@@ -14,6 +14,7 @@
 #include "proto/auth.hpp"
 
 #include <array>
+#include <cassert>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -81,36 +82,37 @@ struct server_counters {
   }
 };
 
-// One connection's share of server_counters::inflight_bytes: what it holds for a message or
-// a request body being received. Released when it shrinks or the holder goes.
+// One connection's share of server_counters::inflight_bytes (`total`, passed to each call:
+// every session keeps one of these, and the total is the server's): what it holds for a
+// message or a request body being received. The holder gives it back (shrink_to(0, total))
+// when it goes; the destructor checks it did.
 class inflight_charge {
  public:
-  explicit inflight_charge(std::atomic<std::size_t>& total) noexcept : total_(total) {}
-  ~inflight_charge() { shrink_to(0); }
+  inflight_charge() noexcept = default;
+  ~inflight_charge() { assert(held_ == 0 && "an inflight charge was not given back"); }
   inflight_charge(const inflight_charge&) = delete;
   inflight_charge& operator=(const inflight_charge&) = delete;
 
   // Holds `bytes` in all; false (nothing changed) when that would take the total over
   // `budget` (session_settings::max_inflight; 0 is unbounded).
-  bool grow_to(std::size_t bytes, std::size_t budget) noexcept {
+  bool grow_to(std::size_t bytes, std::atomic<std::size_t>& total, std::size_t budget) noexcept {
     if (bytes <= held_) return true;
     const std::size_t more = bytes - held_;
-    std::size_t now = total_.load(std::memory_order_relaxed);
+    std::size_t now = total.load(std::memory_order_relaxed);
     do {
       if (budget != 0 && now + more > budget) return false;
-    } while (!total_.compare_exchange_weak(now, now + more, std::memory_order_relaxed));
+    } while (!total.compare_exchange_weak(now, now + more, std::memory_order_relaxed));
     held_ = bytes;
     return true;
   }
-  void shrink_to(std::size_t bytes) noexcept {
+  void shrink_to(std::size_t bytes, std::atomic<std::size_t>& total) noexcept {
     if (bytes >= held_) return;
-    total_.fetch_sub(held_ - bytes, std::memory_order_relaxed);
+    total.fetch_sub(held_ - bytes, std::memory_order_relaxed);
     held_ = bytes;
   }
   std::size_t held() const noexcept { return held_; }
 
  private:
-  std::atomic<std::size_t>& total_;
   std::size_t held_ = 0;
 };
 

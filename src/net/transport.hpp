@@ -104,10 +104,10 @@ class transport {
   // Negotiated ALPN protocol and TLS version, for logs.
   std::string alpn() const;
   std::string tls_version() const;
-  const std::string& last_error() const noexcept {
-    static const std::string none;
-    return last_error_ ? *last_error_ : none;
-  }
+  // Why the last call on this thread that returned io_status::error failed (like errno: read
+  // it right after the failing call, on the same thread; a transport lives on one loop).
+  // Kept per thread, not per transport: an idle connection holds no string for it.
+  static const std::string& last_error() noexcept { return thread_error(); }
 
  private:
   friend struct tls_sink_access;
@@ -135,8 +135,11 @@ class transport {
     std::size_t sent = 0;  // ...from this offset on
   };
   std::unique_ptr<held_output> held_;
-  std::unique_ptr<std::string> last_error_;  // made on the first error (an idle session keeps none)
-  void set_error(std::string what) { last_error_ = std::make_unique<std::string>(std::move(what)); }
+  static std::string& thread_error() noexcept {
+    thread_local std::string what;
+    return what;
+  }
+  static void set_error(std::string what) { thread_error() = std::move(what); }
 };
 
 }  // namespace mles::net

@@ -10,8 +10,19 @@
 namespace mles::net {
 
 websocket::websocket(connection& c, ws::role role, std::size_t max_message)
-    : connection_handler(c), parser_(max_message, role), inflight_(c.ctx().counters.inflight_bytes),
-      role_(role) {}
+    : connection_handler(c), parser_(max_message, role), role_(role) {}
+
+websocket::~websocket() { inflight_.shrink_to(0, conn_.ctx().counters.inflight_bytes); }
+
+struct websocket::frame_sink final : ws::frame_handler {
+  explicit frame_sink(websocket& s) noexcept : w(s) {}
+  bool on_message(ws::opcode op, std::span<const std::uint8_t> payload) override { return w.on_message(op, payload); }
+  bool on_ping(std::span<const std::uint8_t> payload) override { return w.on_ping(payload); }
+  bool on_pong(std::span<const std::uint8_t> payload) override { return w.on_pong(payload); }
+  void on_close(std::uint16_t code, std::string_view reason) override { w.on_close(code, reason); }
+  bool on_buffer_growth(std::size_t capacity) override { return w.on_buffer_growth(capacity); }
+  websocket& w;
+};
 
 void websocket::begin(std::span<std::uint8_t> early_bytes) {
   if (!early_bytes.empty()) on_bytes(early_bytes);
@@ -25,7 +36,8 @@ void websocket::on_bytes(std::span<std::uint8_t> bytes) {
   if (parser_done_) return;
   const bool was_mid = parser_.mid_message();
   const std::uint32_t before = messages_;
-  const ws::consume_result r = parser_.consume(bytes, *this);
+  frame_sink sink(*this);
+  const ws::consume_result r = parser_.consume(bytes, sink);
   if (r.error != ws::close_code::none || r.closed) parser_done_ = true;
   if (r.error != ws::close_code::none && !closing_) {
     const errc why = r.error == ws::close_code::protocol_error    ? errc::protocol_error
@@ -39,11 +51,11 @@ void websocket::on_bytes(std::span<std::uint8_t> bytes) {
   // The time a message may take runs from its first byte, whatever arrives after it.
   if (parser_.mid_message() && (!was_mid || messages_ != before)) message_started_ = conn_.loop().now();
   if (!closing_) parser_.shrink();
-  inflight_.shrink_to(parser_.buffer_capacity());
+  inflight_.shrink_to(parser_.buffer_capacity(), conn_.ctx().counters.inflight_bytes);
 }
 
 bool websocket::on_buffer_growth(std::size_t capacity) {
-  if (!inflight_.grow_to(capacity, conn_.ctx().settings.max_inflight)) {
+  if (!inflight_.grow_to(capacity, conn_.ctx().counters.inflight_bytes, conn_.ctx().settings.max_inflight)) {
     spdlog::debug("{}: message buffer of {} bytes refused: over --max-inflight", conn_.describe(), capacity);
     return false;
   }

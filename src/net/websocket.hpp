@@ -18,7 +18,7 @@
 
 namespace mles::net {
 
-class websocket : public connection_handler, protected ws::frame_handler {
+class websocket : public connection_handler {
  public:
   // The first frames may already have arrived behind the HTTP head.
   void begin(std::span<std::uint8_t> early_bytes);
@@ -31,6 +31,7 @@ class websocket : public connection_handler, protected ws::frame_handler {
 
  protected:
   websocket(connection& c, ws::role role, std::size_t max_message);
+  ~websocket() override;
 
   // A data message (text or binary), fragments joined. Return false to stop parsing (the
   // session is closing).
@@ -50,12 +51,14 @@ class websocket : public connection_handler, protected ws::frame_handler {
   ws::role role() const noexcept { return role_; }
 
  private:
-  // ws::frame_handler
-  bool on_message(ws::opcode op, std::span<const std::uint8_t> payload) override;
-  bool on_ping(std::span<const std::uint8_t> payload) override;
-  bool on_pong(std::span<const std::uint8_t> payload) override;
-  void on_close(std::uint16_t code, std::string_view reason) override;
-  bool on_buffer_growth(std::size_t capacity) override;
+  // The parser's callbacks (ws::frame_handler), through a frame_sink made for each read: a
+  // session keeps no second vtable pointer for them.
+  struct frame_sink;
+  bool on_message(ws::opcode op, std::span<const std::uint8_t> payload);
+  bool on_ping(std::span<const std::uint8_t> payload);
+  virtual bool on_pong(std::span<const std::uint8_t> payload);
+  void on_close(std::uint16_t code, std::string_view reason);
+  bool on_buffer_growth(std::size_t capacity);
   void leave_once();
 
   // (The next ping is due at the connection's open deadline. The small fields come last: a
