@@ -77,9 +77,13 @@ std::size_t durable_history::restore_into(hub::hub& h, hub::sharing mode) {
     messages.reserve(records.size());
     hub::origin_ptr last;
     std::int64_t newest = 0;
+    std::size_t beyond = 0;
     for (auto& r : records) {
       // Not written by this server (which numbers within max_sequence): left out.
-      if (r.seq > hub::max_sequence) continue;
+      if (r.seq > hub::max_sequence) {
+        ++beyond;
+        continue;
+      }
       hub::message m;
       m.frame = hub::shared_frame::copy_of(
           {reinterpret_cast<const std::uint8_t*>(r.frame.data()), r.frame.size()}, mode);
@@ -92,6 +96,9 @@ std::size_t durable_history::restore_into(hub::hub& h, hub::sharing mode) {
       newest = std::max(newest, r.time_ms);
       messages.push_back(std::move(m));
     }
+    if (beyond)
+      spdlog::warn("history: {} stored record(s) of channel {} numbered beyond 2^56-1 left out (not written by this server)",
+                   beyond, channel);
     const std::size_t n = messages.size();
     const auto age = std::chrono::milliseconds(std::max<std::int64_t>(0, wall_now - newest));
     // Over --max-channels the rest stay on disk, not in memory (the hub refuses them).

@@ -157,10 +157,10 @@ membership hub::join(std::string_view channel_name, std::string_view uid, shared
     // A batch pending in the channel is in the history the newcomer is about to get.
     flush_batch_locked(*ch);
     const bool outbound = role == member_role::peer_link || role == member_role::reference_link;
-    const std::uint64_t uid_hash = outbound ? 0 : uid_key(uid);
-    auto same_uid = [&](const channel::entry& e) { return uid_hash != 0 && e.uid_hash == uid_hash; };
-    if (!outbound && (std::any_of(ch->members_.begin(), ch->members_.end(), same_uid) ||
-                      std::any_of(ch->relays_.begin(), ch->relays_.end(), same_uid))) {
+    const std::uint64_t uid_hash = outbound ? 0 : uid_key(uid);  // 0: nothing to check
+    auto same_uid = [&](const channel::entry& e) { return e.uid_hash == uid_hash; };
+    if (uid_hash != 0 && (std::any_of(ch->members_.begin(), ch->members_.end(), same_uid) ||
+                          std::any_of(ch->relays_.begin(), ch->relays_.end(), same_uid))) {
       ec = proto::errc::duplicate_uid;
       return {};
     }

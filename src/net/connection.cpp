@@ -41,7 +41,7 @@ connection::connection(event_loop& loop, boost::asio::ip::tcp::socket socket, SS
     remote_address_.resize(len);
 }
 
-connection::~connection() { release_slots(true, true); }
+connection::~connection() { release_slots(); }
 
 std::string connection::describe() const {
   const auto a = remote_address_.address();
@@ -72,7 +72,7 @@ void connection::start(std::unique_ptr<connection_handler> first, event_loop::cl
 void connection::after_handshake() {
   state_ = state::open;
   deadline_ = {};
-  release_slots(false, true);
+  release_handshake_slot();
   handler_->on_ready();
 }
 
@@ -573,7 +573,7 @@ void connection::finish(boost::system::error_code why, std::string_view detail) 
   unlink();
   loop_.on_connection_closed();
   ctx().counters.sessions.fetch_sub(1, std::memory_order_relaxed);
-  release_slots(true, true);
+  release_slots();
   if (why.category() == net_category()) {
     const auto i = static_cast<std::size_t>(why.value());
     if (i < errc_count) ctx().counters.ends[i].fetch_add(1, std::memory_order_relaxed);

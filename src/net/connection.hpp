@@ -91,7 +91,7 @@ class connection final : public hub::member,  // first: the hub's calls need no 
   // ends, the handshake slot when the TLS handshake is done (or the connection ends).
   // The slots must count this server's counters (ctx().counters), which are given back.
   void hold_slots(counted_slot conn_slot, counted_slot handshake_slot) noexcept {
-    release_slots(true, true);
+    release_slots();
     holds_connection_slot_ = take_slot(conn_slot, ctx().counters.connections);
     holds_handshake_slot_ = take_slot(handshake_slot, ctx().counters.handshakes);
   }
@@ -198,16 +198,17 @@ class connection final : public hub::member,  // first: the hub's calls need no 
     if (c && c != &mine) c->fetch_sub(1, std::memory_order_relaxed);  // not ours: give it back now
     return c == &mine;
   }
-  // Gives back the admission slots still held (see hold_slots).
-  void release_slots(bool conn_slot, bool handshake) noexcept {
-    if (conn_slot && holds_connection_slot_) {
-      holds_connection_slot_ = false;
-      ctx().counters.connections.fetch_sub(1, std::memory_order_relaxed);
-    }
-    if (handshake && holds_handshake_slot_) {
-      holds_handshake_slot_ = false;
-      ctx().counters.handshakes.fetch_sub(1, std::memory_order_relaxed);
-    }
+  // Gives back the admission slots still held (see hold_slots): the handshake's, or both.
+  void release_handshake_slot() noexcept {
+    if (!holds_handshake_slot_) return;
+    holds_handshake_slot_ = false;
+    ctx().counters.handshakes.fetch_sub(1, std::memory_order_relaxed);
+  }
+  void release_slots() noexcept {
+    release_handshake_slot();
+    if (!holds_connection_slot_) return;
+    holds_connection_slot_ = false;
+    ctx().counters.connections.fetch_sub(1, std::memory_order_relaxed);
   }
 
   event_loop& loop_;  // (its context() is ours: no reference of our own)

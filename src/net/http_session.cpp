@@ -43,7 +43,7 @@ http_session::http_session(connection& c, listener_role role)
 
 http_session::~http_session() {
   end_body();
-  body_charge_.shrink_to(0, conn_.ctx().counters.inflight_bytes);
+  body_charge_.shrink_to(0, conn_.ctx());
 }
 
 http_session* http_session::current(const std::weak_ptr<connection>& weak) {
@@ -125,7 +125,7 @@ void http_session::parse_requests() {
     }
     request_ = parser_->release();
     parser_.reset();
-    body_charge_.shrink_to(0, conn_.ctx().counters.inflight_bytes);
+    body_charge_.shrink_to(0, conn_.ctx());
     dispatch_request();
   }
 }
@@ -151,7 +151,7 @@ bool http_session::admit_body() {
   const std::size_t limit = conn_.ctx().settings.http.max_request_body;
   const auto length = parser_->content_length();
   const std::size_t size = length ? static_cast<std::size_t>(std::min<std::uint64_t>(*length, limit)) : limit;
-  if (!body_charge_.grow_to(size, conn_.ctx().counters.inflight_bytes, conn_.ctx().settings.max_inflight)) {
+  if (!body_charge_.grow_to(size, conn_.ctx())) {
     counters.bodies_refused.fetch_add(1, std::memory_order_relaxed);
     respond_error(503, "server busy, try again later\n", "Retry-After: 5\r\n");
     return false;

@@ -82,40 +82,6 @@ struct server_counters {
   }
 };
 
-// One connection's share of server_counters::inflight_bytes (`total`, passed to each call:
-// every session keeps one of these, and the total is the server's): what it holds for a
-// message or a request body being received. The holder gives it back (shrink_to(0, total))
-// when it goes; the destructor checks it did.
-class inflight_charge {
- public:
-  inflight_charge() noexcept = default;
-  ~inflight_charge() { assert(held_ == 0 && "an inflight charge was not given back"); }
-  inflight_charge(const inflight_charge&) = delete;
-  inflight_charge& operator=(const inflight_charge&) = delete;
-
-  // Holds `bytes` in all; false (nothing changed) when that would take the total over
-  // `budget` (session_settings::max_inflight; 0 is unbounded).
-  bool grow_to(std::size_t bytes, std::atomic<std::size_t>& total, std::size_t budget) noexcept {
-    if (bytes <= held_) return true;
-    const std::size_t more = bytes - held_;
-    std::size_t now = total.load(std::memory_order_relaxed);
-    do {
-      if (budget != 0 && now + more > budget) return false;
-    } while (!total.compare_exchange_weak(now, now + more, std::memory_order_relaxed));
-    held_ = bytes;
-    return true;
-  }
-  void shrink_to(std::size_t bytes, std::atomic<std::size_t>& total) noexcept {
-    if (bytes >= held_) return;
-    total.fetch_sub(held_ - bytes, std::memory_order_relaxed);
-    held_ = bytes;
-  }
-  std::size_t held() const noexcept { return held_; }
-
- private:
-  std::size_t held_ = 0;
-};
-
 // Cluster mode (src/cluster): a join passes the cluster before it enters the hub. The gate
 // brings the channel's history in from the cluster's store (so the hub replays it) and claims
 // (uid, channel) cluster-wide (one session per uid and channel on all servers).
@@ -150,6 +116,43 @@ struct session_context {
   // --rate-limit for addresses learnt after accept (PROXY header, X-Forwarded-For); null: off.
   shared_rate_limiter* late_rate_limit = nullptr;
   join_gate* gate = nullptr;  // cluster mode (--nats); null: joins go straight to the hub
+};
+
+// One connection's share of the server's in-flight bytes (server_counters::inflight_bytes,
+// bounded by session_settings::max_inflight; both from the context passed to each call:
+// every session keeps one of these, so it keeps no reference of its own): what it holds for
+// a message or a request body being received. The holder gives it back (shrink_to(0, ctx))
+// when it goes; the destructor checks it did.
+class inflight_charge {
+ public:
+  inflight_charge() noexcept = default;
+  ~inflight_charge() { assert(held_ == 0 && "an inflight charge was not given back"); }
+  inflight_charge(const inflight_charge&) = delete;
+  inflight_charge& operator=(const inflight_charge&) = delete;
+
+  // Holds `bytes` in all; false (nothing changed) when that would take the total over
+  // --max-inflight (0 is unbounded).
+  bool grow_to(std::size_t bytes, const session_context& ctx) noexcept {
+    if (bytes <= held_) return true;
+    const std::size_t more = bytes - held_;
+    const std::size_t budget = ctx.settings.max_inflight;
+    auto& total = ctx.counters.inflight_bytes;
+    std::size_t now = total.load(std::memory_order_relaxed);
+    do {
+      if (budget != 0 && now + more > budget) return false;
+    } while (!total.compare_exchange_weak(now, now + more, std::memory_order_relaxed));
+    held_ = bytes;
+    return true;
+  }
+  void shrink_to(std::size_t bytes, const session_context& ctx) noexcept {
+    if (bytes >= held_) return;
+    ctx.counters.inflight_bytes.fetch_sub(held_ - bytes, std::memory_order_relaxed);
+    held_ = bytes;
+  }
+  std::size_t held() const noexcept { return held_; }
+
+ private:
+  std::size_t held_ = 0;
 };
 
 }  // namespace mles::net

@@ -12,7 +12,7 @@ namespace mles::net {
 websocket::websocket(connection& c, ws::role role, std::size_t max_message)
     : connection_handler(c), parser_(max_message, role), role_(role) {}
 
-websocket::~websocket() { inflight_.shrink_to(0, conn_.ctx().counters.inflight_bytes); }
+websocket::~websocket() { inflight_.shrink_to(0, conn_.ctx()); }
 
 struct websocket::frame_sink final : ws::frame_handler {
   explicit frame_sink(websocket& s) noexcept : w(s) {}
@@ -51,11 +51,11 @@ void websocket::on_bytes(std::span<std::uint8_t> bytes) {
   // The time a message may take runs from its first byte, whatever arrives after it.
   if (parser_.mid_message() && (!was_mid || messages_ != before)) message_started_ = conn_.loop().now();
   if (!closing_) parser_.shrink();
-  inflight_.shrink_to(parser_.buffer_capacity(), conn_.ctx().counters.inflight_bytes);
+  inflight_.shrink_to(parser_.buffer_capacity(), conn_.ctx());
 }
 
 bool websocket::on_buffer_growth(std::size_t capacity) {
-  if (!inflight_.grow_to(capacity, conn_.ctx().counters.inflight_bytes, conn_.ctx().settings.max_inflight)) {
+  if (!inflight_.grow_to(capacity, conn_.ctx())) {
     spdlog::debug("{}: message buffer of {} bytes refused: over --max-inflight", conn_.describe(), capacity);
     return false;
   }

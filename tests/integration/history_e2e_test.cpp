@@ -626,6 +626,10 @@ TEST_F(durable_history, leaves_out_a_stored_record_whose_sequence_is_beyond_the_
   ASSERT_EQ(rc, SQLITE_OK) << why;
 
   ASSERT_TRUE(net_.start(0));
+  EXPECT_TRUE(net_.wait_log(
+      0, [](std::string_view l) { return at_least_warn(l) && l.find("2 stored record(s)") != std::string_view::npos; }, 0,
+      store_timeout))
+      << "no warning naming the 2 records left out";
   const std::string channel = net_.channel();
   const auto sent = msgs("pub", 0, 6);
   EXPECT_TRUE(same_sequence(replay(0, "late", 6), concat({{join_frame("pub", channel), join_frame("sub", channel)},

@@ -505,6 +505,23 @@ TEST(log_e2e, session_churn_at_info_writes_a_bounded_number_of_lines_and_counts_
   EXPECT_LE(static_cast<double>(lines), 21 * (seconds + 3) + 20) << joined_lines(s.process->err_lines());
 }
 
+// The session's last line names its channel, which it left before the line is written (the
+// session keeps no copy of the name: its membership still names the channel).
+TEST(log_e2e, a_session_end_line_names_the_channel_it_left) {
+  temp_dir www;
+  std::filesystem::create_directories(www.path() / "localhost");
+  auto s = start_binary(with(base_args(www), {"--no-tls", "--log-level", "info"}), {}, 30s);
+  ASSERT_NE(s.port, 0);
+  const std::string channel = "a-channel-name-longer-than-fifteen-characters";
+  auto c = session(s.port, transport::plain);
+  ASSERT_TRUE(c->join("ann", channel));
+  ASSERT_TRUE(c->sync(30s)) << c->error();
+  c->close_socket();
+  const auto line = s.process->wait_stderr_line("session ended", patience);
+  ASSERT_TRUE(line) << joined_lines(s.process->err_lines());
+  EXPECT_NE(line->find("uid=ann channel=" + channel), std::string::npos) << *line;
+}
+
 TEST(log_e2e, refused_joins_show_at_info_and_a_missing_domain_folder_is_warned_at_start) {
   temp_dir www;
   std::filesystem::create_directories(www.path() / "localhost");
