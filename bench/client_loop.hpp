@@ -31,6 +31,7 @@ struct connection {
   bool dirty_ = false;             // on the loop's flush list
   bool read_wants_write_ = false;  // TLS: SSL_read asked for the socket to become writable
   bool read_paused_ = false;       // pause_reading(): never read again (a stalled member)
+  bool tls_drained_ = false;       // TLS: the last read() found the socket empty (see socket_bio_read)
   std::uint32_t events_ = 0;       // epoll interest currently registered
   std::uint32_t mask_rng_ = 0;     // xorshift32 state for the masking keys
   std::string out_;                // bytes not yet written (frames already masked)
