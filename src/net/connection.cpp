@@ -568,7 +568,7 @@ void connection::finish(boost::system::error_code why, std::string_view detail) 
   }
   out_.reset();
   loop_bytes_.store(0, std::memory_order_relaxed);
-  transport_.close();  // leaves the loop's epoll set
+  transport_.close(abort_on_close_);  // leaves the loop's epoll set
   if (watched_self_) loop_.retire(std::move(watched_self_));
   unlink();
   loop_.on_connection_closed();
@@ -606,7 +606,16 @@ void connection::on_sweep(event_loop::clock::time_point now) {
       return;
     case state::open: handler_->on_sweep(now); return;
     case state::closing:
-      if (now >= deadline_) finish_as_closing(errc::close_timeout);
+      if (now >= deadline_) {
+        // Our last bytes (a close frame, the end of a response) never reached the kernel, or
+        // the peer was dropped for not reading: it stopped taking data, and the kernel still
+        // holds what it could not deliver. A plain close() would leave an orphaned socket
+        // retrying that for minutes (measured on loopback: 3.8 MB held in FIN-WAIT-1 for
+        // over a minute), beyond every bound of ours: reset it instead, which frees it at
+        // once. Otherwise the close stays graceful (a slow reader still gets the rest).
+        abort_on_close_ = !close_flushed_ || (close_ && close_->reason == errc::slow_consumer);
+        finish_as_closing(errc::close_timeout);
+      }
       return;
     case state::closed: return;
   }

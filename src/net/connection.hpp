@@ -268,6 +268,7 @@ class connection final : public hub::member,  // first: the hub's calls need no 
   bool read_wants_write_ : 1 = false;   // TLS read needs the socket writable
   bool write_wants_read_ : 1 = false;   // TLS write needs the socket readable
   bool close_flushed_ : 1 = false;      // our last bytes written: FIN sent
+  bool abort_on_close_ : 1 = false;     // finish() resets the connection (see on_sweep)
   bool tls_buffers_kept_ : 1 = false;   // busy: OpenSSL keeps its record buffers (see transport)
   bool notify_drained_ : 1 = false;     // the handler streams a body: tell it after each burst
   bool proxy_header_pending_ : 1 = false;  // --proxy-protocol: the header is still to be read

@@ -456,7 +456,7 @@ void transport::shutdown_send() noexcept {
   if (fd_ >= 0) (void)::shutdown(fd_, SHUT_WR);
 }
 
-void transport::close() noexcept {
+void transport::close(bool abort) noexcept {
   // The peer said close_notify and we end without having said ours: say it now (RFC 8446
   // §6.1: each side sends one before closing its write side), best effort, never blocking.
   if (t13_ && t13_->peer_closed && !t13_->close_sent && !has_pending_output()) {
@@ -468,6 +468,10 @@ void transport::close() noexcept {
     scratch_.clear();
   }
   if (fd_ >= 0) {
+    if (abort) {
+      const linger l{1, 0};
+      (void)::setsockopt(fd_, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    }
     (void)::close(fd_);
     fd_ = -1;
   }

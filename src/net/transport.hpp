@@ -99,7 +99,9 @@ class transport {
   void on_sweep() noexcept;
   // Sends TLS close_notify (best effort) and a TCP FIN.
   void shutdown_send() noexcept;
-  void close() noexcept;
+  // close() below: with abort, the kernel drops what it still holds for the peer and sends
+  // a reset (SO_LINGER 0) instead of keeping an orphaned socket that retries delivering it.
+  void close(bool abort = false) noexcept;
 
   // Negotiated ALPN protocol and TLS version, for logs.
   std::string alpn() const;

@@ -5,6 +5,10 @@
 
 #include <openssl/ssl.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <atomic>
 #include <future>
 #include <latch>
@@ -246,6 +250,47 @@ TEST_P(mles_backpressure, disconnects_a_member_that_never_reads_while_the_others
     EXPECT_EQ(*code, 1008) << "the slow member's close code";
   }
   EXPECT_TRUE(wait_until([&] { return s.stats().sessions == 2; })) << "sessions: " << s.stats().sessions;
+}
+
+// The TCP state of a client socket (TCP_ESTABLISHED, TCP_CLOSE, ...).
+int tcp_state(int fd) {
+  tcp_info info{};
+  socklen_t len = sizeof info;
+  if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return -1;
+  return info.tcpi_state;
+}
+
+// A member dropped as a slow consumer cannot take its close frame either: its buffers are
+// full. Once the close timeout passes the server resets the connection, so that the kernel
+// drops what it still held for it. A plain close() left an orphaned socket retrying the
+// delivery for minutes, the member's end still established, beyond every bound of ours.
+TEST_P(mles_backpressure, resets_a_dropped_member_that_cannot_take_its_close_frame) {
+  auto& s = start([](app::config& c) {
+    // Larger than what one read of the publisher's can queue at once: the member's kernel
+    // buffers fill first, then the queue overflows with the close frame stuck behind them.
+    c.max_queue = 1024 * 1024;
+    c.close_timeout = 1000ms;
+  });
+  connect_options small = s.client_options();
+  small.rcvbuf = 4096;
+  auto slow = s.connect(small);
+  ASSERT_EQ(slow->handshake().code, 101);
+  ASSERT_TRUE(slow->join("slow", "stall"));
+  auto pub = s.join("pub", "stall");
+  ASSERT_TRUE(receives_text(*pub, join_of("slow", "stall")));
+
+  const std::string payload(16 * 1024, 's');
+  int sent = 0;
+  for (; sent < 4096 && s.stats().slow_consumer_closes == 0; ++sent) {
+    ASSERT_TRUE(pub->send_binary(payload)) << "publisher blocked or closed after " << sent << " messages: " << pub->error();
+  }
+  ASSERT_TRUE(wait_until([&] { return s.stats().slow_consumer_closes >= 1; }, 10s))
+      << "no slow-consumer disconnect after " << sent << " messages of 16 KiB";
+  // The server gives the close frame 1 s, then resets: the member's end sees it.
+  EXPECT_TRUE(wait_until([&] { return tcp_state(slow->fd()) == TCP_CLOSE; }, 30s))
+      << "the slow member's connection is still in TCP state " << tcp_state(slow->fd())
+      << " (1 = established: the server's end lingers with what it could not deliver)";
+  EXPECT_TRUE(wait_until([&] { return s.stats().sessions == 1; })) << "sessions: " << s.stats().sessions;
 }
 
 // ---------------------------------------------------------------------------------------------
