@@ -10,7 +10,10 @@
 
 #include <cmath>
 #include <cstring>
+#include <ctime>
+#include <fstream>
 #include <random>
+#include <sstream>
 #include <thread>
 
 namespace mles::bench {
@@ -83,6 +86,31 @@ std::string run_nonce() {
   const std::uint64_t v = (static_cast<std::uint64_t>(rd()) << 32) ^ rd() ^
                           static_cast<std::uint64_t>(now_ns()) ^ static_cast<std::uint64_t>(::getpid());
   return fmt::format("{:08x}", static_cast<std::uint32_t>(v ^ (v >> 32)));
+}
+
+double own_cpu_seconds() noexcept {
+  timespec ts{};
+  if (::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0) return 0;
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+double process_cpu_seconds(int pid) {
+  std::ifstream in(fmt::format("/proc/{}/stat", pid));
+  std::string stat;
+  if (!std::getline(in, stat)) return -1;
+  // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
+  const std::size_t close = stat.rfind(')');
+  if (close == std::string::npos) return -1;
+  std::istringstream rest(stat.substr(close + 1));
+  std::string field;
+  double utime = -1;
+  double stime = -1;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14) utime = std::strtod(field.c_str(), nullptr);
+    if (i == 15) stime = std::strtod(field.c_str(), nullptr);
+  }
+  if (utime < 0 || stime < 0) return -1;
+  return (utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
 std::uint64_t raise_open_file_limit() {

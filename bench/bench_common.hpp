@@ -101,6 +101,11 @@ std::string run_nonce();
 // Raises RLIMIT_NOFILE's soft limit to the hard limit; returns the new soft limit.
 std::uint64_t raise_open_file_limit();
 
+// CPU seconds (user + system) this process has used, all threads.
+double own_cpu_seconds() noexcept;
+// CPU seconds process pid has used (/proc/PID/stat, clock-tick resolution); -1 if unreadable.
+double process_cpu_seconds(int pid);
+
 // Ordered key/value result; printed for humans and, with --json, as one JSON line.
 class result_record {
  public:

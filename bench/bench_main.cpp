@@ -69,6 +69,8 @@ int main(int argc, char** argv) {
                      "frame bytes per channel in flight: caps the window at B / (P × (size + 14)); keep it "
                      "below the server's per-member queue limit (mles --max-queue, 4 MiB)")
       ->capture_default_str()->check(CLI::Range(std::size_t{4} << 10, std::size_t{1} << 30));
+  fanout->add_option("--server-pid", fo.server_pid,
+                     "server process whose CPU use during the measured window to report (server_cpu_share)");
   fanout->add_option("--stalled", fo.stalled,
                      "subscribers of the first channel that join and then never read (the server should "
                      "disconnect them); left out of the figures and the integrity check")

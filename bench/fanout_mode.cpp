@@ -409,6 +409,8 @@ int run_fanout(const common_options& common, const fanout_options& opt) {
     throw bench_failure{"need at least one channel, one publisher and one other member"};
   if (opt.stalled > opt.subscribers || opt.publishers + opt.subscribers - opt.stalled < 2)
     throw bench_failure{"--stalled must leave at least one publisher and one reading member in the first channel"};
+  if (opt.server_pid > 0 && process_cpu_seconds(opt.server_pid) < 0)
+    throw bench_failure{fmt::format("cannot read the CPU time of --server-pid {}", opt.server_pid)};
   const unsigned T = std::clamp(common.threads, 1u, 64u);
   const unsigned M = opt.publishers + opt.subscribers;
   const std::uint64_t total = std::uint64_t{opt.channels} * M;
@@ -513,6 +515,7 @@ int run_fanout(const common_options& common, const fanout_options& opt) {
   bool drain_timed_out = false;
   clock_ns measure_start = 0;
   clock_ns measure_end = 0;
+  double bench_cpu0 = 0, bench_cpu1 = 0, server_cpu0 = -1, server_cpu1 = -1;
   try {
     const double connect_s = common.connect_timeout_s > 0 ? common.connect_timeout_s
                                                           : 10.0 + static_cast<double>(total) / 1000.0;
@@ -541,8 +544,16 @@ int run_fanout(const common_options& common, const fanout_options& opt) {
     sh.measure_end.store(measure_end, std::memory_order_relaxed);
     sh.phase_.store(static_cast<int>(phase::run), std::memory_order_release);
     wake_all();
+    // Who was busy while measuring: a share near 1.0 for the bench means it, not the server,
+    // set the pace (the bench's own core; loops and this thread together).
+    wait_for(sh.latch, "the start of the measurement", measure_start + s_ns(5),
+             [&] { return now_ns() >= measure_start; });
+    bench_cpu0 = own_cpu_seconds();
+    if (opt.server_pid > 0) server_cpu0 = process_cpu_seconds(opt.server_pid);
     wait_for(sh.latch, "the end of the measurement", measure_end + s_ns(5),
              [&] { return now_ns() >= measure_end; });
+    bench_cpu1 = own_cpu_seconds();
+    if (opt.server_pid > 0) server_cpu1 = process_cpu_seconds(opt.server_pid);
 
     sh.phase_.store(static_cast<int>(phase::drain), std::memory_order_release);
     auto outstanding = [&] {
@@ -640,6 +651,9 @@ int run_fanout(const common_options& common, const fanout_options& opt) {
   rec.add("duplicated", total_stats.duplicated);
   rec.add("reordered", total_stats.reordered);
   rec.add("misrouted", total_stats.misrouted + total_stats.malformed);
+  rec.add("bench_cpu_share", (bench_cpu1 - bench_cpu0) / secs, 2);
+  if (opt.server_pid > 0 && server_cpu0 >= 0 && server_cpu1 >= 0)
+    rec.add("server_cpu_share", (server_cpu1 - server_cpu0) / secs, 2);
   rec.add("bench_bytes_per_read", read_calls > 0 ? static_cast<double>(bytes_read) / static_cast<double>(read_calls) : 0.0);
   rec.add("drain_timed_out", std::string(drain_timed_out ? "yes" : "no"));
   if (opt.stalled > 0) {

@@ -40,6 +40,8 @@ struct fanout_options {
   // Publishers on another server (e.g. one linked to the subscribers' server with --peer):
   // 0 = the same server as everyone.
   std::uint16_t publisher_port = 0;
+  // The server's process: its share of a CPU during the measured window is reported.
+  int server_pid = 0;
 };
 
 struct idle_options {

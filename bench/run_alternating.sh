@@ -71,14 +71,17 @@ figure() {  # figure FILE SCENARIO
     awk '{ v = $1; if (v ~ /M$/) { sub(/M$/, "", v); v *= 1e6 } else if (v ~ /k$/) { sub(/k$/, "", v); v *= 1e3 } print v }'
 }
 
-# server CPU seconds of scenario S (the whole run: connects, warmup and measurement)
-cpu_seconds() {  # cpu_seconds FILE SCENARIO
-  awk -F'|' -v s="$2" '{ id = $2; gsub(/ /, "", id); if (id != "") cur = id }
-    cur == s && $4 ~ /server CPU/ { gsub(/[* ]/, "", $5); print $5 }' "$1"
+# A row of scenario S in a run_standard.sh table, by its label: e.g. the server's CPU seconds
+# (the whole run: connects, warmup and measurement) or the CPU shares while measuring.
+row_value() {  # row_value FILE SCENARIO LABEL_REGEX
+  awk -F'|' -v s="$2" -v l="$3" '{ id = $2; gsub(/ /, "", id); if (id != "") cur = id }
+    cur == s && $4 ~ l { gsub(/[* ]/, "", $5); print $5 }' "$1"
 }
 
 declare -A values
 declare -A cpus
+declare -A server_shares
+declare -A bench_shares
 loads=()
 for r in $(seq "$runs"); do
   for who in raw "${names[@]}"; do
@@ -93,10 +96,14 @@ for r in $(seq "$runs"); do
     fi
     for s in ${only//,/ }; do
       v=$(figure "$work/r.md" "$s")
-      c=$(cpu_seconds "$work/r.md" "$s")
+      c=$(row_value "$work/r.md" "$s" "server CPU s [(]whole")
+      ss=$(row_value "$work/r.md" "$s" "server CPU share")
+      bs=$(row_value "$work/r.md" "$s" "bench CPU share")
       values[$who,$s]+="${v:-} "
       cpus[$who,$s]+="${c:-} "
-      echo "round $r $who scenario $s: ${v:-failed} delivered/s, server CPU ${c:-?} s" >&2
+      server_shares[$who,$s]+="${ss:-} "
+      bench_shares[$who,$s]+="${bs:-} "
+      echo "round $r $who scenario $s: ${v:-failed} delivered/s, server CPU ${c:-?} s, CPU shares while measuring: server ${ss:-?}, bench ${bs:-?}" >&2
     done
   done
   loads+=("$(cut -d' ' -f1 /proc/loadavg)")
@@ -123,4 +130,6 @@ median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {i
   done
   echo
   echo "Server CPU seconds per run (median; each run is $((duration + 1)) s of traffic plus connects): raw $(for s in ${only//,/ }; do printf 'sc%s %s ' "$s" "$(median "${cpus[raw,$s]:-}")"; done)$(for n in "${names[@]}"; do printf '; %s ' "$n"; for s in ${only//,/ }; do printf 'sc%s %s ' "$s" "$(median "${cpus[$n,$s]:-}")"; done; done)"
+  echo
+  echo "Share of a CPU while measuring (median; server / bench: a bench near 1.00 set the pace, not the server): raw $(for s in ${only//,/ }; do printf 'sc%s %s/%s ' "$s" "$(median "${server_shares[raw,$s]:-}")" "$(median "${bench_shares[raw,$s]:-}")"; done)$(for n in "${names[@]}"; do printf '; %s ' "$n"; for s in ${only//,/ }; do printf 'sc%s %s/%s ' "$s" "$(median "${server_shares[$n,$s]:-}")" "$(median "${bench_shares[$n,$s]:-}")"; done; done)"
 } | tee "$out"

@@ -242,6 +242,7 @@ fmt_value() {  # fmt_value VALUE FORMAT  (rate: 1.23 M / 45.6 k; us: 1 decimal; 
   awk -v v="$1" -v f="$2" 'BEGIN {
     if (f == "rate") { if (v >= 1e6) printf "%.2f M", v / 1e6; else if (v >= 1e3) printf "%.1f k", v / 1e3; else printf "%.0f", v }
     else if (f == "us" || f == "s") printf "%.1f", v
+    else if (f == "share") printf "%.2f", v
     else printf "%.0f", v }'
 }
 
@@ -250,11 +251,11 @@ load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 fan=(--warmup 1 --duration "$duration" --threads "$bench_threads")
 [[ -n "$window" ]] && fan+=(--window "$window")
 run_scenario 1 "fanout 1 ch × 100 sub × 1 pub, 64 B, max rate" 120 \
-  "delivered msgs/s:delivered_per_s:rate;published msgs/s:published_per_s:rate;latency p50 (µs):latency_p50_us:us;latency p99 (µs):latency_p99_us:us;lost+dup+reordered:integrity;server CPU s (whole run):server_cpu:s" -- \
-  fanout --channels 1 --subscribers 100 --publishers 1 --size 64 "${fan[@]}"
+  "delivered msgs/s:delivered_per_s:rate;published msgs/s:published_per_s:rate;latency p50 (µs):latency_p50_us:us;latency p99 (µs):latency_p99_us:us;lost+dup+reordered:integrity;server CPU s (whole run):server_cpu:s;server CPU share (measured):server_cpu_share:share;bench CPU share (measured):bench_cpu_share:share" -- \
+  fanout --channels 1 --subscribers 100 --publishers 1 --size 64 --server-pid @PID@ "${fan[@]}"
 run_scenario 2 "fanout 100 ch × 10 sub × 1 pub, 64 B, max rate" 120 \
-  "delivered msgs/s:delivered_per_s:rate;published msgs/s:published_per_s:rate;latency p50 (µs):latency_p50_us:us;latency p99 (µs):latency_p99_us:us;lost+dup+reordered:integrity;server CPU s (whole run):server_cpu:s" -- \
-  fanout --channels 100 --subscribers 10 --publishers 1 --size 64 "${fan[@]}"
+  "delivered msgs/s:delivered_per_s:rate;published msgs/s:published_per_s:rate;latency p50 (µs):latency_p50_us:us;latency p99 (µs):latency_p99_us:us;lost+dup+reordered:integrity;server CPU s (whole run):server_cpu:s;server CPU share (measured):server_cpu_share:share;bench CPU share (measured):bench_cpu_share:share" -- \
+  fanout --channels 100 --subscribers 10 --publishers 1 --size 64 --server-pid @PID@ "${fan[@]}"
 run_scenario 3 "idle 10,000 joined connections (100 per channel)" 180 \
   "server bytes/connection:bytes_per_connection;joins/s:joins_per_s:rate;bench TCP connects/s:tcp_connects_per_s:rate" -- \
   idle --connections 10000 --per-channel 100 --server-pid @PID@ --threads "$bench_threads"
