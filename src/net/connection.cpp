@@ -41,6 +41,10 @@ connection::connection(event_loop& loop, boost::asio::ip::tcp::socket socket, SS
     remote_address_.resize(len);
 }
 
+connection::connection(event_loop& loop, int fd, const boost::asio::ip::tcp::endpoint& peer, SSL* ssl,
+                       tls_role role)
+    : loop_(loop), transport_(fd, ssl, role, loop.tls_scratch()), remote_address_(peer) {}
+
 connection::~connection() { release_slots(); }
 
 std::string connection::describe() const {

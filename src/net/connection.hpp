@@ -77,6 +77,8 @@ class connection final : public hub::member,  // first: the hub's calls need no 
   // ssl == nullptr: plain TCP; the connection takes ownership of ssl. role: which side of the
   // TLS handshake this end plays (ignored for plain TCP).
   connection(event_loop& loop, boost::asio::ip::tcp::socket socket, SSL* ssl, tls_role role);
+  // An accepted descriptor (non-blocking) and the peer's address as accept4() gave it.
+  connection(event_loop& loop, int fd, const boost::asio::ip::tcp::endpoint& peer, SSL* ssl, tls_role role);
   ~connection();
   connection(const connection&) = delete;
   connection& operator=(const connection&) = delete;

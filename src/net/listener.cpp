@@ -92,6 +92,13 @@ listener::listener(event_loop& home, std::vector<event_loop*> loops,
   }
   acceptor_.listen(4096, ec);
   if (ec) fail("listen");
+  // Accepted sockets inherit these (see do_accept): no two setsockopt() calls per connection.
+  acceptor_.set_option(boost::asio::ip::tcp::no_delay(true), ec);
+  if (ec) fail("TCP_NODELAY");
+  acceptor_.set_option(boost::asio::socket_base::keep_alive(true), ec);
+  if (ec) fail("SO_KEEPALIVE");
+  acceptor_.non_blocking(true, ec);
+  if (ec) fail("O_NONBLOCK");
   local_ = acceptor_.local_endpoint(ec);
   spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
@@ -144,35 +151,67 @@ void listener::check_drained() {
   closed_ = true;
 }
 
+// Accepted sockets never pass through Asio: the loop waits for the listening socket to be
+// readable, then takes the backlog with accept4() (non-blocking, close-on-exec, the peer's
+// address in the same call), at most accept_batch per turn. Each accepted descriptor goes to
+// the next loop's epoll set directly: no Asio socket registered with a reactor and released
+// again (two epoll_ctl calls), no getpeername(). TCP_NODELAY and SO_KEEPALIVE come from the
+// listening socket (Linux copies them to accepted sockets).
 void listener::do_accept() {
   if (stopped_) return;
-  event_loop& target = *loops_[next_loop_];
-  next_loop_ = (next_loop_ + 1) % loops_.size();
-  acceptor_.async_accept(target.io(), [this, &target](const boost::system::error_code& ec,
-                                                      boost::asio::ip::tcp::socket socket) {
-    on_accept(ec, std::move(socket), target);
+  acceptor_.async_wait(boost::asio::socket_base::wait_read, [this](const boost::system::error_code& ec) {
+    if (stopped_ || ec == boost::asio::error::operation_aborted) return;
+    if (ec) return pause_accepting(ec.message());
+    accept_ready();
   });
 }
 
-void listener::on_accept(const boost::system::error_code& ec, boost::asio::ip::tcp::socket socket,
-                         event_loop& target) {
-  if (stopped_ || ec == boost::asio::error::operation_aborted) return;
-  if ((ec == boost::asio::error::no_descriptors || ec.value() == ENFILE) && refuse_on_spare()) {
-    // Out of descriptors: the waiting client was accepted on the spare and closed at once
-    // instead of being left in the backlog.
-    return do_accept();
+void listener::pause_accepting(const std::string& why) {
+  // Out of memory, or out of descriptors with no spare: pause instead of spinning, then go on.
+  spdlog::warn("accept failed: {}; retrying in 100 ms", why);
+  retry_timer_.expires_after(std::chrono::milliseconds(100));
+  retry_timer_.async_wait([this](const boost::system::error_code& e) {
+    if (!e) do_accept();
+  });
+}
+
+void listener::accept_ready() {
+  for (int i = 0; i < accept_batch; ++i) {
+    if (stopped_) return;
+    sockaddr_storage peer{};
+    socklen_t len = sizeof peer;
+    const int fd = ::accept4(acceptor_.native_handle(), reinterpret_cast<sockaddr*>(&peer), &len,
+                             SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) {
+      admit(fd, peer, len);
+      continue;
+    }
+    const int e = errno;
+    switch (e) {
+      case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+      case EWOULDBLOCK:
+#endif
+        return do_accept();  // the backlog is empty
+      // The connection failed before we took it, or a signal came (accept(2): retry these).
+      case EINTR: case ECONNABORTED: case EPROTO: case ENETDOWN: case ENOPROTOOPT: case EHOSTDOWN:
+      case ENONET: case EHOSTUNREACH: case EOPNOTSUPP: case ENETUNREACH: case EPERM:
+        continue;
+      case EMFILE: case ENFILE:
+        // Out of descriptors: the waiting client is accepted on the spare and closed at once
+        // instead of being left in the backlog.
+        if (refuse_on_spare()) continue;
+        return pause_accepting(std::strerror(e));
+      default:
+        return pause_accepting(std::strerror(e));
+    }
   }
-  if (ec) {
-    // Out of memory, or no spare descriptor: pause instead of spinning, then go on.
-    spdlog::warn("accept failed: {}; retrying in 100 ms", ec.message());
-    retry_timer_.expires_after(std::chrono::milliseconds(100));
-    retry_timer_.async_wait([this](const boost::system::error_code& e) {
-      if (!e) do_accept();
-    });
-    return;
-  }
+  // More may be waiting: the loop's other work runs first.
+  boost::asio::post(home_.io(), [this] { accept_ready(); });
+}
+
+void listener::admit(int fd, const sockaddr_storage& peer_address, socklen_t len) {
   if (draining_) last_accept_ = std::chrono::steady_clock::now();
-  boost::system::error_code ignore;
   const bool at_connection_cap =
       limits_.max_connections && counters_.connections.load(std::memory_order_relaxed) >= limits_.max_connections;
   const bool at_handshake_cap =
@@ -180,13 +219,14 @@ void listener::on_accept(const boost::system::error_code& ec, boost::asio::ip::t
   if (at_connection_cap || at_handshake_cap) {
     // Counted first: whoever sees the close may look at the counters.
     note_refusal(counters_, at_connection_cap ? refusal::connection_cap : refusal::handshake_cap);
-    refuse_at_once(socket.release(ignore), tls_ == nullptr);
-    return do_accept();
+    refuse_at_once(fd, tls_ == nullptr);
+    return;
   }
-  counted_slot connection_slot(counters_.connections);
-  counted_slot handshake_slot;
-  if (tls_) handshake_slot = counted_slot(counters_.handshakes);
-  const auto peer = socket.remote_endpoint(ignore);
+  boost::asio::ip::tcp::endpoint peer;
+  if (len <= peer.capacity()) {
+    std::memcpy(peer.data(), &peer_address, len);
+    peer.resize(len);
+  }
   // Behind a load balancer the client's address comes later (PROXY header, X-Forwarded-For):
   // the limit is applied to it then (session_context::late_rate_limit), not to the balancer.
   const bool address_comes_later =
@@ -195,31 +235,34 @@ void listener::on_accept(const boost::system::error_code& ec, boost::asio::ip::t
     if (problem_lines().allow(spdlog::level::info))
       spdlog::info("{}: over the rate limit, connection dropped", peer.address().to_string());
     home_.context().counters.rate_limited.fetch_add(1, std::memory_order_relaxed);
-    socket.close(ignore);
-    return do_accept();
+    ::close(fd);
+    return;
   }
-  socket.set_option(boost::asio::ip::tcp::no_delay(true), ignore);
-  socket.set_option(boost::asio::socket_base::keep_alive(true), ignore);
   std::unique_ptr<SSL, decltype(&SSL_free)> ssl(nullptr, &SSL_free);
   if (tls_) {
     ssl.reset(tls_->new_ssl());
     if (!ssl) {
       spdlog::error("cannot create a TLS session; connection dropped");
-      socket.close(ignore);
-      return do_accept();
+      ::close(fd);
+      return;
     }
   }
-  // The socket already belongs to the target loop's io_context: start the connection there.
-  boost::asio::post(target.io(), [&target, ssl = std::move(ssl), s = std::move(socket), role = role_,
-                                   cs = std::move(connection_slot), hs = std::move(handshake_slot),
-                                   proxied = limits_.proxy_protocol]() mutable {
-    auto c = std::make_shared<connection>(target, std::move(s), ssl.release(), tls_role::server);
+  counted_slot connection_slot(counters_.connections);
+  counted_slot handshake_slot;
+  if (tls_) handshake_slot = counted_slot(counters_.handshakes);
+  event_loop& target = *loops_[next_loop_];
+  next_loop_ = (next_loop_ + 1) % loops_.size();
+  auto start = [&target, fd, peer, ssl = std::move(ssl), role = role_, cs = std::move(connection_slot),
+                hs = std::move(handshake_slot), proxied = limits_.proxy_protocol]() mutable {
+    auto c = std::make_shared<connection>(target, fd, peer, ssl.release(), tls_role::server);
     c->hold_slots(std::move(cs), std::move(hs));
     if (proxied) c->expect_proxy_header();
     auto first = std::make_unique<http_session>(*c, role);
     c->start(std::move(first), target.now() + target.context().settings.handshake_timeout);
-  });
-  do_accept();
+  };
+  // On this loop's own thread it starts here; another loop gets it posted.
+  if (&target == &home_) start();
+  else boost::asio::post(target.io(), std::move(start));
 }
 
 }  // namespace mles::net

@@ -9,12 +9,14 @@
 #include "net/tls_context.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
+#include <sys/socket.h>
 #include <boost/asio/steady_timer.hpp>
 
 #include <atomic>
 #include <chrono>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 namespace mles::net {
@@ -54,9 +56,12 @@ class listener {
 
  private:
   void do_accept();
+  void accept_ready();
+  void pause_accepting(const std::string& why);
+  // A descriptor accept4() gave: refused at a cap or over the rate limit, else handed to the
+  // next loop as a connection.
+  void admit(int fd, const sockaddr_storage& peer, socklen_t len);
   void check_drained();
-  void on_accept(const boost::system::error_code& ec, boost::asio::ip::tcp::socket socket,
-                 event_loop& target);
   // Accept failed for lack of descriptors: accept on the spare descriptor and refuse.
   bool refuse_on_spare();
 
@@ -73,6 +78,8 @@ class listener {
   const http::cidr_set* trusted_proxies_;  // --trusted-proxy: exempt from the accept-time limit
   int spare_fd_ = -1;  // an open /dev/null, given up at EMFILE to accept and refuse
   std::size_t next_loop_ = 0;
+  // Accepts per loop turn: the loop's own connections wait while a turn starts new ones.
+  static constexpr int accept_batch = 8;
   bool stopped_ = false;
   // stop(): accepting what is queued until the drain ends.
   bool draining_ = false;

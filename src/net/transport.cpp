@@ -127,16 +127,25 @@ void tls13_keylog(const SSL* ssl, const char* line) {
   }
 }
 
+namespace {
+// The socket's descriptor, taken from Asio; -1 if it has none: reads and writes then fail
+// with EBADF and the connection ends at once.
+int release_descriptor(boost::asio::ip::tcp::socket& socket) {
+  boost::system::error_code ec;
+  const int fd = socket.is_open() ? socket.release(ec) : -1;
+  if (ec || fd < 0) return -1;
+  int on = 1;
+  (void)::ioctl(fd, FIONBIO, &on);  // Asio may have left it blocking at the system level
+  return fd;
+}
+}  // namespace
+
 transport::transport(boost::asio::ip::tcp::socket socket, SSL* ssl, tls_role role,
                      byte_buffer& tls_scratch)
-    : ssl_(ssl), scratch_(tls_scratch) {
-  boost::system::error_code ec;
-  if (socket.is_open()) fd_ = socket.release(ec);
-  if (ec) fd_ = -1;  // reads and writes then fail with EBADF: the connection ends at once
-  if (fd_ >= 0) {
-    int on = 1;
-    (void)::ioctl(fd_, FIONBIO, &on);
-  }
+    : transport(release_descriptor(socket), ssl, role, tls_scratch) {}
+
+transport::transport(int fd, SSL* ssl, tls_role role, byte_buffer& tls_scratch)
+    : fd_(fd), ssl_(ssl), scratch_(tls_scratch) {
   if (ssl_) {
     BIO* rbio = BIO_new_socket(fd_, BIO_NOCLOSE);
     BIO* wbio = BIO_new(tls_sink_access::method());

@@ -59,6 +59,9 @@ class transport {
   // per-socket reactor state is given back at once). tls_scratch is the event loop's buffer
   // for freshly encrypted records (shared by its connections).
   transport(boost::asio::ip::tcp::socket socket, SSL* ssl, tls_role role, byte_buffer& tls_scratch);
+  // The same for a bare non-blocking descriptor (accepted with SOCK_NONBLOCK, never registered
+  // with Asio), owned from now on.
+  transport(int fd, SSL* ssl, tls_role role, byte_buffer& tls_scratch);
   ~transport();
   transport(const transport&) = delete;
   transport& operator=(const transport&) = delete;

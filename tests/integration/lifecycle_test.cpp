@@ -10,6 +10,9 @@
 #include <sys/socket.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <future>
 #include <latch>
 #include <map>
@@ -291,6 +294,43 @@ TEST_P(mles_backpressure, resets_a_dropped_member_that_cannot_take_its_close_fra
       << "the slow member's connection is still in TCP state " << tcp_state(slow->fd())
       << " (1 = established: the server's end lingers with what it could not deliver)";
   EXPECT_TRUE(wait_until([&] { return s.stats().sessions == 1; })) << "sessions: " << s.stats().sessions;
+}
+
+// Accepted sockets take TCP_NODELAY (no Nagle delay on small frames) and SO_KEEPALIVE (a
+// vanished peer is found) from the listening socket. The server runs in this process: its end
+// of the client's connection is the socket whose addresses are the client's, swapped.
+class mles_sockets : public server_test {};
+MLES_INSTANTIATE_OVER_TRANSPORTS(mles_sockets);
+
+TEST_P(mles_sockets, accepted_connections_have_nodelay_and_keepalive) {
+  auto& s = start();
+  auto a = s.join_first("ann", "sockets");
+  sockaddr_storage client_local{}, client_peer{};
+  socklen_t local_len = sizeof client_local, peer_len = sizeof client_peer;
+  ASSERT_EQ(::getsockname(a->fd(), reinterpret_cast<sockaddr*>(&client_local), &local_len), 0);
+  ASSERT_EQ(::getpeername(a->fd(), reinterpret_cast<sockaddr*>(&client_peer), &peer_len), 0);
+  int server_end = -1;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    const int fd = std::atoi(entry.path().filename().c_str());
+    sockaddr_storage local{}, peer{};
+    socklen_t l1 = sizeof local, l2 = sizeof peer;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &l1) != 0 ||
+        ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &l2) != 0)
+      continue;
+    if (l1 == peer_len && l2 == local_len && std::memcmp(&local, &client_peer, l1) == 0 &&
+        std::memcmp(&peer, &client_local, l2) == 0) {
+      server_end = fd;
+      break;
+    }
+  }
+  ASSERT_GE(server_end, 0) << "the server's end of the connection was not found among this process's descriptors";
+  int nodelay = 0, keepalive = 0;
+  socklen_t len = sizeof nodelay;
+  ASSERT_EQ(::getsockopt(server_end, IPPROTO_TCP, TCP_NODELAY, &nodelay, &len), 0);
+  len = sizeof keepalive;
+  ASSERT_EQ(::getsockopt(server_end, SOL_SOCKET, SO_KEEPALIVE, &keepalive, &len), 0);
+  EXPECT_EQ(nodelay, 1) << "TCP_NODELAY is off on the accepted socket";
+  EXPECT_EQ(keepalive, 1) << "SO_KEEPALIVE is off on the accepted socket";
 }
 
 // ---------------------------------------------------------------------------------------------

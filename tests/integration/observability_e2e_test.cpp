@@ -13,6 +13,10 @@
 #include <boost/json/value.hpp>
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <chrono>
 #include <cmath>
 #include <csignal>
@@ -520,6 +524,26 @@ TEST(log_e2e, a_session_end_line_names_the_channel_it_left) {
   const auto line = s.process->wait_stderr_line("session ended", patience);
   ASSERT_TRUE(line) << joined_lines(s.process->err_lines());
   EXPECT_NE(line->find("uid=ann channel=" + channel), std::string::npos) << *line;
+}
+
+// The server learns the client's address from accept4() itself: a session's lines name the
+// client's own address and port (what an operator matches against a firewall or a complaint).
+TEST(log_e2e, session_lines_name_the_clients_address_and_port) {
+  temp_dir www;
+  std::filesystem::create_directories(www.path() / "localhost");
+  auto s = start_binary(with(base_args(www), {"--no-tls", "--log-level", "info"}), {}, 30s);
+  ASSERT_NE(s.port, 0);
+  auto c = session(s.port, transport::plain);
+  sockaddr_in local{};
+  socklen_t len = sizeof local;
+  ASSERT_EQ(::getsockname(c->fd(), reinterpret_cast<sockaddr*>(&local), &len), 0);
+  const std::string client = "127.0.0.1:" + std::to_string(ntohs(local.sin_port)) + " ";
+  ASSERT_TRUE(c->join("ann", "addresses"));
+  ASSERT_TRUE(c->sync(30s)) << c->error();
+  c->close_socket();
+  const auto line = s.process->wait_stderr_line("session ended", patience);
+  ASSERT_TRUE(line) << joined_lines(s.process->err_lines());
+  EXPECT_NE(line->find(client), std::string::npos) << "no '" << client << "' in: " << *line;
 }
 
 TEST(log_e2e, refused_joins_show_at_info_and_a_missing_domain_folder_is_warned_at_start) {
