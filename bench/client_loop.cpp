@@ -9,6 +9,7 @@
 #include <array>
 #include <cerrno>
 #include <climits>
+#include <optional>
 #include <cstring>
 #include <stdexcept>
 #include <system_error>
@@ -88,6 +89,34 @@ const BIO_METHOD* socket_bio_method() {
   return m;
 }
 
+// TLS 1.3 secrets: the key-log callback hands them to the connection being handshaken.
+int secrets_index() {
+  static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
+void keep_secrets(const SSL* ssl, const char* line) {
+  auto* s = static_cast<net::tls13::application_secrets*>(SSL_get_ex_data(ssl, secrets_index()));
+  if (s != nullptr && line != nullptr) s->take_keylog_line(line);
+}
+
+// Writes data[off, size) until all is written or the socket is full; false (errno says why)
+// if the socket failed.
+bool send_some(int fd, const char* data, std::size_t size, std::size_t& off) {
+  while (off < size) {
+    const ssize_t r = ::send(fd, data + off, size - off, MSG_NOSIGNAL);
+    if (r > 0) {
+      off += static_cast<std::size_t>(r);
+      continue;
+    }
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+    if (r == 0) errno = EPIPE;
+    return false;
+  }
+  return true;
+}
+
 std::string tls_error_string() {
   const unsigned long e = ERR_get_error();
   if (e == 0) return errno != 0 ? std::string(std::strerror(errno)) : std::string("unknown");
@@ -110,6 +139,7 @@ client_loop::client_loop(const endpoint& ep, SSL_CTX* tls, std::string host_head
   if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev) != 0)
     throw std::system_error(errno, std::generic_category(), "epoll_ctl");
   rbuf_.resize(initial_read_buffer);
+  if (tls_ != nullptr) SSL_CTX_set_keylog_callback(tls_, &keep_secrets);
 }
 
 client_loop::~client_loop() {
@@ -187,6 +217,11 @@ void client_loop::finish_connect(connection& c) {
     BIO_set_data(bio, &c);
     c.tls_drained_ = false;
     SSL_set_bio(c.ssl_, bio, bio);
+    // No read-ahead until the records are ours or OpenSSL's for good: OpenSSL must not hold
+    // bytes past the handshake when the bench takes the records over.
+    SSL_set_read_ahead(c.ssl_, 0);
+    c.tls_secrets_ = std::make_unique<net::tls13::application_secrets>();
+    SSL_set_ex_data(c.ssl_, secrets_index(), c.tls_secrets_.get());
     SSL_set_tlsext_host_name(c.ssl_, "localhost");
     SSL_set_connect_state(c.ssl_);
     c.state_ = conn_state::tls_handshake;
@@ -203,6 +238,7 @@ void client_loop::continue_tls_handshake(connection& c) {
   const int r = SSL_do_handshake(c.ssl_);
   if (r == 1) {
     c.read_wants_write_ = false;
+    take_over_records(c);
     send_upgrade_request(c);
     return;
   }
@@ -219,6 +255,33 @@ void client_loop::continue_tls_handshake(connection& c) {
     return;
   }
   update_interest(c);
+}
+
+// TLS 1.3: once the handshake is done the bench runs the records itself, on the server's
+// record layer (src/net/tls13_records: AEAD through OpenSSL's EVP, framing ours), and frees
+// the SSL. Why: OpenSSL's per-record path on the client (SSL_read's state machine, its
+// error queue, a copy out of its buffer) cost the bench about as much as the AES itself,
+// and the bench's core, not the server's, set the pace of TLS fan-out. The handshake, the
+// certificate and the cipher stay OpenSSL's; TLS 1.2 (and any surprise: bytes OpenSSL
+// already holds, an unknown suite) keeps OpenSSL for the whole connection.
+void client_loop::take_over_records(connection& c) {
+  const std::unique_ptr<net::tls13::application_secrets> secrets = std::move(c.tls_secrets_);
+  SSL_set_ex_data(c.ssl_, secrets_index(), nullptr);
+  const SSL_CIPHER* cipher = SSL_get_current_cipher(c.ssl_);
+  const auto suite = cipher != nullptr ? net::tls13::suite_from_id(SSL_CIPHER_get_protocol_id(cipher)) : std::nullopt;
+  if (SSL_version(c.ssl_) == TLS1_3_VERSION && suite && secrets && secrets->complete_for(*suite) &&
+      SSL_has_pending(c.ssl_) == 0) {
+    try {
+      c.records_ = std::make_unique<net::tls13::record_layer>(*suite, net::tls13::role::client,
+                                                              secrets->client_secret(), secrets->server_secret());
+      SSL_free(c.ssl_);
+      c.ssl_ = nullptr;
+      return;
+    } catch (const std::exception&) {
+      c.records_.reset();  // OpenSSL keeps the records
+    }
+  }
+  SSL_set_read_ahead(c.ssl_, 1);
 }
 
 void client_loop::send_upgrade_request(connection& c) {
@@ -275,6 +338,11 @@ void client_loop::close(connection& c, close_kind kind) {
     SSL_free(c.ssl_);
     c.ssl_ = nullptr;
   }
+  c.tls_secrets_.reset();
+  c.records_.reset();
+  std::string().swap(c.records_in_);
+  net::byte_buffer().swap(c.sealed_);
+  c.sealed_off_ = 0;
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c.fd_, nullptr);
   ::close(c.fd_);
   c.fd_ = -1;
@@ -315,30 +383,44 @@ void client_loop::update_interest(connection& c) {
 }
 
 void client_loop::flush(connection& c) {
-  while (c.out_off_ < c.out_.size()) {
-    const char* data = c.out_.data() + c.out_off_;
-    const std::size_t left = c.out_.size() - c.out_off_;
-    if (c.ssl_ != nullptr) {
-      ERR_clear_error();
-      errno = 0;
-      const int r = SSL_write(c.ssl_, data, static_cast<int>(std::min<std::size_t>(left, INT_MAX)));
-      if (r > 0) {
-        c.out_off_ += static_cast<std::size_t>(r);
-        continue;
-      }
-      const int e = SSL_get_error(c.ssl_, r);
-      if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) break;
-      fail(c, fmt::format("TLS write failed: {}", tls_error_string()));
+  if (c.records_ != nullptr && c.out_off_ < c.out_.size()) {
+    try {
+      c.records_->seal({reinterpret_cast<const std::uint8_t*>(c.out_.data()) + c.out_off_, c.out_.size() - c.out_off_},
+                       c.sealed_);
+    } catch (const std::exception& e) {
+      fail(c, fmt::format("TLS write failed: {}", e.what()));
       return;
     }
-    const ssize_t r = ::send(c.fd_, data, left, MSG_NOSIGNAL);
+    c.out_.clear();
+    c.out_off_ = 0;
+  }
+  // Sealed records first (ours), then out_ (plain, or OpenSSL's to seal).
+  if (!send_some(c.fd_, reinterpret_cast<const char*>(c.sealed_.data()), c.sealed_.size(), c.sealed_off_)) {
+    fail(c, fmt::format("write failed: {}", std::strerror(errno)));
+    return;
+  }
+  if (c.sealed_off_ == c.sealed_.size()) {
+    c.sealed_.clear();
+    c.sealed_off_ = 0;
+  }
+  if (c.ssl_ == nullptr) {
+    if (!send_some(c.fd_, c.out_.data(), c.out_.size(), c.out_off_)) {
+      fail(c, fmt::format("write failed: {}", std::strerror(errno)));
+      return;
+    }
+  }
+  while (c.ssl_ != nullptr && c.out_off_ < c.out_.size()) {
+    const std::size_t left = c.out_.size() - c.out_off_;
+    ERR_clear_error();
+    errno = 0;
+    const int r = SSL_write(c.ssl_, c.out_.data() + c.out_off_, static_cast<int>(std::min<std::size_t>(left, INT_MAX)));
     if (r > 0) {
       c.out_off_ += static_cast<std::size_t>(r);
       continue;
     }
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-    fail(c, fmt::format("write failed: {}", std::strerror(errno)));
+    const int e = SSL_get_error(c.ssl_, r);
+    if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) break;
+    fail(c, fmt::format("TLS write failed: {}", tls_error_string()));
     return;
   }
   if (c.out_off_ == c.out_.size()) {
@@ -398,7 +480,8 @@ void client_loop::on_event(connection& c, std::uint32_t ev) {
   }
   if ((ev & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) != 0) {
     do_read(c);
-    if (c.ssl_ != nullptr && c.state_ != conn_state::closed && c.queued() > 0) mark_dirty(c);
+    if ((c.ssl_ != nullptr || c.records_ != nullptr) && c.state_ != conn_state::closed && c.queued() > 0)
+      mark_dirty(c);
   }
 }
 
@@ -420,7 +503,13 @@ void client_loop::do_read(connection& c) {
     bool drained = false;
     std::string error;
     bool eof = false;
-    if (c.ssl_ != nullptr) {
+    if (c.records_ != nullptr) {
+      read_outcome o = read_records(c, have);
+      got = o.plaintext;
+      drained = o.drained;
+      eof = o.eof;
+      error = std::move(o.error);
+    } else if (c.ssl_ != nullptr) {
       // SSL_read yields at most one record (16 KiB): fill the buffer before parsing.
       while (got < space) {
         ERR_clear_error();
@@ -479,6 +568,44 @@ void client_loop::do_read(connection& c) {
     }
     if (drained || c.read_paused_) return;
   }
+}
+
+client_loop::read_outcome client_loop::read_records(connection& c, std::size_t at) {
+  read_outcome o;
+  // The incomplete record of the last read, then the socket's bytes after it.
+  const std::size_t part = c.records_in_.size();
+  if (rbuf_.size() < at + part + min_read_space) rbuf_.resize(std::max(rbuf_.size() * 2, at + part + min_read_space));
+  char* base = rbuf_.data() + at;
+  if (part > 0) std::memcpy(base, c.records_in_.data(), part);
+  c.records_in_.clear();
+  const std::size_t space = rbuf_.size() - at - part;
+  ssize_t r;
+  do {
+    r = ::read(c.fd_, base + part, space);
+  } while (r < 0 && errno == EINTR);
+  std::size_t n = part;
+  if (r > 0) {
+    n += static_cast<std::size_t>(r);
+    o.drained = static_cast<std::size_t>(r) < space;
+  } else if (r == 0) {
+    o.eof = true;
+  } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+    o.drained = true;
+  } else {
+    o.error = fmt::format("read failed: {}", std::strerror(errno));
+  }
+  // Whole records are opened in place (their plaintext moves to base); the rest is kept.
+  const auto res = c.records_->open({reinterpret_cast<std::uint8_t*>(base), n}, c.sealed_);
+  if (res.st == net::tls13::record_layer::status::ok) {
+    c.records_in_.assign(base + res.consumed, n - res.consumed);
+    if (o.eof && !c.records_in_.empty() && o.error.empty()) o.error = "TLS stream ended inside a record";
+  } else if (res.st == net::tls13::record_layer::status::closed) {
+    o.eof = true;  // close_notify
+  } else {
+    o.error = fmt::format("TLS read failed: {}", c.records_->what());
+  }
+  o.plaintext = res.plaintext;
+  return o;
 }
 
 bool client_loop::consume_upgrade_response(connection& c, std::size_t n, std::size_t& used) {

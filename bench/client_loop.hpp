@@ -4,6 +4,8 @@
 #pragma once
 
 #include "bench_common.hpp"
+#include "net/byte_buffer.hpp"
+#include "net/tls13_records.hpp"
 #include "ws_wire.hpp"
 
 #include <openssl/ssl.h>
@@ -12,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -45,8 +48,14 @@ struct connection {
   clock_ns t_open_ = 0;            // 101 received
   const endpoint* target_ = nullptr;          // server to dial; null: the loop's
   const std::string* target_host_ = nullptr;  // its Host header; null: the loop's
+  // TLS 1.3 once the handshake is done: the records are ours (client_loop::take_over_records).
+  std::unique_ptr<net::tls13::application_secrets> tls_secrets_;  // during the handshake
+  std::unique_ptr<net::tls13::record_layer> records_;
+  std::string records_in_;    // an incomplete record read so far
+  net::byte_buffer sealed_;  // records not yet written (out_ is sealed when flushed)
+  std::size_t sealed_off_ = 0;
 
-  std::size_t queued() const noexcept { return out_.size() - out_off_; }
+  std::size_t queued() const noexcept { return out_.size() - out_off_ + (sealed_.size() - sealed_off_); }
 };
 
 // What a mode does with connections. Called on the loop's thread.
@@ -117,6 +126,15 @@ class client_loop {
   void on_event(connection& c, std::uint32_t ev);
   void finish_connect(connection& c);
   void continue_tls_handshake(connection& c);
+  void take_over_records(connection& c);
+  // One read on a connection whose records are ours: rbuf_[at, ...) gets its plaintext.
+  struct read_outcome {
+    std::size_t plaintext = 0;
+    bool drained = false;
+    bool eof = false;
+    std::string error;
+  };
+  read_outcome read_records(connection& c, std::size_t at);
   void send_upgrade_request(connection& c);
   void do_read(connection& c);
   // Parses rbuf_[0, n); returns false if the connection failed.

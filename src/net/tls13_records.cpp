@@ -121,6 +121,49 @@ std::array<std::uint8_t, iv_length> traffic_keys::nonce() const noexcept {
   return n;
 }
 
+namespace {
+
+int hex_digit(char c) noexcept {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// "<label> <client random hex> <secret hex>" → the secret, if the label is `label`.
+std::size_t parse_secret(std::string_view line, std::string_view label, std::array<std::uint8_t, 48>& out) noexcept {
+  if (!line.starts_with(label) || line.size() <= label.size() || line[label.size()] != ' ') return 0;
+  const auto last = line.rfind(' ');
+  const std::string_view hex = line.substr(last + 1);
+  if (hex.size() % 2 || hex.size() / 2 > out.size()) return 0;
+  for (std::size_t i = 0; i < hex.size() / 2; ++i) {
+    const int hi = hex_digit(hex[2 * i]);
+    const int lo = hex_digit(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return 0;
+    out[i] = static_cast<std::uint8_t>(hi * 16 + lo);
+  }
+  return hex.size() / 2;
+}
+
+}  // namespace
+
+application_secrets::~application_secrets() {
+  OPENSSL_cleanse(client.data(), client.size());
+  OPENSSL_cleanse(server.data(), server.size());
+}
+
+void application_secrets::take_keylog_line(std::string_view line) noexcept {
+  if (const std::size_t n = parse_secret(line, "CLIENT_TRAFFIC_SECRET_0", client)) {
+    client_len = n;
+  } else if (const std::size_t m = parse_secret(line, "SERVER_TRAFFIC_SECRET_0", server)) {
+    server_len = m;
+  }
+}
+
+bool application_secrets::complete_for(suite s) const noexcept {
+  return client_len == hash_length(s) && server_len == hash_length(s);
+}
+
 std::string_view alert_name(std::uint8_t d) noexcept {
   switch (d) {
     case 0: return "close_notify";

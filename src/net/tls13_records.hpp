@@ -63,6 +63,26 @@ struct traffic_keys {
   std::array<std::uint8_t, iv_length> nonce() const noexcept;
 };
 
+// The TLS 1.3 application traffic secrets of a handshake, as OpenSSL's key-log callback
+// (SSL_CTX_set_keylog_callback) hands them over: what a record_layer is made from.
+struct application_secrets {
+  std::array<std::uint8_t, 48> client{};  // CLIENT_TRAFFIC_SECRET_0
+  std::array<std::uint8_t, 48> server{};  // SERVER_TRAFFIC_SECRET_0
+  std::size_t client_len = 0;
+  std::size_t server_len = 0;
+  application_secrets() = default;
+  application_secrets(const application_secrets&) = delete;
+  application_secrets& operator=(const application_secrets&) = delete;
+  ~application_secrets();
+  // One key-log line ("<label> <client random hex> <secret hex>"): kept if it is one of the
+  // two application secrets, ignored otherwise (handshake secrets, malformed lines).
+  void take_keylog_line(std::string_view line) noexcept;
+  // Both secrets are there, of the suite's hash length.
+  bool complete_for(suite s) const noexcept;
+  std::span<const std::uint8_t> client_secret() const noexcept { return {client.data(), client_len}; }
+  std::span<const std::uint8_t> server_secret() const noexcept { return {server.data(), server_len}; }
+};
+
 // TLS alert descriptions this layer sends or names (RFC 8446 §6).
 enum class alert : std::uint8_t {
   close_notify = 0,

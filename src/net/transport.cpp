@@ -53,19 +53,6 @@ struct tls_sink_access {
   }
 };
 
-// The TLS 1.3 application traffic secrets of a server handshake, as the key-log callback
-// hands them over.
-struct transport::handoff {
-  std::array<std::uint8_t, 48> client{};
-  std::array<std::uint8_t, 48> server{};
-  std::size_t client_len = 0;
-  std::size_t server_len = 0;
-  ~handoff() {
-    OPENSSL_cleanse(client.data(), client.size());
-    OPENSSL_cleanse(server.data(), server.size());
-  }
-};
-
 // A session on our record layer.
 struct transport::own_tls {
   own_tls(tls13::suite s, std::span<const std::uint8_t> client, std::span<const std::uint8_t> server,
@@ -92,42 +79,16 @@ int transport_index() {
   return index;
 }
 
-int hex_digit(char c) noexcept {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// "<label> <client random hex> <secret hex>" → the secret, if the label is `label`.
-std::size_t parse_secret(std::string_view line, std::string_view label, std::array<std::uint8_t, 48>& out) {
-  if (!line.starts_with(label) || line.size() <= label.size() || line[label.size()] != ' ') return 0;
-  const auto last = line.rfind(' ');
-  const std::string_view hex = line.substr(last + 1);
-  if (hex.size() % 2 || hex.size() / 2 > out.size()) return 0;
-  for (std::size_t i = 0; i < hex.size() / 2; ++i) {
-    const int hi = hex_digit(hex[2 * i]);
-    const int lo = hex_digit(hex[2 * i + 1]);
-    if (hi < 0 || lo < 0) return 0;
-    out[i] = static_cast<std::uint8_t>(hi * 16 + lo);
-  }
-  return hex.size() / 2;
-}
-
 }  // namespace
 
 void tls13_keylog(const SSL* ssl, const char* line) {
   auto* t = static_cast<transport*>(SSL_get_ex_data(ssl, transport_index()));
   if (!t || !t->handoff_ || !line) return;
-  const std::string_view l(line);
-  if (const std::size_t n = parse_secret(l, "CLIENT_TRAFFIC_SECRET_0", t->handoff_->client)) {
-    t->handoff_->client_len = n;
-  } else if (const std::size_t m = parse_secret(l, "SERVER_TRAFFIC_SECRET_0", t->handoff_->server)) {
-    t->handoff_->server_len = m;
-  }
+  t->handoff_->take_keylog_line(line);
 }
 
 namespace {
+
 // The socket's descriptor, taken from Asio; -1 if it has none: reads and writes then fail
 // with EBADF and the connection ends at once.
 int release_descriptor(boost::asio::ip::tcp::socket& socket) {
@@ -155,7 +116,7 @@ transport::transport(int fd, SSL* ssl, tls_role role, byte_buffer& tls_scratch)
       SSL_set_accept_state(ssl_);
       // Ready to take over a TLS 1.3 session: OpenSSL must not read past the client's
       // Finished (no read-ahead during the handshake; restored if OpenSSL keeps the session).
-      handoff_ = std::make_unique<handoff>();
+      handoff_ = std::make_unique<tls13::application_secrets>();
       SSL_set_ex_data(ssl_, transport_index(), this);
       SSL_set_read_ahead(ssl_, 0);
     } else {
@@ -172,7 +133,7 @@ transport::~transport() {
 // The handshake is complete and the server's last flight (this call's output, session
 // tickets) is in the scratch buffer, not yet sent.
 void transport::take_over_records() {
-  const std::unique_ptr<handoff> h = std::move(handoff_);
+  const std::unique_ptr<tls13::application_secrets> h = std::move(handoff_);
   SSL_set_ex_data(ssl_, transport_index(), nullptr);
   const auto keep_openssl = [&] { SSL_set_read_ahead(ssl_, 1); };
   if (!h || SSL_version(ssl_) != TLS1_3_VERSION || SSL_has_pending(ssl_) || SSL_pending(ssl_) > 0) {
@@ -180,11 +141,11 @@ void transport::take_over_records() {
   }
   const SSL_CIPHER* cipher = SSL_get_current_cipher(ssl_);
   const auto s = cipher ? tls13::suite_from_id(SSL_CIPHER_get_protocol_id(cipher)) : std::nullopt;
-  if (!s || h->client_len != tls13::hash_length(*s) || h->server_len != tls13::hash_length(*s)) {
+  if (!s || !h->complete_for(*s)) {
     return keep_openssl();
   }
-  const std::span<const std::uint8_t> client(h->client.data(), h->client_len);
-  const std::span<const std::uint8_t> server(h->server.data(), h->server_len);
+  const std::span<const std::uint8_t> client = h->client_secret();
+  const std::span<const std::uint8_t> server = h->server_secret();
   try {
     // Whatever OpenSSL wrote in this last step went under our new key (the tickets): open it
     // as the client would, to know exactly how many records it was. Anything else (a record

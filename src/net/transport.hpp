@@ -117,7 +117,6 @@ class transport {
  private:
   friend struct tls_sink_access;
   friend void tls13_keylog(const SSL* ssl, const char* line);
-  struct handoff;   // secrets captured during the handshake
   struct own_tls;   // our record layer's session state
   io_result ssl_result(int ret, const char* what);
   // After a completed server handshake: move to our record layer if it can be done exactly.
@@ -130,7 +129,7 @@ class transport {
 
   int fd_ = -1;
   SSL* ssl_;
-  std::unique_ptr<handoff> handoff_;  // during a server handshake only
+  std::unique_ptr<tls13::application_secrets> handoff_;  // during a server handshake only
   std::unique_ptr<own_tls> t13_;      // after the switch (ssl_ is then null)
   byte_buffer& scratch_;
   // Ciphertext the kernel has not taken yet (made at the first such write: a plain

@@ -285,6 +285,41 @@ TEST(tls13_records, suite_parameters) {
   EXPECT_EQ(alert_name(80), "internal_error");
 }
 
+TEST(tls13_records, application_secrets_from_key_log_lines) {
+  const std::string random(64, 'a');
+  const std::string c32 = "00112233445566778899aabbccddeeff00112233445566778899AABBCCDDEEFF";
+  const std::string s32 = "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100";
+  application_secrets a;
+  EXPECT_FALSE(a.complete_for(suite::aes_128_gcm_sha256));
+  // Handshake secrets, other labels and malformed lines are ignored.
+  a.take_keylog_line("CLIENT_HANDSHAKE_TRAFFIC_SECRET " + random + " " + c32);
+  a.take_keylog_line("SERVER_HANDSHAKE_TRAFFIC_SECRET " + random + " " + s32);
+  a.take_keylog_line("CLIENT_TRAFFIC_SECRET_1 " + random + " " + c32);
+  a.take_keylog_line("CLIENT_TRAFFIC_SECRET_0 " + random + " " + c32.substr(1));    // odd length
+  a.take_keylog_line("CLIENT_TRAFFIC_SECRET_0 " + random + " " + c32 + "zz");       // not hex
+  a.take_keylog_line("SERVER_TRAFFIC_SECRET_0 " + random + " " + s32 + s32);        // 64 bytes
+  a.take_keylog_line("SERVER_TRAFFIC_SECRET_0");                                    // no fields
+  a.take_keylog_line("");
+  EXPECT_EQ(a.client_len, 0u);
+  EXPECT_EQ(a.server_len, 0u);
+
+  a.take_keylog_line("CLIENT_TRAFFIC_SECRET_0 " + random + " " + c32);
+  EXPECT_FALSE(a.complete_for(suite::aes_128_gcm_sha256));
+  a.take_keylog_line("SERVER_TRAFFIC_SECRET_0 " + random + " " + s32);
+  EXPECT_TRUE(a.complete_for(suite::aes_128_gcm_sha256));
+  EXPECT_TRUE(a.complete_for(suite::chacha20_poly1305_sha256));
+  EXPECT_FALSE(a.complete_for(suite::aes_256_gcm_sha384));  // its secrets are 48 bytes
+  EXPECT_EQ(to_bytes(a.client_secret()), from_hex(c32));
+  EXPECT_EQ(to_bytes(a.server_secret()), from_hex(s32));
+
+  // SHA-384 suites: 48-byte secrets.
+  application_secrets b;
+  b.take_keylog_line("CLIENT_TRAFFIC_SECRET_0 " + random + " " + c32 + c32.substr(0, 32));
+  b.take_keylog_line("SERVER_TRAFFIC_SECRET_0 " + random + " " + s32 + s32.substr(0, 32));
+  EXPECT_TRUE(b.complete_for(suite::aes_256_gcm_sha384));
+  EXPECT_FALSE(b.complete_for(suite::aes_128_gcm_sha256));
+}
+
 TEST(tls13_records, rfc8448_application_traffic_keys) {
   const suite s = suite::aes_128_gcm_sha256;
   EXPECT_EQ(expand_label(s, rfc_client_secret, "key", {}, 16), rfc_client_key);
