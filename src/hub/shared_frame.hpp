@@ -67,6 +67,8 @@ class shared_frame {
   static_assert(sizeof(block) == 16);
   explicit shared_frame(block* b) noexcept : block_(b) {}
   static std::uint8_t* bytes_of(block* b) noexcept { return reinterpret_cast<std::uint8_t*>(b + 1); }
+  // Small blocks go back to this thread's cache of them (shared_frame.cpp), others to the heap.
+  static void free_block(block* b) noexcept;
   void add(std::uint32_t n) const noexcept {
     if (!block_ || !n) return;
     if (block_->mode == sharing::threads) block_->refs.fetch_add(n, std::memory_order_relaxed);
@@ -82,10 +84,7 @@ class shared_frame {
       block_->refs.store(left, std::memory_order_relaxed);
       last = left == 0;
     }
-    if (last) {
-      block_->~block();
-      ::operator delete(block_);
-    }
+    if (last) free_block(block_);
   }
 
   block* block_ = nullptr;
