@@ -9,8 +9,8 @@
 #include <array>
 #include <cerrno>
 #include <climits>
-#include <optional>
 #include <cstring>
+#include <optional>
 #include <stdexcept>
 #include <system_error>
 
@@ -278,7 +278,7 @@ void client_loop::take_over_records(connection& c) {
       c.ssl_ = nullptr;
       return;
     } catch (const std::exception&) {
-      c.records_.reset();  // OpenSSL keeps the records
+      // The keys could not be derived: OpenSSL keeps the records.
     }
   }
   SSL_set_read_ahead(c.ssl_, 1);
@@ -403,11 +403,9 @@ void client_loop::flush(connection& c) {
     c.sealed_.clear();
     c.sealed_off_ = 0;
   }
-  if (c.ssl_ == nullptr) {
-    if (!send_some(c.fd_, c.out_.data(), c.out_.size(), c.out_off_)) {
-      fail(c, fmt::format("write failed: {}", std::strerror(errno)));
-      return;
-    }
+  if (c.ssl_ == nullptr && !send_some(c.fd_, c.out_.data(), c.out_.size(), c.out_off_)) {
+    fail(c, fmt::format("write failed: {}", std::strerror(errno)));
+    return;
   }
   while (c.ssl_ != nullptr && c.out_off_ < c.out_.size()) {
     const std::size_t left = c.out_.size() - c.out_off_;

@@ -28,13 +28,13 @@ namespace {
 constexpr std::size_t heap_header = 8;
 constexpr std::size_t heap_step = 16;
 constexpr std::size_t cache_max_block = 512;  // the frame's header block and bytes
-constexpr std::size_t cache_classes = (cache_max_block + heap_header) / heap_step + 2;
 constexpr std::size_t cache_bytes = std::size_t{1} << 20;
 
 // The heap chunk a request of n bytes takes, as a size class index (n ≤ cache_max_block).
 constexpr std::size_t class_of(std::size_t n) noexcept { return (n + heap_header + heap_step - 1) / heap_step; }
 // The most a block of that class can hold.
 constexpr std::size_t capacity_of(std::size_t cls) noexcept { return cls * heap_step - heap_header; }
+constexpr std::size_t cache_classes = class_of(cache_max_block) + 1;
 
 struct free_frame {
   free_frame* next;
