@@ -7,7 +7,7 @@ packages=(
   g++ cmake ninja-build ccache pkg-config
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libssl-dev openssl libcli11-dev libspdlog-dev libfmt-dev
-  libbrotli-dev libzstd-dev zlib1g-dev libsqlite3-dev
+  libbrotli-dev libzstd-dev zlib1g-dev libsqlite3-dev liburing-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libnats-dev nats-server
   python3 procps util-linux pebble curl

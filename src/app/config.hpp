@@ -47,6 +47,7 @@ struct config {
   std::uint16_t http_port = 80;    // --redirect listener (plain HTTP)
   bool takeover = false;           // --takeover: share the ports with a running mles (SO_REUSEPORT)
   unsigned threads = 0;            // 0 = number of cores
+  bool io_uring = true;            // --no-io-uring: false (net::session_settings::batch_sends)
   std::size_t max_message = 16u << 20;     // bytes; over it: close 1009
   std::size_t max_queue = 4u << 20;        // bytes queued per session; over it: close 1008
   std::size_t history_bytes = 32u << 20;   // bytes of history per channel

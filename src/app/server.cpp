@@ -95,6 +95,7 @@ net::session_settings settings_of(const config& c) {
   s.single_loop = c.nats_urls.empty() &&
                   (c.threads == 1 || (c.threads == 0 && std::thread::hardware_concurrency() <= 1));
   s.max_join_frame = c.max_join_frame;
+  s.batch_sends = c.io_uring;
   s.http.max_request_head = c.http_max_request_head;
   s.http.max_request_body = c.http_max_request_body;
   s.http.max_pipelined = c.http_max_pipelined;

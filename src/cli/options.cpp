@@ -163,6 +163,9 @@ parse_outcome parse_command_line(int argc, const char* const* argv, const getenv
                "Share the ports with a running mles (SO_REUSEPORT) to replace it; else a port in use is an error");
   cli.add_option("--threads", cfg.threads, "Event loops (threads); 0 = one per core")
       ->check(CLI::Range(0, 1024))->default_val(0);
+  bool no_io_uring = false;
+  cli.add_flag("--no-io-uring", no_io_uring,
+               "Each connection sends with its own sendmsg() instead of one io_uring submission per loop turn");
   cli.add_option("--max-message", cfg.max_message, "Largest message in bytes (suffixes KiB, MiB); over it: close 1009")
       ->transform(CLI::AsSizeValue(false))->check(CLI::Range(std::size_t{1}, std::size_t{1} << 30))
       ->default_str("16MiB");
@@ -259,6 +262,7 @@ parse_outcome parse_command_line(int argc, const char* const* argv, const getenv
 
   try {
     cli.parse(argc, argv);
+    cfg.io_uring = !no_io_uring;
   } catch (const CLI::CallForHelp&) {
     result.output = cli.help();
     return result;

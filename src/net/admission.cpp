@@ -71,7 +71,7 @@ std::uint64_t raise_open_file_limit() noexcept {
 
 std::size_t descriptor_reserve(std::size_t file_limit, std::size_t peers, std::size_t loops) noexcept {
   constexpr std::size_t fixed = 64;
-  constexpr std::size_t per_loop = 4;
+  constexpr std::size_t per_loop = 5;
   return fixed + per_loop * loops + file_limit + peers;
 }
 

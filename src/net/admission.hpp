@@ -72,8 +72,8 @@ std::uint64_t raise_open_file_limit() noexcept;
 
 // Descriptors kept out of --max-connections' default: standard streams and log, the
 // listeners and their spare descriptors, the history store, the metrics listener, ACME and
-// --proxy upstream connections (fixed part); four per event loop (Asio's epoll, wake-up and
-// timer descriptors, and the loop's own epoll set of its connections); the --filelimit files
+// --proxy upstream connections (fixed part); five per event loop (Asio's epoll, wake-up and
+// timer descriptors, the loop's own epoll set of its connections and its io_uring); the --filelimit files
 // and one per --peer link.
 std::size_t descriptor_reserve(std::size_t file_limit, std::size_t peers, std::size_t loops) noexcept;
 

@@ -344,7 +344,8 @@ void connection::handle_overflow() {
 }
 
 void connection::flush() {
-  if (state_ == state::closed) return;
+  // A send queued in the loop's batch still points into the burst: its completion flushes.
+  if (state_ == state::closed || write_in_batch_) return;
   if (overflowed_.load(std::memory_order_relaxed) && !overflow_handled_ && state_ != state::closing) {
     handle_overflow();
     if (state_ == state::closed) return;
@@ -378,8 +379,11 @@ void connection::write_some() {
       // buffer (the kernel handles one long segment far faster than many 66-byte ones);
       // large frames go from their own bytes. A partial write just advances: the rest is
       // rebuilt from the immutable frames next time.
+      // Within the loop's flush pass the write joins the pass's batch of sends (one system
+      // call for all of them, see send_batch), copies going to the batch's own space.
       std::array<iovec, max_iov> iov;
-      auto out = loop_.write_buffer();
+      send_batch* batch = loop_.open_batch();
+      auto out = batch ? batch->copy_space() : loop_.write_buffer();
       std::size_t used = 0;
       int count = 0;
       bool last_in_buffer = false;
@@ -406,6 +410,10 @@ void connection::write_some() {
           last_in_buffer = false;
         }
         attempted += len;
+      }
+      if (batch && batch->add(shared_from_this(), transport_.fd(), iov.data(), count, used, attempted)) {
+        write_in_batch_ = true;  // on_batched_write goes on
+        return;
       }
       r = count == 1 ? transport_.write({static_cast<const std::uint8_t*>(iov[0].iov_base), iov[0].iov_len})
                      : transport_.writev(iov.data(), count);
@@ -435,27 +443,50 @@ void connection::write_some() {
       attempted = chunk.size();
       r = transport_.write(chunk);
     }
-    switch (r.status) {
-      case io_status::ok:
-        if (++writes_since_sweep_ == busy_writes && transport_.is_tls() && !tls_buffers_kept_) {
-          tls_buffers_kept_ = true;
-          transport_.keep_buffers(true);
-        }
-        advance(r.n);
-        // Kernel buffer full: plain took less, or TLS holds ciphertext back. (OpenSSL may
-        // take part of a chunk with every record sent: that goes on. The wait must follow a
-        // write the kernel refused, or no writable edge would come.)
-        if (transport_.has_pending_output() || (r.n < attempted && !transport_.is_tls())) return wait_writable();
-        break;
-      case io_status::want_write: return wait_writable();
-      case io_status::want_read:
-        write_wants_read_ = true;
-        return;  // the pending read wait resumes us
-      case io_status::eof: return finish(errc::connection_lost, "connection closed while writing");
-      case io_status::error: return finish(errc::transport_error, transport_.last_error());
-    }
+    if (!written(r, attempted)) return;
   }
   on_all_written();
+}
+
+// A write's result; true: go on writing.
+bool connection::written(io_result r, std::size_t attempted) {
+  switch (r.status) {
+    case io_status::ok:
+      if (++writes_since_sweep_ == busy_writes && transport_.is_tls() && !tls_buffers_kept_) {
+        tls_buffers_kept_ = true;
+        transport_.keep_buffers(true);
+      }
+      advance(r.n);
+      // Kernel buffer full: plain took less, or TLS holds ciphertext back. (OpenSSL may
+      // take part of a chunk with every record sent: that goes on. The wait must follow a
+      // write the kernel refused, or no writable edge would come.)
+      if (transport_.has_pending_output() || (r.n < attempted && !transport_.is_tls())) {
+        wait_writable();
+        return false;
+      }
+      return true;
+    case io_status::want_write: wait_writable(); return false;
+    case io_status::want_read:
+      write_wants_read_ = true;
+      return false;  // the pending read wait resumes us
+    case io_status::eof: finish(errc::connection_lost, "connection closed while writing"); return false;
+    case io_status::error: finish(errc::transport_error, transport_.last_error()); return false;
+  }
+  return false;
+}
+
+void connection::on_batched_write(long result, std::size_t attempted) {
+  write_in_batch_ = false;
+  if (state_ == state::closed) return;
+  io_result r{io_status::ok, result > 0 ? static_cast<std::size_t>(result) : 0};
+  if (result == -EAGAIN || result == -EWOULDBLOCK) {
+    r.status = io_status::want_write;
+  } else if (result < 0) {
+    r.status = io_status::error;
+    transport::set_error(std::string("write: ") + std::strerror(static_cast<int>(-result)));
+  }
+  if (!written(r, attempted)) return;
+  flush();  // the rest of the burst, and what was queued meanwhile
 }
 
 void connection::advance(std::size_t n) {
@@ -564,6 +595,10 @@ void connection::finish(boost::system::error_code why, std::string_view detail) 
     detail = merged;
   }
   state_ = state::closed;
+  if (write_in_batch_) {
+    write_in_batch_ = false;
+    loop_.forget_send(*this);  // before the burst it points into and the descriptor go
+  }
   queue_closed_.store(true, std::memory_order_release);
   {
     std::lock_guard lock(remote_lock_);

@@ -175,6 +175,9 @@ class connection final : public hub::member,  // first: the hub's calls need no 
   // Loop thread: wait until the socket is writable, then on_drained() when all is written
   // (a handler streaming a body with sendfile uses the socket directly).
   void wait_writable();
+  // The loop's batch of sends ran this connection's queued write (send_batch): sendmsg's
+  // result (bytes or -errno) for `attempted` bytes. Goes on writing.
+  void on_batched_write(long result, std::size_t attempted);
 
  private:
   enum class state : std::uint8_t { handshake, open, closing, closed };
@@ -191,6 +194,7 @@ class connection final : public hub::member,  // first: the hub's calls need no 
   void handle_overflow();
   void flush();
   void write_some();
+  bool written(io_result r, std::size_t attempted);
   void advance(std::size_t n);
   void on_all_written();
   void release_idle_queues();
@@ -267,6 +271,7 @@ class connection final : public hub::member,  // first: the hub's calls need no 
   bool overflow_handled_ : 1 = false;
   bool read_waiting_ : 1 = false;
   bool write_waiting_ : 1 = false;
+  bool write_in_batch_ : 1 = false;     // a send queued in the loop's send_batch
   bool read_wants_write_ : 1 = false;   // TLS read needs the socket writable
   bool write_wants_read_ : 1 = false;   // TLS write needs the socket readable
   bool close_flushed_ : 1 = false;      // our last bytes written: FIN sent

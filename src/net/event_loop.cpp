@@ -16,6 +16,21 @@ namespace mles::net {
 
 thread_local const event_loop* event_loop::current_ = nullptr;
 
+namespace {
+
+// Sends one flush pass may batch: a fan-out to this many members costs one system call.
+constexpr unsigned send_batch_entries = 1024;
+
+void on_batched_write(void* c, long result, std::size_t attempted) {
+  try {
+    static_cast<connection*>(c)->on_batched_write(result, attempted);
+  } catch (const std::exception& e) {
+    spdlog::error("event loop: unexpected exception after a write: {}", e.what());
+  }
+}
+
+}  // namespace
+
 event_loop::event_loop(const session_context& ctx, unsigned index, clock::duration sweep_period)
     : ctx_(ctx), index_(index), sweep_period_(sweep_period), io_(1), sweep_timer_(io_),
       read_buffer_(64 * 1024), write_buffer_(256 * 1024), poll_(io_) {
@@ -37,6 +52,11 @@ void event_loop::start(std::function<void(clock::time_point)> extra_sweep) {
   arm_poll();
   thread_ = std::thread([this] {
     current_ = this;
+    if (ctx_.settings.batch_sends) {
+      std::string why_not;
+      batch_ = send_batch::make(send_batch_entries, &on_batched_write, why_not);
+      if (!batch_ && index_ == 0) spdlog::info("io_uring unavailable ({}): each connection sends by itself", why_not);
+    }
     for (;;) {
       try {
         io_.run();
@@ -149,13 +169,21 @@ void event_loop::run_flushes() {
   std::vector<std::shared_ptr<connection>> list;
   list.swap(flush_spare_);
   list.swap(flush_list_);
+  // Plain connections' writes are queued in the batch and go out together at the end of the
+  // pass (or earlier, when it fills up).
+  if (batch_) batch_->begin();
   for (auto& c : list) {
+    if (batch_ && !batch_->has_room()) {
+      batch_->complete();
+      batch_->begin();
+    }
     try {
       c->run_scheduled_flush();
     } catch (const std::exception& e) {
       spdlog::error("event loop {}: unexpected exception in a flush: {}", index_, e.what());
     }
   }
+  if (batch_) batch_->complete();
   list.clear();
   if (list.capacity() <= 4096) flush_spare_.swap(list);
 }

@@ -9,6 +9,7 @@
 #pragma once
 
 #include "net/byte_buffer.hpp"
+#include "net/send_batch.hpp"
 #include "net/session_context.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -81,6 +82,16 @@ class event_loop {
   // by one posted handler, in the order they asked (a fan-out of one burst to 100 members
   // posted 100 handlers, each an allocation and a pass through the scheduler).
   void schedule_flush(std::shared_ptr<connection> c);
+  // During the flush pass, with room left: the batch plain writes join (else write directly).
+  send_batch* open_batch() noexcept {
+    return batch_ && batch_->collecting() && batch_->has_room() ? batch_.get() : nullptr;
+  }
+  // c is going away with a send queued in the batch (see send_batch::forget).
+  void forget_send(const connection& c) noexcept {
+    if (batch_) batch_->forget(&c);
+  }
+  // Sends are batched through io_uring (false: not asked for, or the kernel refused a ring).
+  bool batches_sends() const noexcept { return batch_ != nullptr; }
   std::span<std::uint8_t> read_buffer() noexcept { return read_buffer_; }
   std::span<std::uint8_t> write_buffer() noexcept { return write_buffer_; }
   // Encrypted records on their way to a socket (see transport).
@@ -125,6 +136,7 @@ class event_loop {
   std::vector<std::shared_ptr<connection>> flush_list_;   // waiting for run_flushes
   std::vector<std::shared_ptr<connection>> flush_spare_;  // the last pass's storage
   bool flush_posted_ = false;
+  std::unique_ptr<send_batch> batch_;  // made on the loop's thread (see start)
   boost::asio::posix::stream_descriptor poll_;  // the loop's epoll set (owns the descriptor)
   std::vector<std::shared_ptr<connection>> retired_;  // see retire()
   bool retire_posted_ = false;

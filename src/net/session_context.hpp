@@ -51,6 +51,8 @@ struct session_settings {
   std::size_t max_inflight = 0;
   // The server runs one event loop: frames never cross threads (cheaper reference counts).
   bool single_loop = false;
+  // Each loop batches the plain sends of a flush pass through io_uring (--no-io-uring: off).
+  bool batch_sends = true;
   http_settings http;
   // Peer mode (links between servers of this project): answer an upgrade's Mles-Peer header.
   bool peer_mode = true;

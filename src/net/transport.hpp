@@ -113,6 +113,8 @@ class transport {
   // it right after the failing call, on the same thread; a transport lives on one loop).
   // Kept per thread, not per transport: an idle connection holds no string for it.
   static const std::string& last_error() noexcept { return thread_error(); }
+  // Sets it (also for a write made on the transport's behalf: event_loop's batched sends).
+  static void set_error(std::string what) { thread_error() = std::move(what); }
 
  private:
   friend struct tls_sink_access;
@@ -143,7 +145,6 @@ class transport {
     thread_local std::string what;
     return what;
   }
-  static void set_error(std::string what) { thread_error() = std::move(what); }
 };
 
 }  // namespace mles::net

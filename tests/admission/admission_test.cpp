@@ -154,10 +154,10 @@ TEST(static_files, resource_shortages_are_503_and_missing_files_404) {
 }
 
 TEST(descriptor_budget, default_cap_is_the_limit_minus_the_reserve) {
-  EXPECT_EQ(net::descriptor_reserve(256, 0, 1), 64u + 4u + 256u);
-  EXPECT_EQ(net::descriptor_reserve(256, 3, 2), 64u + 8u + 256u + 3u);
-  // Each event loop holds four descriptors (Asio's epoll, wake-up and timer, its own epoll set).
-  EXPECT_EQ(net::descriptor_reserve(256, 0, 16) - net::descriptor_reserve(256, 0, 15), 4u);
+  EXPECT_EQ(net::descriptor_reserve(256, 0, 1), 64u + 5u + 256u);
+  EXPECT_EQ(net::descriptor_reserve(256, 3, 2), 64u + 10u + 256u + 3u);
+  // Each event loop holds five descriptors (Asio's epoll, wake-up and timer, its own epoll set, its io_uring).
+  EXPECT_EQ(net::descriptor_reserve(256, 0, 16) - net::descriptor_reserve(256, 0, 15), 5u);
   EXPECT_EQ(net::default_max_connections(20'000, 320), 19'680u);
   // A reserve over half the limit leaves half the limit.
   EXPECT_EQ(net::default_max_connections(100, 320), 50u);

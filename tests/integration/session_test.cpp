@@ -17,6 +17,13 @@ std::string all_byte_values() {
   return s;
 }
 
+// Event loops and whether they batch their sends (io_uring): the fan-out tests run each.
+struct send_setup {
+  unsigned threads;
+  bool io_uring;
+};
+constexpr send_setup send_setups[] = {{1, true}, {2, true}, {1, false}};
+
 std::string join_of(std::string_view uid, std::string_view channel, std::optional<std::string> auth = std::nullopt) {
   return ws_client::join_text(uid, channel, std::move(auth));
 }
@@ -132,10 +139,12 @@ TEST_P(mles_session, forwards_messages_that_arrive_in_the_same_segment_as_the_jo
 // burst too), and a newcomer joining while bursts flow gets each message exactly once: the
 // history's tail, then live, no gap, no repeat. One event loop and two.
 TEST_P(mles_session, bursts_written_at_once_reach_every_member_in_order_and_a_newcomer_gets_each_message_once) {
-  for (const unsigned threads : {1u, 2u}) {
-    SCOPED_TRACE("threads " + std::to_string(threads));
-    auto& s = start([threads](app::config& c) {
+  // With one and two loops; and once with each connection sending by itself (--no-io-uring).
+  for (const auto& [threads, io_uring] : send_setups) {
+    SCOPED_TRACE("threads " + std::to_string(threads) + (io_uring ? "" : ", --no-io-uring"));
+    auto& s = start([threads, io_uring](app::config& c) {
       c.threads = threads;
+      c.io_uring = io_uring;
       c.history_limit = 50;
     });
     auto a = s.join_first("a", "bursts");
@@ -366,9 +375,12 @@ TEST_P(mles_session, a_member_that_drops_its_connection_leaves_and_may_rejoin) {
 // message, in order; every gone session is counted out; the server takes new members. One
 // event loop and two.
 TEST_P(mles_session, members_reset_all_at_once_while_messages_flow_leave_the_others_served) {
-  for (const unsigned threads : {1u, 2u}) {
-    SCOPED_TRACE("threads " + std::to_string(threads));
-    auto& s = start([threads](app::config& c) { c.threads = threads; });
+  for (const auto& [threads, io_uring] : send_setups) {
+    SCOPED_TRACE("threads " + std::to_string(threads) + (io_uring ? "" : ", --no-io-uring"));
+    auto& s = start([threads, io_uring](app::config& c) {
+      c.threads = threads;
+      c.io_uring = io_uring;
+    });
     auto pub = s.join_first("pub", "mass");
     auto keeper = s.join("keeper", "mass");
     ASSERT_TRUE(receives_text(*keeper, join_of("pub", "mass")));

@@ -1,0 +1,152 @@
+// send_batch: one io_uring per event loop, one io_uring_enter per flush pass.
+#include "net/send_batch.hpp"
+
+#include <liburing.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <sys/socket.h>
+
+namespace mles::net {
+
+std::unique_ptr<send_batch> send_batch::make(unsigned entries, completion done, std::string& why_not) {
+  auto ring = std::make_unique<io_uring>();
+  // SUBMIT_ALL: one send refused at submission does not hold back the others. SINGLE_ISSUER
+  // and COOP_TASKRUN spare the kernel work it does for rings shared between threads; older
+  // kernels refuse the flags they do not know, so try with fewer.
+  const unsigned flag_sets[] = {IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SINGLE_ISSUER,
+                                IORING_SETUP_SUBMIT_ALL, 0};
+  int rc = -EINVAL;
+  for (const unsigned flags : flag_sets) {
+    rc = io_uring_queue_init(entries, ring.get(), flags);
+    if (rc != -EINVAL) break;
+  }
+  if (rc < 0) {
+    why_not = std::strerror(-rc);
+    return nullptr;
+  }
+  return std::unique_ptr<send_batch>(new send_batch(std::move(ring), entries, done));
+}
+
+send_batch::send_batch(std::unique_ptr<io_uring> ring, unsigned entries, completion done)
+    : ring_(std::move(ring)), entries_(entries), done_(done),
+      iovs_(std::make_unique_for_overwrite<iovec[]>(iov_pool)),
+      arena_(std::make_unique_for_overwrite<std::uint8_t[]>(arena_size)) {
+  slots_.reserve(entries_);
+  headers_.reserve(entries_);
+  fds_.reserve(entries_);
+}
+
+send_batch::~send_batch() {
+  if (ring_) io_uring_queue_exit(ring_.get());
+}
+
+bool send_batch::has_room() const noexcept {
+  return slots_.size() < entries_ && iovs_used_ + max_iov <= iov_pool && arena_size - arena_used_ >= low_space;
+}
+
+bool send_batch::add(std::shared_ptr<void> owner, int fd, const iovec* iov, int count, std::size_t copied,
+                     std::size_t attempted) {
+  if (!collecting_ || broken_ || slots_.size() >= entries_ || count <= 0 || iovs_used_ + static_cast<std::size_t>(count) > iov_pool ||
+      copied > arena_size - arena_used_) {
+    return false;
+  }
+  io_uring_sqe* sqe = io_uring_get_sqe(ring_.get());
+  if (!sqe) return false;
+  iovec* mine = iovs_.get() + iovs_used_;
+  std::copy(iov, iov + count, mine);
+  iovs_used_ += static_cast<std::size_t>(count);
+  arena_used_ += copied;
+  msghdr& h = headers_.emplace_back();
+  h.msg_iov = mine;
+  h.msg_iovlen = static_cast<std::size_t>(count);
+  fds_.push_back(fd);
+  slots_.push_back({std::move(owner), attempted});
+  io_uring_prep_sendmsg(sqe, fd, &h, MSG_NOSIGNAL | MSG_DONTWAIT);
+  io_uring_sqe_set_data64(sqe, slots_.size() - 1);
+  return true;
+}
+
+void send_batch::forget(const void* owner) noexcept {
+  for (std::size_t i = 0; i < slots_.size(); ++i) {
+    if (slots_[i].owner.get() != owner) continue;
+    // Not submitted yet: its entry in the ring becomes a no-op (the descriptor is about to be
+    // closed and its number may be reused).
+    slots_[i].owner.reset();
+    fds_[i] = -1;
+    if (ring_) {
+      const unsigned mask = ring_->sq.ring_mask;
+      const unsigned tail = ring_->sq.sqe_tail;
+      const unsigned first = tail - static_cast<unsigned>(slots_.size());
+      io_uring_sqe* sqe = &ring_->sq.sqes[(first + i) & mask];
+      io_uring_prep_nop(sqe);
+      io_uring_sqe_set_data64(sqe, i);
+    }
+  }
+}
+
+void send_batch::fall_back(std::size_t from) noexcept {
+  for (std::size_t i = from; i < slots_.size(); ++i) {
+    slot& s = slots_[i];
+    if (s.done || !s.owner) continue;
+    ssize_t n;
+    do {
+      n = ::sendmsg(fds_[i], &headers_[i], MSG_NOSIGNAL | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    s.result = n >= 0 ? static_cast<long>(n) : -static_cast<long>(errno);
+    s.done = true;
+  }
+}
+
+void send_batch::complete() {
+  collecting_ = false;
+  if (slots_.empty()) return;
+  const std::size_t n = slots_.size();
+  if (!broken_) {
+    // Non-blocking sends complete during the submit; the wait is for the odd one the kernel
+    // finished from its worker instead.
+    int submitted = io_uring_submit(ring_.get());
+    if (submitted < 0) submitted = 0;
+    std::size_t reaped = 0;
+    while (reaped < static_cast<std::size_t>(submitted)) {
+      io_uring_cqe* cqe = nullptr;
+      int rc = io_uring_peek_cqe(ring_.get(), &cqe);
+      if (rc == -EAGAIN) rc = io_uring_wait_cqe(ring_.get(), &cqe);
+      if (rc == -EINTR) continue;
+      if (rc < 0) break;
+      const auto i = static_cast<std::size_t>(io_uring_cqe_get_data64(cqe));
+      if (i < n) {
+        slots_[i].result = cqe->res;
+        slots_[i].done = true;
+      }
+      io_uring_cqe_seen(ring_.get(), cqe);
+      ++reaped;
+    }
+    if (static_cast<std::size_t>(submitted) != n || reaped != n) {
+      // Not expected: the ring's queues are sized for a whole batch. What the ring did not run
+      // goes out by sendmsg(); the ring is not used again (unsubmitted entries would linger).
+      spdlog::error("io_uring: {} of {} sends submitted, {} completed; sending directly from now on", submitted, n,
+                    reaped);
+      broken_ = true;
+      io_uring_queue_exit(ring_.get());
+      ring_.reset();
+    }
+  }
+  fall_back(0);
+  // Hand the results over. A completion may queue more (into the next pass: collecting is off).
+  std::vector<slot> slots;
+  slots.swap(slots_);
+  headers_.clear();
+  fds_.clear();
+  iovs_used_ = 0;
+  arena_used_ = 0;
+  for (auto& s : slots) {
+    if (s.owner) done_(s.owner.get(), s.result, s.attempted);
+  }
+  slots.clear();
+  if (slots_.empty()) slots_.swap(slots);  // keep the reserved storage
+}
+
+}  // namespace mles::net
