@@ -27,6 +27,9 @@ constexpr std::size_t max_burst = 512 * 1024;     // bytes offered to one write 
 // 100-channel fan-out profile); larger capacity is given back after the burst.
 constexpr std::size_t small_queue = 32;
 constexpr std::size_t tls_chunk = 256 * 1024;
+// Room left in a send batch's record buffer beyond a chunk's records (a KeyUpdate record that
+// seal() may put first).
+constexpr std::size_t tls_batch_margin = 256;
 // Writes within one sweep period that make a TLS connection "busy" (keeps its record buffers).
 constexpr std::uint32_t busy_writes = 8;
 
@@ -441,7 +444,25 @@ void connection::write_some() {
         chunk = {out.data(), len};
       }
       attempted = chunk.size();
-      r = transport_.write(chunk);
+      // Within the loop's flush pass (TLS 1.3 on our record layer): the records are sealed
+      // into the batch's buffer and sent with the others.
+      send_batch* batch = transport_.own_records() ? loop_.open_batch() : nullptr;
+      if (batch && batch->sealed_room() >= tls13::record_layer::sealed_size(chunk.size()) + tls_batch_margin) {
+        byte_buffer& out = batch->sealed();
+        const std::size_t at = out.size();
+        r = transport_.seal_to(chunk, out);
+        if (r.status == io_status::ok) {
+          iovec iov{out.data() + at, out.size() - at};
+          if (batch->add(shared_from_this(), transport_.fd(), &iov, 1, 0, iov.iov_len, chunk.size())) {
+            write_in_batch_ = true;  // on_batched_write goes on
+            return;
+          }
+          const io_result shipped = transport_.ship({out.data() + at, out.size() - at});
+          if (shipped.status == io_status::error) r = shipped;
+        }
+      } else {
+        r = transport_.write(chunk);
+      }
     }
     if (!written(r, attempted)) return;
   }
@@ -475,15 +496,22 @@ bool connection::written(io_result r, std::size_t attempted) {
   return false;
 }
 
-void connection::on_batched_write(long result, std::size_t attempted) {
+void connection::on_batched_write(const send_batch::outcome& o) {
   write_in_batch_ = false;
   if (state_ == state::closed) return;
-  io_result r{io_status::ok, result > 0 ? static_cast<std::size_t>(result) : 0};
-  if (result == -EAGAIN || result == -EWOULDBLOCK) {
+  io_result r{io_status::ok, o.result > 0 ? static_cast<std::size_t>(o.result) : 0};
+  std::size_t attempted = o.attempted;
+  if (transport_.is_tls()) {
+    // The records hold o.tag bytes of the burst, consumed whatever the kernel took: the
+    // transport keeps what is left of them.
+    r = transport_.sent({static_cast<const std::uint8_t*>(o.iov[0].iov_base), o.iov[0].iov_len}, o.result);
+    if (r.status == io_status::ok) r.n = o.tag;
+    attempted = o.tag;
+  } else if (o.result == -EAGAIN || o.result == -EWOULDBLOCK) {
     r.status = io_status::want_write;
-  } else if (result < 0) {
+  } else if (o.result < 0) {
     r.status = io_status::error;
-    transport::set_error(std::string("write: ") + std::strerror(static_cast<int>(-result)));
+    transport::set_error(std::string("write: ") + std::strerror(static_cast<int>(-o.result)));
   }
   if (!written(r, attempted)) return;
   flush();  // the rest of the burst, and what was queued meanwhile

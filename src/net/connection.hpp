@@ -175,9 +175,8 @@ class connection final : public hub::member,  // first: the hub's calls need no 
   // Loop thread: wait until the socket is writable, then on_drained() when all is written
   // (a handler streaming a body with sendfile uses the socket directly).
   void wait_writable();
-  // The loop's batch of sends ran this connection's queued write (send_batch): sendmsg's
-  // result (bytes or -errno) for `attempted` bytes. Goes on writing.
-  void on_batched_write(long result, std::size_t attempted);
+  // The loop's batch of sends ran this connection's queued write (send_batch). Goes on writing.
+  void on_batched_write(const send_batch::outcome& o);
 
  private:
   enum class state : std::uint8_t { handshake, open, closing, closed };

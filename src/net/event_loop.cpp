@@ -21,9 +21,9 @@ namespace {
 // Sends one flush pass may batch: a fan-out to this many members costs one system call.
 constexpr unsigned send_batch_entries = 1024;
 
-void on_batched_write(void* c, long result, std::size_t attempted) {
+void on_batched_write(void* c, const send_batch::outcome& o) {
   try {
-    static_cast<connection*>(c)->on_batched_write(result, attempted);
+    static_cast<connection*>(c)->on_batched_write(o);
   } catch (const std::exception& e) {
     spdlog::error("event loop: unexpected exception after a write: {}", e.what());
   }

@@ -35,6 +35,7 @@ send_batch::send_batch(std::unique_ptr<io_uring> ring, unsigned entries, complet
       iovs_(std::make_unique_for_overwrite<iovec[]>(iov_pool)),
       arena_(std::make_unique_for_overwrite<std::uint8_t[]>(arena_size)) {
   slots_.reserve(entries_);
+  sealed_.reserve(sealed_size);
   headers_.reserve(entries_);
   fds_.reserve(entries_);
 }
@@ -44,11 +45,12 @@ send_batch::~send_batch() {
 }
 
 bool send_batch::has_room() const noexcept {
-  return slots_.size() < entries_ && iovs_used_ + max_iov <= iov_pool && arena_size - arena_used_ >= low_space;
+  return !broken_ && slots_.size() < entries_ && queued_bytes_ < submit_bytes && iovs_used_ + max_iov <= iov_pool &&
+         arena_size - arena_used_ >= low_space && sealed_room() >= low_space;
 }
 
 bool send_batch::add(std::shared_ptr<void> owner, int fd, const iovec* iov, int count, std::size_t copied,
-                     std::size_t attempted) {
+                     std::size_t attempted, std::size_t tag) {
   if (!collecting_ || broken_ || slots_.size() >= entries_ || count <= 0 || iovs_used_ + static_cast<std::size_t>(count) > iov_pool ||
       copied > arena_size - arena_used_) {
     return false;
@@ -63,7 +65,8 @@ bool send_batch::add(std::shared_ptr<void> owner, int fd, const iovec* iov, int 
   h.msg_iov = mine;
   h.msg_iovlen = static_cast<std::size_t>(count);
   fds_.push_back(fd);
-  slots_.push_back({std::move(owner), attempted});
+  slots_.push_back({std::move(owner), attempted, tag});
+  queued_bytes_ += attempted;
   io_uring_prep_sendmsg(sqe, fd, &h, MSG_NOSIGNAL | MSG_DONTWAIT);
   io_uring_sqe_set_data64(sqe, slots_.size() - 1);
   return true;
@@ -136,17 +139,30 @@ void send_batch::complete() {
   }
   fall_back(0);
   // Hand the results over. A completion may queue more (into the next pass: collecting is off).
+  // (The iovecs, headers, copies and sealed records stay intact until the next begin(): no
+  // send can be queued while collecting is off.)
   std::vector<slot> slots;
   slots.swap(slots_);
-  headers_.clear();
-  fds_.clear();
-  iovs_used_ = 0;
-  arena_used_ = 0;
-  for (auto& s : slots) {
-    if (s.owner) done_(s.owner.get(), s.result, s.attempted);
+  for (std::size_t i = 0; i < slots.size(); ++i) {
+    const slot& s = slots[i];
+    if (!s.owner) continue;
+    const outcome o{s.result, s.attempted, s.tag, headers_[i].msg_iov, static_cast<int>(headers_[i].msg_iovlen)};
+    done_(s.owner.get(), o);
   }
   slots.clear();
   if (slots_.empty()) slots_.swap(slots);  // keep the reserved storage
+}
+
+void send_batch::begin() noexcept {
+  queued_bytes_ = 0;
+  if (slots_.empty()) {
+    headers_.clear();
+    fds_.clear();
+    iovs_used_ = 0;
+    arena_used_ = 0;
+    sealed_.clear();
+  }
+  collecting_ = true;
 }
 
 }  // namespace mles::net

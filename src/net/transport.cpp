@@ -379,6 +379,40 @@ io_result transport::write(std::span<const std::uint8_t> buf) {
   return {io_status::ok, n};  // plaintext consumed; leftover ciphertext is held
 }
 
+io_result transport::seal_to(std::span<const std::uint8_t> buf, byte_buffer& out) {
+  const std::size_t before = out.size();
+  try {
+    t13_->records.seal(buf, out);
+  } catch (const std::exception& e) {
+    out.resize(before);
+    set_error(std::string("TLS write: ") + e.what());
+    return {io_status::error};
+  }
+  ++t13_->ops;
+  t13_->after_op();
+  return {io_status::ok, buf.size()};
+}
+
+io_result transport::sent(std::span<const std::uint8_t> records, long result) {
+  if (result < 0 && result != -EAGAIN && result != -EWOULDBLOCK) {
+    set_error(std::string("write: ") + std::strerror(static_cast<int>(-result)));
+    return {io_status::error};
+  }
+  const auto taken = static_cast<std::size_t>(std::max(result, 0L));
+  if (taken < records.size()) {
+    if (!held_) held_ = std::make_unique<held_output>();
+    held_->bytes.assign(records.begin() + static_cast<std::ptrdiff_t>(taken), records.end());
+    held_->sent = 0;
+  }
+  return {io_status::ok};
+}
+
+io_result transport::ship(std::span<const std::uint8_t> records) {
+  const io_result r = send_raw(records);
+  if (r.status == io_status::error) return r;
+  return sent(records, r.status == io_status::ok ? static_cast<long>(r.n) : -EAGAIN);
+}
+
 io_result transport::writev(const struct iovec* iov, int count) {
   msghdr msg{};
   msg.msg_iov = const_cast<struct iovec*>(iov);

@@ -81,6 +81,13 @@ class transport {
   io_result write(std::span<const std::uint8_t> buf);
   // Plain only: gather write of several buffers in one syscall.
   io_result writev(const struct iovec* iov, int count);
+  // Our TLS 1.3 record layer, for a send made elsewhere (event_loop's batch): seal_to appends
+  // buf's records to out (ok: buf.size() consumed; call only when has_pending_output() is
+  // false), then sent() takes sendmsg's result for them (bytes or -errno) and keeps what the
+  // kernel did not take (has_pending_output()). ship() sends them itself instead.
+  io_result seal_to(std::span<const std::uint8_t> buf, byte_buffer& out);
+  io_result sent(std::span<const std::uint8_t> records, long result);
+  io_result ship(std::span<const std::uint8_t> records);
   // TLS: sends ciphertext left over from earlier calls; ok when none is left.
   io_result flush_output();
   bool has_pending_output() const noexcept { return held_ && !held_->bytes.empty(); }

@@ -79,11 +79,15 @@ struct result {
   std::string owner;
   long bytes;
   std::size_t attempted;
+  std::size_t tag = 0;
+  std::string offered;  // the bytes of the send's iovecs, as handed back
 };
 std::vector<result>* results = nullptr;  // the test's, while it runs
 
-void record(void* owner, long bytes, std::size_t attempted) {
-  results->push_back({*static_cast<std::string*>(owner), bytes, attempted});
+void record(void* owner, const send_batch::outcome& o) {
+  std::string offered;
+  for (int i = 0; i < o.count; ++i) offered.append(static_cast<const char*>(o.iov[i].iov_base), o.iov[i].iov_len);
+  results->push_back({*static_cast<std::string*>(owner), o.result, o.attempted, o.tag, std::move(offered)});
 }
 
 class send_batch_test : public ::testing::Test {
@@ -127,7 +131,7 @@ TEST_F(send_batch_test, queued_sends_leave_together_when_the_batch_completes_and
   const std::string to_c = "for c, copied";
   std::memcpy(space.data(), to_c.data(), to_c.size());
   iovec c_iov{space.data(), to_c.size()};
-  ASSERT_TRUE(batch_->add(owner("c"), c.local, &c_iov, 1, to_c.size(), to_c.size()));
+  ASSERT_TRUE(batch_->add(owner("c"), c.local, &c_iov, 1, to_c.size(), to_c.size(), 42));
   EXPECT_EQ(batch_->queued(), 3u);
 
   std::this_thread::sleep_for(20ms);
@@ -144,6 +148,12 @@ TEST_F(send_batch_test, queued_sends_leave_together_when_the_batch_completes_and
   EXPECT_EQ(got_[1].attempted, b_head.size() + b_tail.size());
   EXPECT_EQ(got_[2].owner, "c");
   EXPECT_EQ(got_[2].bytes, static_cast<long>(to_c.size()));
+  // Each completion is handed what was offered (a TLS sender keeps the unsent tail from it)
+  // and the tag it was queued with.
+  EXPECT_EQ(got_[1].offered, b_head + b_tail);
+  EXPECT_EQ(got_[2].offered, to_c);
+  EXPECT_EQ(got_[2].tag, 42u);
+  EXPECT_EQ(got_[0].tag, 0u);
   EXPECT_EQ(a.read_exactly(to_a.size()), to_a);
   EXPECT_EQ(b.read_exactly(b_head.size() + b_tail.size()), b_head + b_tail);
   EXPECT_EQ(c.read_exactly(to_c.size()), to_c);
@@ -248,18 +258,53 @@ TEST_F(send_batch_test, sends_are_refused_outside_a_pass_past_the_entries_and_fr
   batch_->complete();
   EXPECT_EQ(got_.size(), 64u);
   EXPECT_EQ(p.read_exactly(64), std::string(64, 'x'));
+  // A batch holding submit_bytes asks to go out (the readers start while more is prepared).
+  batch_->begin();
+  ASSERT_TRUE(add(owner("big"), p.local, std::string(send_batch::submit_bytes - 1, 'y')));
+  EXPECT_TRUE(batch_->has_room());
+  ASSERT_TRUE(add(owner("one more"), p.local, "y"));
+  EXPECT_FALSE(batch_->has_room());
+  batch_->complete();
+  EXPECT_EQ(p.read_exactly(send_batch::submit_bytes), std::string(send_batch::submit_bytes, 'y'));
+}
+
+TEST_F(send_batch_test, records_sealed_into_the_batch_stay_put_while_more_are_appended) {
+  tcp_pair a, b;
+  batch_->begin();
+  byte_buffer& out = batch_->sealed();
+  const std::size_t room = batch_->sealed_room();
+  ASSERT_GE(room, 1024u * 1024) << "room for a fan-out's records";
+  const std::string first(300 * 1024, 'r');
+  out.insert(out.end(), first.begin(), first.end());
+  iovec a_iov{out.data(), 1000};  // (small sends: only the record space may run out)
+  ASSERT_TRUE(batch_->add(owner("a"), a.local, &a_iov, 1, 0, 1000, 7));
+  const std::uint8_t* where = out.data();
+  const std::string second(batch_->sealed_room() - 1, 's');  // all that is left but a byte
+  out.insert(out.end(), second.begin(), second.end());
+  EXPECT_EQ(out.data(), where) << "the records queued first moved";
+  iovec b_iov{out.data() + first.size(), 1000};
+  ASSERT_TRUE(batch_->add(owner("b"), b.local, &b_iov, 1, 0, 1000, 8));
+  EXPECT_FALSE(batch_->has_room()) << "no record space left";
+  batch_->complete();
+  ASSERT_EQ(got_.size(), 2u);
+  EXPECT_EQ(got_[0].tag, 7u);
+  EXPECT_EQ(a.read_exactly(1000), first.substr(0, 1000));
+  EXPECT_EQ(b.read_exactly(1000), std::string(1000, 's'));
+  batch_->begin();
+  EXPECT_EQ(batch_->sealed_room(), room) << "the next pass starts with the whole buffer";
+  batch_->complete();
 }
 
 // A completion that writes again (the rest of a burst) goes out directly: the finished batch
 // takes nothing more.
 send_batch* refusing = nullptr;
 int refused_fd = -1;
-void add_from_completion(void* owner, long bytes, std::size_t attempted) {
-  record(owner, bytes, attempted);
+void add_from_completion(void* owner, const send_batch::outcome& o) {
+  record(owner, o);
   static const std::string again = "again";
   iovec iov{const_cast<char*>(again.data()), again.size()};
-  results->push_back({refusing->add(std::make_shared<std::string>("x"), refused_fd, &iov, 1, 0, 5) ? "queued" : "refused",
-                      0, 0});
+  results->push_back(
+      {refusing->add(std::make_shared<std::string>("x"), refused_fd, &iov, 1, 0, 5) ? "queued" : "refused", 0, 0, 0, ""});
 }
 
 TEST(send_batch_completion, takes_no_new_send) {
