@@ -52,6 +52,7 @@ struct common_options {
   unsigned connect_concurrency = 256;  // connections in connect/TLS/upgrade at once, whole bench
   double connect_timeout_s = 0;        // 0: 10 s + 1 s per 1000 connections
   std::string host_header;             // empty: "localhost:<port>", as a browser sends it
+  bool io_uring = true;                // fanout: plain reads of a round batched through io_uring
 };
 
 // First fatal error wins; loops set it, the main thread polls it. Thread-safe.

@@ -33,6 +33,8 @@ void add_common(CLI::App& sub, common_options& c) {
                  "seconds for all connections to join (0: 10 s + 1 ms per connection, 2 ms with TLS)")
       ->capture_default_str();
   sub.add_option("--host-header", c.host_header, "Host header of the upgrade (default localhost:PORT)");
+  sub.add_flag("--no-io-uring{false}", c.io_uring,
+               "fanout: read() per connection instead of one io_uring submission for a round's plain reads");
 }
 
 }  // namespace

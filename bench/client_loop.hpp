@@ -20,6 +20,7 @@
 #include <vector>
 
 struct epoll_event;
+struct io_uring;
 
 namespace mles::bench {
 
@@ -84,7 +85,9 @@ class client_handler {
 // runs on the loop's thread except wake() and wake_if_sleeping().
 class client_loop {
  public:
-  client_loop(const endpoint& ep, SSL_CTX* tls, std::string host_header);
+  // batch_reads: the plain connections' reads of one round go through io_uring together (one
+  // system call), where the kernel allows a ring.
+  client_loop(const endpoint& ep, SSL_CTX* tls, std::string host_header, bool batch_reads = false);
   ~client_loop();
   client_loop(const client_loop&) = delete;
   client_loop& operator=(const client_loop&) = delete;
@@ -137,9 +140,13 @@ class client_loop {
   read_outcome read_records(connection& c, std::size_t at);
   void send_upgrade_request(connection& c);
   void do_read(connection& c);
-  // Parses rbuf_[0, n); returns false if the connection failed.
-  bool consume(connection& c, std::size_t n, clock_ns read_time);
-  bool consume_upgrade_response(connection& c, std::size_t n, std::size_t& used);
+  // The round's readable plain connections (batchable() and collected in run) read at once.
+  bool batchable(const connection& c, std::uint32_t ev) const noexcept;
+  void read_batch();
+  // Parses p[0, n) (rbuf_ unless given); returns false if the connection failed.
+  bool consume(connection& c, std::size_t n, clock_ns read_time) { return consume(c, rbuf_.data(), n, read_time); }
+  bool consume(connection& c, char* p, std::size_t n, clock_ns read_time);
+  bool consume_upgrade_response(connection& c, const char* p, std::size_t n, std::size_t& used);
   void flush(connection& c);
   void flush_dirty();
   void update_interest(connection& c);
@@ -157,6 +164,9 @@ class client_loop {
   std::deque<connection> connections_;
   std::vector<connection*> dirty_;
   std::string rbuf_;  // shared read buffer
+  std::unique_ptr<io_uring> ring_;    // batched reads (null: read() per connection)
+  std::vector<connection*> to_read_;  // this round's batchable readable connections
+  std::string batch_buf_;             // one slot per batched read
   std::size_t handshaking_ = 0;
   std::uint64_t bytes_read_ = 0;
   std::uint64_t read_calls_ = 0;

@@ -455,7 +455,7 @@ int run_fanout(const common_options& common, const fanout_options& opt) {
   std::vector<std::unique_ptr<fanout_worker>> workers;
   const unsigned per_loop_concurrency = std::max(1u, common.connect_concurrency / T);
   for (unsigned t = 0; t < T; ++t) {
-    loops.push_back(std::make_unique<client_loop>(ep, tls, host_header));
+    loops.push_back(std::make_unique<client_loop>(ep, tls, host_header, common.io_uring));
     workers.push_back(std::make_unique<fanout_worker>(sh, *loops.back(), t, per_loop_concurrency));
     loops.back()->set_handler(workers.back().get());
     sh.loops.push_back(loops.back().get());
