@@ -386,7 +386,7 @@ void connection::write_some() {
       // call for all of them, see send_batch), copies going to the batch's own space.
       std::array<iovec, max_iov> iov;
       send_batch* batch = loop_.open_batch();
-      auto out = batch ? batch->copy_space() : loop_.write_buffer();
+      auto out = loop_.write_buffer();
       std::size_t used = 0;
       int count = 0;
       bool last_in_buffer = false;
@@ -426,11 +426,13 @@ void connection::write_some() {
       // and the transport sends the records at once.
       const auto& first = q.writing[q.index];
       const std::size_t first_left = first.size() - q.offset;
+      // (During the flush pass the write buffer is what the batch's copies left: with less
+      // than a small frame's worth, the first frame goes alone.)
       std::span<const std::uint8_t> chunk;
-      if (first_left >= tls_chunk / 4 || q.index + 1 == q.writing.size()) {
+      auto out = loop_.write_buffer();
+      if (first_left >= tls_chunk / 4 || q.index + 1 == q.writing.size() || out.size() < copy_threshold) {
         chunk = {first.data() + q.offset, std::min(first_left, 4 * tls_chunk)};
       } else {
-        auto out = loop_.write_buffer();
         const std::size_t limit = std::min(out.size(), tls_chunk);
         std::size_t len = 0;
         std::size_t offset = q.offset;
@@ -448,16 +450,16 @@ void connection::write_some() {
       // into the batch's buffer and sent with the others.
       send_batch* batch = transport_.own_records() ? loop_.open_batch() : nullptr;
       if (batch && batch->sealed_room() >= tls13::record_layer::sealed_size(chunk.size()) + tls_batch_margin) {
-        byte_buffer& out = batch->sealed();
-        const std::size_t at = out.size();
-        r = transport_.seal_to(chunk, out);
+        byte_buffer& records = batch->sealed();
+        const std::size_t at = records.size();
+        r = transport_.seal_to(chunk, records);
         if (r.status == io_status::ok) {
-          iovec iov{out.data() + at, out.size() - at};
+          iovec iov{records.data() + at, records.size() - at};
           if (batch->add(shared_from_this(), transport_.fd(), &iov, 1, 0, iov.iov_len, chunk.size())) {
             write_in_batch_ = true;  // on_batched_write goes on
             return;
           }
-          const io_result shipped = transport_.ship({out.data() + at, out.size() - at});
+          const io_result shipped = transport_.ship({records.data() + at, records.size() - at});
           if (shipped.status == io_status::error) r = shipped;
         }
       } else {

@@ -54,7 +54,7 @@ void event_loop::start(std::function<void(clock::time_point)> extra_sweep) {
     current_ = this;
     if (ctx_.settings.batch_sends) {
       std::string why_not;
-      batch_ = send_batch::make(send_batch_entries, &on_batched_write, why_not);
+      batch_ = send_batch::make(send_batch_entries, &on_batched_write, write_buffer_, why_not);
       if (!batch_ && index_ == 0) spdlog::info("io_uring unavailable ({}): each connection sends by itself", why_not);
     }
     for (;;) {

@@ -93,7 +93,12 @@ class event_loop {
   // Sends are batched through io_uring (false: not asked for, or the kernel refused a ring).
   bool batches_sends() const noexcept { return batch_ != nullptr; }
   std::span<std::uint8_t> read_buffer() noexcept { return read_buffer_; }
-  std::span<std::uint8_t> write_buffer() noexcept { return write_buffer_; }
+  // Scratch for coalescing a write (valid until the next call). During the flush pass the
+  // part not holding queued sends' copies (the batch's arena is this buffer).
+  std::span<std::uint8_t> write_buffer() noexcept {
+    if (batch_ && batch_->collecting()) return batch_->copy_space();
+    return write_buffer_;
+  }
   // Encrypted records on their way to a socket (see transport).
   byte_buffer& tls_scratch() noexcept { return tls_scratch_; }
   // Coarse time, refreshed by the sweep and on every read event.

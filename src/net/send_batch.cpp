@@ -11,7 +11,8 @@
 
 namespace mles::net {
 
-std::unique_ptr<send_batch> send_batch::make(unsigned entries, completion done, std::string& why_not) {
+std::unique_ptr<send_batch> send_batch::make(unsigned entries, completion done, std::span<std::uint8_t> arena,
+                                             std::string& why_not) {
   auto ring = std::make_unique<io_uring>();
   // SUBMIT_ALL: one send refused at submission does not hold back the others. SINGLE_ISSUER
   // and COOP_TASKRUN spare the kernel work it does for rings shared between threads; older
@@ -27,13 +28,13 @@ std::unique_ptr<send_batch> send_batch::make(unsigned entries, completion done, 
     why_not = std::strerror(-rc);
     return nullptr;
   }
-  return std::unique_ptr<send_batch>(new send_batch(std::move(ring), entries, done));
+  return std::unique_ptr<send_batch>(new send_batch(std::move(ring), entries, done, arena));
 }
 
-send_batch::send_batch(std::unique_ptr<io_uring> ring, unsigned entries, completion done)
+send_batch::send_batch(std::unique_ptr<io_uring> ring, unsigned entries, completion done,
+                       std::span<std::uint8_t> arena)
     : ring_(std::move(ring)), entries_(entries), done_(done),
-      iovs_(std::make_unique_for_overwrite<iovec[]>(iov_pool)),
-      arena_(std::make_unique_for_overwrite<std::uint8_t[]>(arena_size)) {
+      iovs_(std::make_unique_for_overwrite<iovec[]>(iov_pool)), arena_(arena) {
   slots_.reserve(entries_);
   sealed_.reserve(sealed_size);
   headers_.reserve(entries_);
@@ -46,13 +47,13 @@ send_batch::~send_batch() {
 
 bool send_batch::has_room() const noexcept {
   return !broken_ && slots_.size() < entries_ && queued_bytes_ < submit_bytes && iovs_used_ + max_iov <= iov_pool &&
-         arena_size - arena_used_ >= low_space && sealed_room() >= low_space;
+         arena_.size() - arena_used_ >= low_space && sealed_room() >= low_space;
 }
 
 bool send_batch::add(std::shared_ptr<void> owner, int fd, const iovec* iov, int count, std::size_t copied,
                      std::size_t attempted, std::size_t tag) {
   if (!collecting_ || broken_ || slots_.size() >= entries_ || count <= 0 || iovs_used_ + static_cast<std::size_t>(count) > iov_pool ||
-      copied > arena_size - arena_used_) {
+      copied > arena_.size() - arena_used_) {
     return false;
   }
   io_uring_sqe* sqe = io_uring_get_sqe(ring_.get());

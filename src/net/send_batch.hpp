@@ -44,7 +44,10 @@ class send_batch {
 
   // nullptr, with the reason in why_not, if the kernel refuses a ring. Call on the thread
   // that will use the batch (the ring is made for a single issuer where the kernel allows).
-  static std::unique_ptr<send_batch> make(unsigned entries, completion done, std::string& why_not);
+  // arena: where queued sends' copies go (the loop's write buffer: while collecting, the
+  // loop hands out copy_space() as its write buffer, so direct writes never overwrite them).
+  static std::unique_ptr<send_batch> make(unsigned entries, completion done, std::span<std::uint8_t> arena,
+                                          std::string& why_not);
   ~send_batch();
   send_batch(const send_batch&) = delete;
   send_batch& operator=(const send_batch&) = delete;
@@ -58,9 +61,7 @@ class send_batch {
   // this turns false between two connections.
   bool has_room() const noexcept;
   // Where a connection may copy small frames for its queued send (valid until complete()).
-  std::span<std::uint8_t> copy_space() noexcept {
-    return {arena_.get() + arena_used_, std::min(arena_size - arena_used_, max_copy)};
-  }
+  std::span<std::uint8_t> copy_space() noexcept { return arena_.subspan(arena_used_); }
   // Queues owner's gather write of iov[0..count) on fd, of which the first `copied` bytes of
   // copy_space() hold copies. False (nothing queued) if there is no room: write directly.
   bool add(std::shared_ptr<void> owner, int fd, const iovec* iov, int count, std::size_t copied,
@@ -79,8 +80,6 @@ class send_batch {
 
   static constexpr std::size_t max_iov = 64;            // per send (connection::max_iov)
   static constexpr std::size_t iov_pool = 4096;         // per batch, all sends together
-  static constexpr std::size_t max_copy = 256 * 1024;   // per send, as the loop's write buffer
-  static constexpr std::size_t arena_size = 512 * 1024; // per batch
   static constexpr std::size_t low_space = 64 * 1024;
   // A batch goes out once it holds this much: the members' readers start while the rest of a
   // fan-out is prepared (TLS seals every record before its send is queued: 100 members' records
@@ -97,7 +96,7 @@ class send_batch {
     long result = 0;
     bool done = false;
   };
-  send_batch(std::unique_ptr<io_uring> ring, unsigned entries, completion done);
+  send_batch(std::unique_ptr<io_uring> ring, unsigned entries, completion done, std::span<std::uint8_t> arena);
   void fall_back(std::size_t from) noexcept;  // sendmsg() for slots the ring did not run
 
   std::unique_ptr<io_uring> ring_;
@@ -110,7 +109,7 @@ class send_batch {
   std::vector<int> fds_;         // per slot, for fall_back
   std::unique_ptr<iovec[]> iovs_;  // iov_pool, handed out in order
   std::size_t iovs_used_ = 0;
-  std::unique_ptr<std::uint8_t[]> arena_;  // arena_size, untouched until used
+  std::span<std::uint8_t> arena_;  // not owned
   std::size_t arena_used_ = 0;
   std::size_t queued_bytes_ = 0;
   byte_buffer sealed_;  // capacity sealed_size

@@ -95,7 +95,7 @@ class send_batch_test : public ::testing::Test {
   void SetUp() override {
     results = &got_;
     std::string why_not;
-    batch_ = send_batch::make(64, &record, why_not);
+    batch_ = send_batch::make(64, &record, arena_, why_not);
     if (!batch_) GTEST_SKIP() << "io_uring unavailable here: " << why_not;
   }
   void TearDown() override { results = nullptr; }
@@ -111,6 +111,7 @@ class send_batch_test : public ::testing::Test {
   std::unique_ptr<send_batch> batch_;
   std::vector<result> got_;
   std::deque<std::string> kept_;
+  std::vector<std::uint8_t> arena_ = std::vector<std::uint8_t>(256 * 1024);
 };
 
 TEST_F(send_batch_test, queued_sends_leave_together_when_the_batch_completes_and_each_owner_gets_its_bytes) {
@@ -123,11 +124,12 @@ TEST_F(send_batch_test, queued_sends_leave_together_when_the_batch_completes_and
   const std::string b_head = "b's head ";
   const std::string b_tail(5000, 'b');
   auto space = batch_->copy_space();
-  ASSERT_GE(space.size(), 64u * 1024);
+  ASSERT_EQ(space.size(), arena_.size()) << "the whole arena at first";
   std::memcpy(space.data(), b_head.data(), b_head.size());
   iovec b_iov[2] = {{space.data(), b_head.size()}, {const_cast<char*>(b_tail.data()), b_tail.size()}};
   ASSERT_TRUE(batch_->add(owner("b"), b.local, b_iov, 2, b_head.size(), b_head.size() + b_tail.size()));
   space = batch_->copy_space();
+  EXPECT_EQ(space.data(), arena_.data() + b_head.size()) << "b's copy would be overwritten";
   const std::string to_c = "for c, copied";
   std::memcpy(space.data(), to_c.data(), to_c.size());
   iovec c_iov{space.data(), to_c.size()};
@@ -162,6 +164,7 @@ TEST_F(send_batch_test, queued_sends_leave_together_when_the_batch_completes_and
 
   // The batch is used again: the next pass's copy space starts over.
   batch_->begin();
+  EXPECT_EQ(batch_->copy_space().size(), arena_.size());
   ASSERT_TRUE(add(owner("a again"), a.local, "second"));
   batch_->complete();
   ASSERT_EQ(got_.size(), 4u);
@@ -311,7 +314,8 @@ TEST(send_batch_completion, takes_no_new_send) {
   std::vector<result> got;
   results = &got;
   std::string why_not;
-  auto batch = send_batch::make(8, &add_from_completion, why_not);
+  std::vector<std::uint8_t> arena(256 * 1024);
+  auto batch = send_batch::make(8, &add_from_completion, arena, why_not);
   if (!batch) GTEST_SKIP() << "io_uring unavailable here: " << why_not;
   tcp_pair p;
   refusing = batch.get();
