@@ -52,8 +52,8 @@ bool send_batch::has_room() const noexcept {
 
 bool send_batch::add(std::shared_ptr<void> owner, int fd, const iovec* iov, int count, std::size_t copied,
                      std::size_t attempted, std::size_t tag) {
-  if (!collecting_ || broken_ || slots_.size() >= entries_ || count <= 0 || iovs_used_ + static_cast<std::size_t>(count) > iov_pool ||
-      copied > arena_.size() - arena_used_) {
+  if (!collecting_ || broken_ || slots_.size() >= entries_ || count <= 0 ||
+      iovs_used_ + static_cast<std::size_t>(count) > iov_pool || copied > arena_.size() - arena_used_) {
     return false;
   }
   io_uring_sqe* sqe = io_uring_get_sqe(ring_.get());

@@ -306,8 +306,8 @@ void add_from_completion(void* owner, const send_batch::outcome& o) {
   record(owner, o);
   static const std::string again = "again";
   iovec iov{const_cast<char*>(again.data()), again.size()};
-  results->push_back(
-      {refusing->add(std::make_shared<std::string>("x"), refused_fd, &iov, 1, 0, 5) ? "queued" : "refused", 0, 0, 0, ""});
+  const bool queued = refusing->add(std::make_shared<std::string>("x"), refused_fd, &iov, 1, 0, 5);
+  results->push_back({queued ? "queued" : "refused", 0, 0, 0, ""});
 }
 
 TEST(send_batch_completion, takes_no_new_send) {
