@@ -55,7 +55,11 @@ void event_loop::start(std::function<void(clock::time_point)> extra_sweep) {
     if (ctx_.settings.batch_sends) {
       std::string why_not;
       batch_ = send_batch::make(send_batch_entries, &on_batched_write, write_buffer_, why_not);
-      if (!batch_ && index_ == 0) spdlog::info("io_uring unavailable ({}): each connection sends by itself", why_not);
+      if (!batch_ && index_ == 0) {
+        spdlog::warn("io_uring unavailable ({}): each connection sends with its own sendmsg() (slower fan-out; "
+                     "--no-io-uring says so and silences this)",
+                     why_not);
+      }
     }
     for (;;) {
       try {

@@ -28,6 +28,16 @@ std::unique_ptr<send_batch> send_batch::make(unsigned entries, completion done, 
     why_not = std::strerror(-rc);
     return nullptr;
   }
+  // The sendmsg operation came with Linux 5.3, the probe for it with 5.6: without either, a
+  // queued send would fail with -EINVAL and cost its connection.
+  io_uring_probe* probe = io_uring_get_probe_ring(ring.get());
+  const bool sendmsg = probe != nullptr && io_uring_opcode_supported(probe, IORING_OP_SENDMSG) != 0;
+  if (probe != nullptr) io_uring_free_probe(probe);
+  if (!sendmsg) {
+    io_uring_queue_exit(ring.get());
+    why_not = "the kernel's io_uring has no sendmsg operation (Linux 5.6 or later needed)";
+    return nullptr;
+  }
   return std::unique_ptr<send_batch>(new send_batch(std::move(ring), entries, done, arena));
 }
 

@@ -97,6 +97,31 @@ TEST(mles_binary, serves_plain_sessions_and_exits_0_on_sigterm_after_closing_the
   run_session_then_stop(s, transport::plain, SIGTERM);
 }
 
+// Where the kernel refuses io_uring (a container's seccomp profile), the server says so once
+// and serves with its own sendmsg() per connection; --no-io-uring asks for that quietly.
+TEST(mles_binary, serves_without_io_uring_when_the_kernel_refuses_it_and_warns_once) {
+  temp_dir www;
+  {
+    std::vector<std::string> args = with(base_args(www), {"--no-tls", "--threads", "2"});
+    args.insert(args.begin(), WITHOUT_IO_URING);
+    started_binary s = start_binary(args);
+    run_session_then_stop(s, transport::plain, SIGTERM);
+    const auto lines = s.process->err_lines();
+    const auto warned = std::count_if(lines.begin(), lines.end(), [](const std::string& l) {
+      return l.find("warning io_uring unavailable (Operation not permitted)") != std::string::npos;
+    });
+    EXPECT_EQ(warned, 1) << joined_lines(lines);
+  }
+  {
+    std::vector<std::string> args = with(base_args(www), {"--no-tls", "--no-io-uring"});
+    args.insert(args.begin(), WITHOUT_IO_URING);
+    started_binary s = start_binary(args);
+    run_session_then_stop(s, transport::plain, SIGTERM);
+    const std::string err = joined_lines(s.process->err_lines());
+    EXPECT_EQ(err.find("io_uring"), std::string::npos) << err;
+  }
+}
+
 TEST(mles_binary, exits_0_on_sigint) {
   temp_dir www;
   started_binary s = start_binary(with(base_args(www), {"--no-tls"}));
