@@ -516,37 +516,31 @@ void client_loop::do_read(connection& c) {
     c.in_.clear();
     char* base = rbuf_.data() + have;
     const std::size_t space = rbuf_.size() - have;
-    std::size_t got = 0;
-    bool drained = false;
-    std::string error;
-    bool eof = false;
+    read_outcome o;
     if (c.records_ != nullptr) {
-      read_outcome o = read_records(c, have);
-      got = o.plaintext;
-      drained = o.drained;
-      eof = o.eof;
-      error = std::move(o.error);
+      o = read_records(c, have);
     } else if (c.ssl_ != nullptr) {
       // SSL_read yields at most one record (16 KiB): fill the buffer before parsing.
-      while (got < space) {
+      while (o.plaintext < space) {
         ERR_clear_error();
         errno = 0;
-        const int r = SSL_read(c.ssl_, base + got, static_cast<int>(std::min<std::size_t>(space - got, INT_MAX)));
+        const int r = SSL_read(c.ssl_, base + o.plaintext,
+                               static_cast<int>(std::min<std::size_t>(space - o.plaintext, INT_MAX)));
         if (r > 0) {
-          got += static_cast<std::size_t>(r);
+          o.plaintext += static_cast<std::size_t>(r);
           continue;
         }
         const int e = SSL_get_error(c.ssl_, r);
         if (e == SSL_ERROR_WANT_READ) {
-          drained = true;
+          o.drained = true;
         } else if (e == SSL_ERROR_WANT_WRITE) {
           c.read_wants_write_ = true;
-          drained = true;
+          o.drained = true;
           update_interest(c);
         } else if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && errno == 0)) {
-          eof = true;
+          o.eof = true;
         } else {
-          error = fmt::format("TLS read failed: {}", tls_error_string());
+          o.error = fmt::format("TLS read failed: {}", tls_error_string());
         }
         break;
       }
@@ -555,40 +549,48 @@ void client_loop::do_read(connection& c) {
       do {
         r = ::read(c.fd_, base, space);
       } while (r < 0 && errno == EINTR);
-      if (r > 0) {
-        got = static_cast<std::size_t>(r);
-        drained = got < space;
-      } else if (r == 0) {
-        eof = true;
-      } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        drained = true;
-      } else {
-        error = fmt::format("read failed: {}", std::strerror(errno));
-      }
+      o = outcome_of_read(r >= 0 ? r : -errno, space);
     }
-    ++read_calls_;
-    bytes_read_ += got;
-    if (got > 0) {
-      if (!consume(c, have + got, now_ns())) return;
-    } else if (have > 0) {
-      c.in_.assign(rbuf_.data(), have);
-    }
-    if (eof) {
-      fail(c, c.state_ == conn_state::upgrading
-                  ? "server closed the connection during the upgrade (no 101)"
-                  : "server closed the connection");
-      return;
-    }
-    if (!error.empty()) {
-      fail(c, error);
-      return;
-    }
-    if (drained || c.read_paused_) return;
+    if (!take_read(c, rbuf_.data(), have, o, now_ns())) return;
   }
 }
 
-client_loop::read_outcome client_loop::read_records(connection& c, std::size_t at) {
+client_loop::read_outcome client_loop::outcome_of_read(std::int64_t r, std::size_t space) {
   read_outcome o;
+  if (r > 0) {
+    o.plaintext = static_cast<std::size_t>(r);
+    o.drained = o.plaintext < space;  // a stream socket returns less only when it had no more
+  } else if (r == 0) {
+    o.eof = true;
+  } else if (r == -EAGAIN || r == -EWOULDBLOCK) {
+    o.drained = true;
+  } else {
+    o.error = fmt::format("read failed: {}", std::strerror(static_cast<int>(-r)));
+  }
+  return o;
+}
+
+bool client_loop::take_read(connection& c, char* buf, std::size_t have, const read_outcome& o, clock_ns read_time) {
+  ++read_calls_;
+  bytes_read_ += o.plaintext;
+  if (o.plaintext > 0) {
+    if (!consume(c, buf, have + o.plaintext, read_time)) return false;
+  } else if (have > 0) {
+    c.in_.assign(buf, have);
+  }
+  if (o.eof) {
+    fail(c, c.state_ == conn_state::upgrading ? "server closed the connection during the upgrade (no 101)"
+                                              : "server closed the connection");
+    return false;
+  }
+  if (!o.error.empty()) {
+    fail(c, o.error);
+    return false;
+  }
+  return !o.drained && !c.read_paused_ && c.state_ != conn_state::closed;
+}
+
+client_loop::read_outcome client_loop::read_records(connection& c, std::size_t at) {
   // The incomplete record of the last read, then the socket's bytes after it.
   const std::size_t part = c.records_in_.size();
   if (rbuf_.size() < at + part + min_read_space) rbuf_.resize(std::max(rbuf_.size() * 2, at + part + min_read_space));
@@ -600,17 +602,12 @@ client_loop::read_outcome client_loop::read_records(connection& c, std::size_t a
   do {
     r = ::read(c.fd_, base + part, space);
   } while (r < 0 && errno == EINTR);
-  std::size_t n = part;
-  if (r > 0) {
-    n += static_cast<std::size_t>(r);
-    o.drained = static_cast<std::size_t>(r) < space;
-  } else if (r == 0) {
-    o.eof = true;
-  } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-    o.drained = true;
-  } else {
-    o.error = fmt::format("read failed: {}", std::strerror(errno));
-  }
+  read_outcome o = outcome_of_read(r >= 0 ? r : -errno, space);
+  open_records(c, base, part + o.plaintext, o);
+  return o;
+}
+
+void client_loop::open_records(connection& c, char* base, std::size_t n, read_outcome& o) {
   // Whole records are opened in place (their plaintext moves to base); the rest is kept.
   const auto res = c.records_->open({reinterpret_cast<std::uint8_t*>(base), n}, c.sealed_);
   if (res.st == net::tls13::record_layer::status::ok) {
@@ -622,7 +619,6 @@ client_loop::read_outcome client_loop::read_records(connection& c, std::size_t a
     o.error = fmt::format("TLS read failed: {}", c.records_->what());
   }
   o.plaintext = res.plaintext;
-  return o;
 }
 
 bool client_loop::consume_upgrade_response(connection& c, const char* p, std::size_t n, std::size_t& used) {
@@ -827,45 +823,18 @@ void client_loop::read_batch() {
       do_read(c);
       continue;
     }
-    const std::int64_t r = results[k];
     char* slot = batch_buf_.data() + k * batch_slot;
     const std::size_t have = c.in_.size();
     c.in_.clear();
-    ++read_calls_;
-    if (r > 0 && c.records_ != nullptr) {
-      // The kept incomplete record and the new bytes: whole records open in place (their
-      // plaintext moves to follow the tail), the rest is kept for the next read.
-      const std::size_t n = c.records_in_.size() + static_cast<std::size_t>(r);
+    read_outcome o = outcome_of_read(results[k], batch_read);
+    if (c.records_ != nullptr) {
+      // The kept incomplete record (copied after the tail) and the new bytes.
+      const std::size_t part = c.records_in_.size();
       c.records_in_.clear();
-      auto* base = reinterpret_cast<std::uint8_t*>(slot + have);
-      const auto res = c.records_->open({base, n}, c.sealed_);
-      if (res.st == net::tls13::record_layer::status::closed) {
-        fail(c, "server closed the connection");
-        continue;
-      }
-      if (res.st != net::tls13::record_layer::status::ok) {
-        fail(c, fmt::format("TLS read failed: {}", c.records_->what()));
-        continue;
-      }
-      c.records_in_.assign(slot + have + res.consumed, n - res.consumed);
-      bytes_read_ += res.plaintext;
-      if (res.plaintext > 0 || have > 0) {
-        if (!consume(c, slot, have + res.plaintext, read_time)) continue;
-      }
-      if (c.state_ != conn_state::closed && c.queued() > 0) mark_dirty(c);
-      if (static_cast<std::size_t>(r) == batch_read && c.state_ != conn_state::closed) do_read(c);
-    } else if (r > 0) {
-      bytes_read_ += static_cast<std::uint64_t>(r);
-      if (!consume(c, slot, have + static_cast<std::size_t>(r), read_time)) continue;
-      if (static_cast<std::size_t>(r) == batch_read && c.state_ != conn_state::closed) do_read(c);
-    } else if (r == 0) {
-      fail(c, c.state_ == conn_state::upgrading ? "server closed the connection during the upgrade (no 101)"
-                                                : "server closed the connection");
-    } else if (r == -EAGAIN || r == -EWOULDBLOCK || r == -EINTR) {
-      if (have > 0) c.in_.assign(slot, have);
-    } else {
-      fail(c, fmt::format("read failed: {}", std::strerror(static_cast<int>(-r))));
+      open_records(c, slot + have, part + o.plaintext, o);
     }
+    if (take_read(c, slot, have, o, read_time)) do_read(c);  // a full slot: more may wait
+    if (c.records_ != nullptr && c.state_ != conn_state::closed && c.queued() > 0) mark_dirty(c);
   }
   batch.clear();
   if (to_read_.empty()) to_read_.swap(batch);  // keep the storage

@@ -138,6 +138,14 @@ class client_loop {
     std::string error;
   };
   read_outcome read_records(connection& c, std::size_t at);
+  // A read()/recv result (bytes, or -errno) into `space` bytes.
+  static read_outcome outcome_of_read(std::int64_t r, std::size_t space);
+  // base[0, n): the incomplete record kept from the last read, then the new bytes. Opens the
+  // whole records in place (o.plaintext: their plaintext, moved to base) and keeps the rest.
+  void open_records(connection& c, char* base, std::size_t n, read_outcome& o);
+  // After a read: buf[0, have) is the unparsed tail, o.plaintext new bytes follow it. Parses,
+  // keeps what is left, ends the connection on EOF or an error. True: read on (not drained).
+  bool take_read(connection& c, char* buf, std::size_t have, const read_outcome& o, clock_ns read_time);
   void send_upgrade_request(connection& c);
   void do_read(connection& c);
   // The round's readable plain connections (batchable() and collected in run) read at once.

@@ -501,7 +501,7 @@ bool connection::written(io_result r, std::size_t attempted) {
 void connection::on_batched_write(const send_batch::outcome& o) {
   write_in_batch_ = false;
   if (state_ == state::closed) return;
-  io_result r{io_status::ok, o.result > 0 ? static_cast<std::size_t>(o.result) : 0};
+  io_result r = transport::send_result(o.result);
   std::size_t attempted = o.attempted;
   if (transport_.is_tls()) {
     // The records hold o.tag bytes of the burst, consumed whatever the kernel took: the
@@ -509,11 +509,6 @@ void connection::on_batched_write(const send_batch::outcome& o) {
     r = transport_.sent({static_cast<const std::uint8_t*>(o.iov[0].iov_base), o.iov[0].iov_len}, o.result);
     if (r.status == io_status::ok) r.n = o.tag;
     attempted = o.tag;
-  } else if (o.result == -EAGAIN || o.result == -EWOULDBLOCK) {
-    r.status = io_status::want_write;
-  } else if (o.result < 0) {
-    r.status = io_status::error;
-    transport::set_error(std::string("write: ") + std::strerror(static_cast<int>(-o.result)));
   }
   if (!written(r, attempted)) return;
   flush();  // the rest of the burst, and what was queued meanwhile

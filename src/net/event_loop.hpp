@@ -90,8 +90,6 @@ class event_loop {
   void forget_send(const connection& c) noexcept {
     if (batch_) batch_->forget(&c);
   }
-  // Sends are batched through io_uring (false: not asked for, or the kernel refused a ring).
-  bool batches_sends() const noexcept { return batch_ != nullptr; }
   std::span<std::uint8_t> read_buffer() noexcept { return read_buffer_; }
   // Scratch for coalescing a write (valid until the next call). During the flush pass the
   // part not holding queued sends' copies (the batch's arena is this buffer).

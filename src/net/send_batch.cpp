@@ -101,8 +101,8 @@ void send_batch::forget(const void* owner) noexcept {
   }
 }
 
-void send_batch::fall_back(std::size_t from) noexcept {
-  for (std::size_t i = from; i < slots_.size(); ++i) {
+void send_batch::fall_back() noexcept {
+  for (std::size_t i = 0; i < slots_.size(); ++i) {
     slot& s = slots_[i];
     if (s.done || !s.owner) continue;
     ssize_t n;
@@ -148,7 +148,7 @@ void send_batch::complete() {
       ring_.reset();
     }
   }
-  fall_back(0);
+  fall_back();
   // Hand the results over. A completion may queue more (into the next pass: collecting is off).
   // (The iovecs, headers, copies and sealed records stay intact until the next begin(): no
   // send can be queued while collecting is off.)

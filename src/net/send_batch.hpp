@@ -97,7 +97,7 @@ class send_batch {
     bool done = false;
   };
   send_batch(std::unique_ptr<io_uring> ring, unsigned entries, completion done, std::span<std::uint8_t> arena);
-  void fall_back(std::size_t from) noexcept;  // sendmsg() for slots the ring did not run
+  void fall_back() noexcept;  // sendmsg() for slots the ring did not run
 
   std::unique_ptr<io_uring> ring_;
   unsigned entries_;

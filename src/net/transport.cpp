@@ -200,15 +200,19 @@ io_result transport::ssl_result(int ret, const char* what) {
   }
 }
 
+io_result transport::send_result(long result) {
+  if (result >= 0) return {io_status::ok, static_cast<std::size_t>(result)};
+  if (result == -EAGAIN || result == -EWOULDBLOCK) return {io_status::want_write};
+  set_error(std::string("write: ") + std::strerror(static_cast<int>(-result)));
+  return {io_status::error};
+}
+
 io_result transport::send_raw(std::span<const std::uint8_t> bytes) {
-  for (;;) {
-    const ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-    if (n >= 0) return {io_status::ok, static_cast<std::size_t>(n)};
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return {io_status::want_write};
-    set_error(std::string("write: ") + std::strerror(errno));
-    return {io_status::error};
-  }
+  ssize_t n;
+  do {
+    n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  return send_result(n >= 0 ? static_cast<long>(n) : -static_cast<long>(errno));
 }
 
 io_result transport::ship_scratch() {
@@ -352,15 +356,8 @@ io_result transport::read(std::span<std::uint8_t> buf) {
 io_result transport::write(std::span<const std::uint8_t> buf) {
   if (t13_) {
     scratch_.clear();
-    try {
-      t13_->records.seal(buf, scratch_);
-    } catch (const std::exception& e) {
-      scratch_.clear();
-      set_error(std::string("TLS write: ") + e.what());
-      return {io_status::error};
-    }
-    ++t13_->ops;
-    t13_->after_op();
+    const io_result sealed = seal_to(buf, scratch_);
+    if (sealed.status != io_status::ok) return sealed;
     const io_result shipped = ship_scratch();
     if (shipped.status == io_status::error) return shipped;
     return {io_status::ok, buf.size()};  // plaintext consumed; leftover ciphertext is held
@@ -394,11 +391,9 @@ io_result transport::seal_to(std::span<const std::uint8_t> buf, byte_buffer& out
 }
 
 io_result transport::sent(std::span<const std::uint8_t> records, long result) {
-  if (result < 0 && result != -EAGAIN && result != -EWOULDBLOCK) {
-    set_error(std::string("write: ") + std::strerror(static_cast<int>(-result)));
-    return {io_status::error};
-  }
-  const auto taken = static_cast<std::size_t>(std::max(result, 0L));
+  const io_result r = send_result(result);
+  if (r.status == io_status::error) return r;
+  const std::size_t taken = r.n;  // 0 when the kernel took nothing (-EAGAIN)
   if (taken < records.size()) {
     if (!held_) held_ = std::make_unique<held_output>();
     held_->bytes.assign(records.begin() + static_cast<std::ptrdiff_t>(taken), records.end());
@@ -408,23 +403,22 @@ io_result transport::sent(std::span<const std::uint8_t> records, long result) {
 }
 
 io_result transport::ship(std::span<const std::uint8_t> records) {
-  const io_result r = send_raw(records);
-  if (r.status == io_status::error) return r;
-  return sent(records, r.status == io_status::ok ? static_cast<long>(r.n) : -EAGAIN);
+  ssize_t n;
+  do {
+    n = ::send(fd_, records.data(), records.size(), MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  return sent(records, n >= 0 ? static_cast<long>(n) : -static_cast<long>(errno));
 }
 
 io_result transport::writev(const struct iovec* iov, int count) {
   msghdr msg{};
   msg.msg_iov = const_cast<struct iovec*>(iov);
   msg.msg_iovlen = static_cast<std::size_t>(count);
-  for (;;) {
-    const ssize_t n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
-    if (n >= 0) return {io_status::ok, static_cast<std::size_t>(n)};
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return {io_status::want_write};
-    set_error(std::string("write: ") + std::strerror(errno));
-    return {io_status::error};
-  }
+  ssize_t n;
+  do {
+    n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  return send_result(n >= 0 ? static_cast<long>(n) : -static_cast<long>(errno));
 }
 
 void transport::on_sweep() noexcept {

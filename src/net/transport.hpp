@@ -120,8 +120,9 @@ class transport {
   // it right after the failing call, on the same thread; a transport lives on one loop).
   // Kept per thread, not per transport: an idle connection holds no string for it.
   static const std::string& last_error() noexcept { return thread_error(); }
-  // Sets it (also for a write made on the transport's behalf: event_loop's batched sends).
-  static void set_error(std::string what) { thread_error() = std::move(what); }
+  // A send's result (bytes, or -errno) as an io_result: -EAGAIN is want_write, other errors
+  // set last_error() (also for a send made on the transport's behalf: the loop's batch).
+  static io_result send_result(long result);
 
  private:
   friend struct tls_sink_access;
@@ -152,6 +153,7 @@ class transport {
     thread_local std::string what;
     return what;
   }
+  static void set_error(std::string what) { thread_error() = std::move(what); }
 };
 
 }  // namespace mles::net
