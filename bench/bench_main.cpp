@@ -1,5 +1,5 @@
 // mles-bench: a loopback load generator that drives an Mles server like a fleet of real
-// clients (fanout, idle, history). Command line → mode → one result (human + --json line).
+// clients (fanout, idle, history), and measures what the box's CPUs themselves cost (stalls). Command line → mode → one result (human + --json line).
 #include "modes.hpp"
 
 #include <CLI/CLI.hpp>
@@ -51,6 +51,7 @@ int main(int argc, char** argv) {
   fanout_options fo;
   idle_options io;
   history_options ho;
+  stall_options so;
   std::string rate = "max";
 
   auto* fanout = app.add_subcommand("fanout", "C channels × (P publishers + S subscribers): throughput, latency, integrity");
@@ -106,6 +107,15 @@ int main(int argc, char** argv) {
                       "each join reads the history from the cluster's stream)")
       ->capture_default_str()->check(CLI::Range(0.0, 60.0));
 
+  auto* stalls = app.add_subcommand(
+      "stalls", "a spinning thread per CPU: how often and how long the CPUs stop it, and the latency floor that sets");
+  stalls->add_option("--cpus", so.cpus, "CPUs to measure, e.g. 0,1 (default: every CPU this process may use)")
+      ->delimiter(',')->check(CLI::Range(0u, 1023u));
+  stalls->add_option("--duration", so.duration_s, "measured seconds")->capture_default_str()->check(CLI::Range(0.1, 600.0));
+  stalls->add_option("--deadline-us", so.deadline_us, "deadline for late_share_at_<deadline>us")
+      ->capture_default_str()->check(CLI::Range(1.0, 1e7));
+  stalls->add_flag("--json", common.json, "also print the result as one JSON line");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -134,6 +144,7 @@ int main(int argc, char** argv) {
       return run_fanout(common, fo);
     }
     if (*idle) return run_idle(common, io);
+    if (*stalls) return run_stalls(common, so);
     return run_history(common, ho);
   } catch (const bench_failure& f) {
     fmt::print(stderr, "mles-bench: FAILED: {}\n", f.what);

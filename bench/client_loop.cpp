@@ -35,6 +35,8 @@ constexpr clock_ns max_wait = ms_ns(20);
 // (TLS on our records: the tail, then the incomplete record kept from the last read, together
 // at most batch_tail.)
 constexpr std::size_t batch_reads_max = 128;
+// How often a round stops between reads to let a paced mode send what is due.
+constexpr clock_ns progress_interval = 20'000;
 constexpr std::size_t batch_tail = 24u << 10;
 constexpr std::size_t batch_read = 64u << 10;
 constexpr std::size_t batch_slot = batch_tail + batch_read;
@@ -450,6 +452,13 @@ void client_loop::flush(connection& c) {
   update_interest(c);
 }
 
+void client_loop::progress() {
+  const clock_ns now = now_ns();
+  if (now < next_progress_) return;
+  next_progress_ = now + progress_interval;
+  if (handler_->on_progress(now)) flush_dirty();
+}
+
 void client_loop::flush_dirty() {
   // Index loop: a flush failure may make the handler queue frames on other connections.
   for (std::size_t i = 0; i < dirty_.size(); ++i) {
@@ -764,6 +773,7 @@ void client_loop::run(const std::atomic<bool>& stop) {
         continue;
       }
       on_event(c, ev);
+      progress();
     }
     if (!to_read_.empty()) read_batch();
     handler_->on_round(now_ns());
@@ -835,6 +845,7 @@ void client_loop::read_batch() {
     }
     if (take_read(c, slot, have, o, read_time)) do_read(c);  // a full slot: more may wait
     if (c.records_ != nullptr && c.state_ != conn_state::closed && c.queued() > 0) mark_dirty(c);
+    progress();
   }
   batch.clear();
   if (to_read_.empty()) to_read_.swap(batch);  // keep the storage

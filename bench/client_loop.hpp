@@ -73,6 +73,11 @@ class client_handler {
   virtual void on_failure(connection& c, std::string_view why) = 0;
   // After each batch of events, before queued frames are flushed.
   virtual void on_round(clock_ns now) = 0;
+  // Within a round, between connections' reads (at most every progress_interval): a paced
+  // mode queues what has become due since the round began, instead of after the whole round
+  // (reading 100 busy connections takes a millisecond here). True: something was queued, and
+  // the loop writes it at once.
+  virtual bool on_progress(clock_ns /*now*/) { return false; }
   // Absolute time of the next on_round the mode needs even without I/O (the loop caps the
   // wait at 20 ms). Called with the loop marked sleeping: see client_loop::wake_if_sleeping.
   virtual clock_ns next_wakeup(clock_ns now) = 0;
@@ -157,6 +162,8 @@ class client_loop {
   bool consume_upgrade_response(connection& c, const char* p, std::size_t n, std::size_t& used);
   void flush(connection& c);
   void flush_dirty();
+  // Between reads: gives the handler its on_progress when progress_interval has passed.
+  void progress();
   void update_interest(connection& c);
   void fail(connection& c, std::string_view why);
   void mark_dirty(connection& c);
@@ -171,6 +178,7 @@ class client_loop {
   std::atomic<bool> sleeping_{false};
   std::deque<connection> connections_;
   std::vector<connection*> dirty_;
+  clock_ns next_progress_ = 0;
   std::string rbuf_;  // shared read buffer
   std::unique_ptr<io_uring> ring_;    // batched reads (null: read() per connection)
   std::vector<connection*> to_read_;  // this round's batchable readable connections

@@ -109,6 +109,9 @@ struct fanout_stats {
   // --stalled: the measured window split at the moment the last stalled member was gone.
   latency_histogram latency_stalled;  // while some stalled member was still connected
   latency_histogram latency_after;    // after all were disconnected
+  // Paced runs: how late this bench queued each message after its scheduled time (its own
+  // rounds of reading delay its sends; the latency figures include that wait).
+  latency_histogram send_lag;
   std::uint64_t delivered_stalled = 0;
   std::uint64_t delivered_after = 0;
   std::uint64_t delivered_window = 0;
@@ -263,6 +266,15 @@ class fanout_worker final : public client_handler {
     }
   }
 
+  // Paced runs: the publishers send what became due while the round was reading.
+  bool on_progress(clock_ns now) override {
+    if (sh_.opt.rate <= 0 || measure_end_ == 0 || now >= measure_end_) return false;
+    if (static_cast<phase>(sh_.phase_.load(std::memory_order_acquire)) != phase::run) return false;
+    bool queued = false;
+    for (const std::uint32_t i : publishers_) queued = pump(members_[i], now) || queued;
+    return queued;
+  }
+
   clock_ns next_wakeup(clock_ns now) override {
     const auto ph = static_cast<phase>(sh_.phase_.load(std::memory_order_acquire));
     clock_ns next = now + ms_ns(20);
@@ -314,9 +326,10 @@ class fanout_worker final : public client_handler {
     return run_start_ + static_cast<clock_ns>(static_cast<double>(seq) * 1e9 / sh_.opt.rate);
   }
 
-  void pump(member& mb, clock_ns now) {
+  // Queues what publisher mb may send now; true if it queued anything.
+  bool pump(member& mb, clock_ns now) {
     std::uint64_t n = window_left(mb);
-    if (n == 0) return;
+    if (n == 0) return false;
     const bool paced = sh_.opt.rate > 0;
     if (paced) {
       const auto due = static_cast<std::uint64_t>(static_cast<double>(now - run_start_) * sh_.opt.rate / 1e9) + 1;
@@ -331,9 +344,13 @@ class fanout_worker final : public client_handler {
       loop_.send_frame(*mb.conn, ws_opcode::binary, mb.payload.data(), mb.payload.size());
       ++mb.sent;
       ++stats_.published_total;
-      if (ts >= measure_start_ && ts < measure_end_) ++stats_.published_window;
+      if (ts >= measure_start_ && ts < measure_end_) {
+        ++stats_.published_window;
+        if (paced) stats_.send_lag.record(static_cast<std::uint64_t>(std::max<clock_ns>(0, now - ts)));
+      }
     }
     sh_.sent[gid].store(mb.sent, std::memory_order_release);
+    return n > 0;
   }
 
   static void write_payload_header(member& mb, std::uint32_t pid, std::uint32_t seq, clock_ns ts) {
@@ -595,6 +612,7 @@ int run_fanout(const common_options& common, const fanout_options& opt) {
     total_stats.latency.merge(s.latency);
     total_stats.latency_stalled.merge(s.latency_stalled);
     total_stats.latency_after.merge(s.latency_after);
+    total_stats.send_lag.merge(s.send_lag);
     total_stats.delivered_stalled += s.delivered_stalled;
     total_stats.delivered_after += s.delivered_after;
     total_stats.delivered_window += s.delivered_window;
@@ -645,6 +663,10 @@ int run_fanout(const common_options& common, const fanout_options& opt) {
   rec.add("latency_p99_us", static_cast<double>(h.percentile(0.99)) / 1e3, 1);
   rec.add("latency_p999_us", static_cast<double>(h.percentile(0.999)) / 1e3, 1);
   rec.add("latency_max_us", static_cast<double>(h.max()) / 1e3, 1);
+  if (opt.rate > 0) {
+    rec.add("send_lag_p50_us", static_cast<double>(total_stats.send_lag.percentile(0.50)) / 1e3, 1);
+    rec.add("send_lag_p99_us", static_cast<double>(total_stats.send_lag.percentile(0.99)) / 1e3, 1);
+  }
   rec.add("published_total", total_stats.published_total);
   rec.add("delivered_total", total_stats.delivered_total);
   rec.add("lost", lost);

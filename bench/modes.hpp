@@ -1,4 +1,4 @@
-// The three mles-bench modes (fanout, idle, history): their options and entry points.
+// The mles-bench modes (fanout, idle, history, stalls): their options and entry points.
 // Each returns a process exit code (bench_common.hpp) and throws bench_failure on deadlines.
 #pragma once
 
@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace mles::bench {
 
@@ -62,9 +63,16 @@ struct history_options {
   double join_pause_s = 0;        // wait after each fill before the joiner connects
 };
 
+struct stall_options {
+  std::vector<unsigned> cpus;  // empty: every CPU this process may run on
+  double duration_s = 5;
+  double deadline_us = 1000;   // late_share_at_<deadline>us
+};
+
 int run_fanout(const common_options& common, const fanout_options& opt);
 int run_idle(const common_options& common, const idle_options& opt);
 int run_history(const common_options& common, const history_options& opt);
+int run_stalls(const common_options& common, const stall_options& opt);
 
 // Prints the human-readable lines and, with --json, the one-line JSON record on stdout.
 void print_result(const common_options& common, const std::string& title,

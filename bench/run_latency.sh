@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issue 11, items 4 and 5: latency under load (with and without a subscriber that never reads)
 # and large messages, in alternating rounds: raw baseline, mles plain, mles TLS, one run each
-# per round, fresh server per run (CPU 0), mles-bench on CPU 1, load average after each round.
+# per round, fresh server per run (CPU 0), mles-bench on CPU 1, load average after each round;
+# before each latency round, the latency floor the two CPUs' own stalls set (mles-bench stalls).
 #   bench/run_latency.sh --runs 5                       # both parts
 #   bench/run_latency.sh --runs 5 --only large --large-window-bytes 3145728
 set -uo pipefail
@@ -10,7 +11,7 @@ usage() {
   cat <<'EOF'
 usage: bench/run_latency.sh [--build DIR] [--runs N] [--duration S] [--only latency,large]
                             [--setups raw,plain,tls] [--large-window-bytes B] [--sizes "65536 1048576"]
-                            [--stall-warmup S] [--max-load L] [--max-waits N] [--out FILE]
+                            [--stall-warmup S] [--stall-probe S] [--max-load L] [--max-waits N] [--out FILE]
   --build DIR       build with mles, mles-bench, mles-raw-baseline (default build)
   --runs N          alternating rounds (default 5)
   --duration S      measured seconds per run (default 5)
@@ -22,6 +23,8 @@ usage: bench/run_latency.sh [--build DIR] [--runs N] [--duration S] [--only late
                     queue limit is 4 MiB)
   --stall-warmup S  warm-up of the half-rate runs (default 0.25: the stalled member is dropped
                     about a second after the start, the split window must start before that)
+  --stall-probe S   seconds of mles-bench stalls on CPUs 0 and 1 before each latency round
+                    (default 3): the latency floor the CPUs' own stalls set
   --max-load L      before each round wait (at most --max-waits times 30 s, default 10) while
                     the 1-minute load average is above L (default 3)
   --out FILE        Markdown output (default bench/results/latency.md); every run's figures go
@@ -40,6 +43,7 @@ setups=raw,plain,tls
 large_window_bytes=$((3 << 20))
 sizes="65536 1048576"
 stall_warmup=0.25
+stall_probe_s=3
 max_load=3
 max_waits=10
 out=
@@ -53,6 +57,7 @@ while [[ $# -gt 0 ]]; do
     --large-window-bytes) large_window_bytes=${2:?}; shift 2 ;;
     --sizes) sizes=${2:?}; shift 2 ;;
     --stall-warmup) stall_warmup=${2:?}; shift 2 ;;
+    --stall-probe) stall_probe_s=${2:?}; shift 2 ;;
     --max-load) max_load=${2:?}; shift 2 ;;
     --max-waits) max_waits=${2:?}; shift 2 ;;
     --out) out=${2:?}; shift 2 ;;
@@ -63,6 +68,8 @@ done
 [[ "$build" = /* ]] || build="$repo_dir/$build"
 [[ "$runs" =~ ^[1-9][0-9]*$ ]] || { echo "run_latency.sh: --runs must be a positive integer" >&2; exit 2; }
 [[ "$duration" =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "run_latency.sh: --duration must be a number" >&2; exit 2; }
+[[ "$stall_probe_s" =~ ^[0-9]+(\.[0-9]+)?$ ]] && awk -v s="$stall_probe_s" 'BEGIN { exit !(s >= 0.1 && s <= 600) }' ||
+  { echo "run_latency.sh: --stall-probe must be a number of seconds from 0.1 to 600" >&2; exit 2; }
 [[ "$large_window_bytes" =~ ^[0-9]+$ ]] || { echo "run_latency.sh: --large-window-bytes must be an integer" >&2; exit 2; }
 for s in ${setups//,/ }; do
   [[ "$s" =~ ^(raw|plain|tls)$ ]] || { echo "run_latency.sh: unknown setup $s (raw, plain, tls)" >&2; exit 2; }
@@ -180,6 +187,22 @@ lat_warm=(--channels 1 --subscribers 100 --publishers 1 --size 64)
 for r in $(seq "$runs"); do
   wait_for_quiet
   load_before=$(cut -d' ' -f1 /proc/loadavg)
+  if [[ ",$only," == *",latency,"* ]]; then
+    # What the two CPUs' own stalls (host preemption, interrupts) leave to any relay, measured
+    # with nothing else running: the floor under every latency figure of this round.
+    j=$(timeout -k 5 60 "$build/mles-bench" stalls --cpus 0,1 --duration "$stall_probe_s" --json 2>"$work/stalls.err" | grep '^{' | tail -n 1)
+    if [[ -z "$j" ]]; then
+      echo "run_latency.sh: mles-bench stalls failed: $(grep -m1 . "$work/stalls.err")" >&2
+      failures=$((failures + 1))
+    fi
+    printf '%s\t%s\t%s\t%s\n' "$r" cpus stalls "$j" >>"$tsv"
+    add cpus floor_p50 "$(json_get floor_p50_us <<<"$j")"
+    add cpus floor_p99 "$(json_get floor_p99_us <<<"$j")"
+    add cpus floor_p999 "$(json_get floor_p999_us <<<"$j")"
+    add cpus late_1ms "$(json_get late_share_at_1000us <<<"$j")"
+    add cpus over_1ms "$(json_get stalls_over_1ms_per_s <<<"$j")"
+    add cpus longest "$(json_get longest_stall_us <<<"$j")"
+  fi
   for setup in ${setups//,/ }; do
     if [[ ",$only," == *",latency,"* ]]; then
       j=$(bench "$setup" "${lat_warm[@]}" --warmup 1 --duration "$duration")
@@ -197,6 +220,7 @@ for r in $(seq "$runs"); do
         add "$setup" half_p50 "$(json_get latency_p50_us <<<"$j")"
         add "$setup" half_p99 "$(json_get latency_p99_us <<<"$j")"
         add "$setup" half_p999 "$(json_get latency_p999_us <<<"$j")"
+        add "$setup" half_lag99 "$(json_get send_lag_p99_us <<<"$j")"
         add "$setup" half_cpu "$(json_get server_cpu_s <<<"$j")"
         # Long enough for the stalled member to be dropped: ~8.5 MB (4 MiB server queue, ~4 MiB
         # kernel send buffer, 128 KiB receive buffer) of 66-byte frames, with a margin, plus 2 s;
@@ -248,13 +272,16 @@ commit=$(git -C "$repo_dir" rev-parse --short HEAD 2>/dev/null || echo unknown)
     echo
     echo "### Latency: 1 channel × 100 subscribers × 1 publisher, 64 B"
     echo
-    echo "| setup | max rate: published msgs/s | delivered msgs/s | half rate (msgs/s per publisher) | p50 µs | p99 µs | p99.9 µs | server CPU s |"
-    echo "|---|---|---|---|---|---|---|---|"
+    echo "| setup | max rate: published msgs/s | delivered msgs/s | half rate (msgs/s per publisher) | p50 µs | p99 µs | p99.9 µs | bench's send lag p99 µs | server CPU s |"
+    echo "|---|---|---|---|---|---|---|---|---|"
     for s in ${setups//,/ }; do
-      echo "| $(label "$s") | $(rate "$(m "$s" max_published)") | $(rate "$(m "$s" max_delivered)") | $(rate "$(m "$s" half_rate)") | **$(m "$s" half_p50)** | **$(m "$s" half_p99)** | $(m "$s" half_p999) | $(m "$s" half_cpu) |"
+      echo "| $(label "$s") | $(rate "$(m "$s" max_published)") | $(rate "$(m "$s" max_delivered)") | $(rate "$(m "$s" half_rate)") | **$(m "$s" half_p50)** | **$(m "$s" half_p99)** | $(m "$s" half_p999) | $(m "$s" half_lag99) | $(m "$s" half_cpu) |"
     done
+    echo "| CPU stalls alone: floor (no server, no load) | | | | $(m cpus floor_p50) | **$(m cpus floor_p99)** | $(m cpus floor_p999) | | |"
     echo
     echo "Half-rate runs: p99 per run: $(for s in ${setups//,/ }; do printf '%s: %s; ' "$(label "$s")" "$(runs_of "$s" half_p99)"; done)"
+    echo
+    echo "CPU stalls (\`mles-bench stalls --cpus 0,1 --duration $stall_probe_s\` before each round, nothing else running): stalls over 1 ms per s (both CPUs): $(runs_of cpus over_1ms); longest µs: $(runs_of cpus longest); share of instants a 1 ms deadline is missed by the stalls alone: $(runs_of cpus late_1ms); p99 floor µs: $(runs_of cpus floor_p99). No relay whose messages cross both CPUs has a lower p99 than the floor, even at zero load; under load a stall also leaves a backlog."
     echo
     echo "### One of the 100 subscribers never reads (--stalled 1, same half rate)"
     echo

@@ -95,7 +95,8 @@ for tls in plain tls; do
     # Paced, with a member that never reads: the others still get everything.
     rec="$(run_bench "fanout paced $tls" fanout --channels 1 --subscribers 5 --publishers 1 --size 64 --rate 2000 \
       --stalled 1 --warmup 0.2 --duration 1 --drain-timeout 60 --port "$PORT" "${bench_tls[@]}")"
-    check "mles $tls, $threads loop(s): paced fan-out with a stalled member" "$rec" "${FANOUT_OK[@]}"
+    check "mles $tls, $threads loop(s): paced fan-out with a stalled member" "$rec" "${FANOUT_OK[@]}" \
+      '0 <= r["send_lag_p50_us"] <= r["send_lag_p99_us"]'
     rec="$(run_bench "idle $tls" idle --connections 200 --per-channel 10 --server-pid "$PID" --port "$PORT" "${bench_tls[@]}")"
     check "mles $tls, $threads loop(s): idle" "$rec" 'r["connections"] == 200' 'r["joins_confirmed"] == "yes"' \
       'r["server_rss_after_kib"] > 0' 'r["joins_per_s"] > 0'
@@ -118,4 +119,16 @@ if timeout 60 "$BENCH" fanout --channels 1 --subscribers 2 --publishers 1 --dura
 fi
 grep -qi "refused\|fail" "$WORK/bench.err" || fail "mles-bench failed against a closed port without saying why"
 echo "ok  closed port: mles-bench fails with: $(head -c 200 "$WORK/bench.err")"
+
+# stalls: a spinning thread per CPU; its shares and floors are consistent.
+rec="$(run_bench "stalls" stalls --duration 0.3)"
+check "stalls" "$rec" 'r["mode"] == "stalls"' 'len(r["cpus"]) > 0' 'r["overflowed"] == "no"' \
+  '0 <= r["stalled_share"] < 1' '0 <= r["late_share_at_1000us"] <= 2' 'r["longest_stall_us"] >= 0' \
+  '0 <= r["floor_p50_us"] <= r["floor_p99_us"] <= r["floor_p999_us"] <= r["longest_stall_us"]'
+# A CPU this process may not run on is refused with its number, not measured.
+if timeout 60 "$BENCH" stalls --cpus 1023 --duration 0.1 >/dev/null 2>"$WORK/bench.err"; then
+  fail "mles-bench stalls measured CPU 1023"
+fi
+grep -q "CPU 1023" "$WORK/bench.err" || fail "mles-bench stalls refused CPU 1023 without naming it: $(cat "$WORK/bench.err")"
+echo "ok  stalls: an unusable CPU is refused: $(head -c 200 "$WORK/bench.err")"
 echo "all passed"
