@@ -248,13 +248,7 @@ class fanout_worker final : public client_handler {
     } else if (ph == phase::barrier) {
       for (const std::uint32_t i : publishers_) barrier_step(members_[i], now);
     } else if (ph == phase::run) {
-      if (measure_end_ == 0) {
-        run_start_ = sh_.run_start.load(std::memory_order_relaxed);
-        measure_start_ = sh_.measure_start.load(std::memory_order_relaxed);
-        measure_end_ = sh_.measure_end.load(std::memory_order_relaxed);
-      }
-      if (now < measure_end_)
-        for (const std::uint32_t i : publishers_) pump(members_[i], now);
+      pump_all(now);
     }
     if (touched_ != 0) {
       // Pairs with the fence in client_loop::run: our acks are visible before we look at
@@ -268,11 +262,8 @@ class fanout_worker final : public client_handler {
 
   // Paced runs: the publishers send what became due while the round was reading.
   bool on_progress(clock_ns now) override {
-    if (sh_.opt.rate <= 0 || measure_end_ == 0 || now >= measure_end_) return false;
-    if (static_cast<phase>(sh_.phase_.load(std::memory_order_acquire)) != phase::run) return false;
-    bool queued = false;
-    for (const std::uint32_t i : publishers_) queued = pump(members_[i], now) || queued;
-    return queued;
+    return sh_.opt.rate > 0 && static_cast<phase>(sh_.phase_.load(std::memory_order_acquire)) == phase::run &&
+           pump_all(now);
   }
 
   clock_ns next_wakeup(clock_ns now) override {
@@ -324,6 +315,19 @@ class fanout_worker final : public client_handler {
 
   clock_ns scheduled_time(std::uint64_t seq) const noexcept {
     return run_start_ + static_cast<clock_ns>(static_cast<double>(seq) * 1e9 / sh_.opt.rate);
+  }
+
+  // Run phase: every publisher queues what it may send now; true if any queued something.
+  bool pump_all(clock_ns now) {
+    if (measure_end_ == 0) {
+      run_start_ = sh_.run_start.load(std::memory_order_relaxed);
+      measure_start_ = sh_.measure_start.load(std::memory_order_relaxed);
+      measure_end_ = sh_.measure_end.load(std::memory_order_relaxed);
+    }
+    if (now >= measure_end_) return false;
+    bool queued = false;
+    for (const std::uint32_t i : publishers_) queued = pump(members_[i], now) || queued;
+    return queued;
   }
 
   // Queues what publisher mb may send now; true if it queued anything.

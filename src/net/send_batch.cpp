@@ -1,6 +1,8 @@
 // send_batch: one io_uring per event loop, one io_uring_enter per flush pass.
 #include "net/send_batch.hpp"
 
+#include "net/transport.hpp"
+
 #include <liburing.h>
 #include <spdlog/spdlog.h>
 
@@ -105,11 +107,8 @@ void send_batch::fall_back() noexcept {
   for (std::size_t i = 0; i < slots_.size(); ++i) {
     slot& s = slots_[i];
     if (s.done || !s.owner) continue;
-    ssize_t n;
-    do {
-      n = ::sendmsg(fds_[i], &headers_[i], MSG_NOSIGNAL | MSG_DONTWAIT);
-    } while (n < 0 && errno == EINTR);
-    s.result = n >= 0 ? static_cast<long>(n) : -static_cast<long>(errno);
+    s.result = transport::send_iov(fds_[i], headers_[i].msg_iov, static_cast<int>(headers_[i].msg_iovlen),
+                                   MSG_NOSIGNAL | MSG_DONTWAIT);
     s.done = true;
   }
 }

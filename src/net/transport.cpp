@@ -207,12 +207,20 @@ io_result transport::send_result(long result) {
   return {io_status::error};
 }
 
-io_result transport::send_raw(std::span<const std::uint8_t> bytes) {
+long transport::send_iov(int fd, const struct iovec* iov, int count, int flags) noexcept {
+  msghdr msg{};
+  msg.msg_iov = const_cast<struct iovec*>(iov);
+  msg.msg_iovlen = static_cast<std::size_t>(count);
   ssize_t n;
   do {
-    n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    n = ::sendmsg(fd, &msg, flags);
   } while (n < 0 && errno == EINTR);
-  return send_result(n >= 0 ? static_cast<long>(n) : -static_cast<long>(errno));
+  return n >= 0 ? static_cast<long>(n) : -static_cast<long>(errno);
+}
+
+io_result transport::send_raw(std::span<const std::uint8_t> bytes) {
+  const iovec v{const_cast<std::uint8_t*>(bytes.data()), bytes.size()};
+  return send_result(send_iov(fd_, &v, 1));
 }
 
 io_result transport::ship_scratch() {
@@ -403,23 +411,11 @@ io_result transport::sent(std::span<const std::uint8_t> records, long result) {
 }
 
 io_result transport::ship(std::span<const std::uint8_t> records) {
-  ssize_t n;
-  do {
-    n = ::send(fd_, records.data(), records.size(), MSG_NOSIGNAL);
-  } while (n < 0 && errno == EINTR);
-  return sent(records, n >= 0 ? static_cast<long>(n) : -static_cast<long>(errno));
+  const iovec v{const_cast<std::uint8_t*>(records.data()), records.size()};
+  return sent(records, send_iov(fd_, &v, 1));
 }
 
-io_result transport::writev(const struct iovec* iov, int count) {
-  msghdr msg{};
-  msg.msg_iov = const_cast<struct iovec*>(iov);
-  msg.msg_iovlen = static_cast<std::size_t>(count);
-  ssize_t n;
-  do {
-    n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
-  } while (n < 0 && errno == EINTR);
-  return send_result(n >= 0 ? static_cast<long>(n) : -static_cast<long>(errno));
-}
+io_result transport::writev(const struct iovec* iov, int count) { return send_result(send_iov(fd_, iov, count)); }
 
 void transport::on_sweep() noexcept {
   if (!t13_) return;

@@ -28,6 +28,8 @@
 #include <string>
 #include <vector>
 
+#include <sys/socket.h>
+
 struct iovec;
 
 namespace mles::net {
@@ -123,6 +125,9 @@ class transport {
   // A send's result (bytes, or -errno) as an io_result: -EAGAIN is want_write, other errors
   // set last_error() (also for a send made on the transport's behalf: the loop's batch).
   static io_result send_result(long result);
+  // sendmsg() of iov[0..count) on fd, again on EINTR: the bytes taken, or -errno (for
+  // send_result; also the batch's sends when its ring fails).
+  static long send_iov(int fd, const struct iovec* iov, int count, int flags = MSG_NOSIGNAL) noexcept;
 
  private:
   friend struct tls_sink_access;
