@@ -1,5 +1,6 @@
 // mles-bench: a loopback load generator that drives an Mles server like a fleet of real
-// clients (fanout, idle, history), and measures what the box's CPUs themselves cost (stalls). Command line → mode → one result (human + --json line).
+// clients (fanout, idle, history), and measures what the box's CPUs themselves cost
+// (stalls). Command line → mode → one result (human + --json line).
 #include "modes.hpp"
 
 #include <CLI/CLI.hpp>

@@ -571,8 +571,8 @@ client_loop::read_outcome client_loop::outcome_of_read(std::int64_t r, std::size
     o.drained = o.plaintext < space;  // a stream socket returns less only when it had no more
   } else if (r == 0) {
     o.eof = true;
-  } else if (r == -EAGAIN || r == -EWOULDBLOCK) {
-    o.drained = true;
+  } else if (r == -EAGAIN || r == -EWOULDBLOCK || r == -EINTR) {
+    o.drained = true;  // (-EINTR: only a batched read reports it; read() calls are retried)
   } else {
     o.error = fmt::format("read failed: {}", std::strerror(static_cast<int>(-r)));
   }

@@ -28,9 +28,7 @@
 #include <string>
 #include <vector>
 
-#include <sys/socket.h>
-
-struct iovec;
+#include <sys/socket.h>  // iovec, MSG_NOSIGNAL
 
 namespace mles::net {
 
